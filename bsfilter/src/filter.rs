@@ -1,0 +1,249 @@
+//! The filter as a library: analyse messages, classify them against the
+//! user's (and the system-wide) token database, train. The CLI, the
+//! delivery agent and the IMAP server all go through this.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::decode::DecodedMessage;
+use crate::error::{Error, Result};
+use crate::score::{Evidence, Method, Scorer};
+use crate::store::{self, Action, Counts, Lesson, MessageKey, Outcome, Store, Totals};
+use crate::tokenize::{Bigram, Segmenter, TokenSet, Tokenizer, TokenizerOptions};
+
+/// Everything that decides how the filter behaves.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    /// The user's bsfilter home: the token database lives here.
+    pub homedir: PathBuf,
+    /// The system-wide database (a file, or a directory holding one).
+    pub system_db: Option<PathBuf>,
+    pub method: Method,
+    /// Probability above which a message is spam.
+    pub spam_cutoff: f64,
+    pub tokenizer: TokenizerOptions,
+    pub busy_timeout: Duration,
+}
+
+impl FilterConfig {
+    pub fn new(homedir: PathBuf) -> FilterConfig {
+        FilterConfig {
+            homedir,
+            system_db: None,
+            method: Method::RobinsonFisher,
+            spam_cutoff: Method::RobinsonFisher.default_cutoff(),
+            tokenizer: TokenizerOptions::default(),
+            busy_timeout: store::DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+}
+
+/// A message ready to classify or learn.
+#[derive(Debug, Clone)]
+pub struct Analyzed {
+    pub tokens: TokenSet,
+    pub message_id: Option<String>,
+    pub key: MessageKey,
+}
+
+/// A classification.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    pub probability: f64,
+    pub is_spam: bool,
+}
+
+pub struct Filter {
+    config: FilterConfig,
+    tokenizer: Tokenizer,
+    scorer: Scorer,
+}
+
+impl Filter {
+    pub fn new(config: FilterConfig) -> Filter {
+        Filter::with_segmenter(config, Box::new(Bigram))
+    }
+
+    pub fn with_segmenter(config: FilterConfig, segmenter: Box<dyn Segmenter>) -> Filter {
+        let tokenizer = Tokenizer::new(config.tokenizer.clone(), segmenter);
+        let scorer = Scorer::new(config.method);
+        Filter { config, tokenizer, scorer }
+    }
+
+    pub fn config(&self) -> &FilterConfig {
+        &self.config
+    }
+
+    pub fn user_db_path(&self) -> PathBuf {
+        self.config.homedir.join(store::DB_FILE_NAME)
+    }
+
+    pub fn system_db_path(&self) -> Option<PathBuf> {
+        self.config.system_db.as_deref().map(resolve_db_path)
+    }
+
+    /// Decodes and tokenizes one message.
+    pub fn analyze(&self, raw: &[u8], envelope_sender: Option<&str>) -> Analyzed {
+        let decoded = DecodedMessage::parse(raw);
+        let tokens = self.tokenizer.tokenize(&decoded, envelope_sender);
+        let key = MessageKey::new(decoded.message_id.as_deref(), &tokens);
+        Analyzed { tokens, message_id: decoded.message_id, key }
+    }
+
+    /// Opens the user's database for training, creating the home directory
+    /// (mode 0700) and the database when missing.
+    pub fn open_user_db(&self) -> Result<Store> {
+        create_private_dir(&self.config.homedir)?;
+        Store::open(&self.user_db_path(), self.config.busy_timeout)
+    }
+
+    /// Opens the databases for classifying about `expected_messages`
+    /// messages. For a large batch the token tables are read into memory
+    /// once, which beats one lookup per token.
+    pub fn classifier(&self, expected_messages: usize) -> Result<Classifier<'_>> {
+        let open = |path: &Path| Layer::open(path, self.config.busy_timeout, expected_messages);
+        let user = open(&self.user_db_path())?;
+        let system = match self.system_db_path() {
+            Some(path) => open(&path)?,
+            None => Layer::Absent,
+        };
+        Ok(Classifier { filter: self, user, system })
+    }
+
+    /// Learns (or unlearns) messages in one transaction.
+    pub fn train(&self, store: &mut Store, messages: &[&Analyzed], action: Action) -> Result<Vec<Outcome>> {
+        let lessons: Vec<Lesson<'_>> = messages
+            .iter()
+            .map(|m| Lesson { tokens: &m.tokens, key: m.key, message_id: m.message_id.as_deref(), action })
+            .collect();
+        store.train(&lessons)
+    }
+
+    /// Learns each message as the class of its verdict (`--auto-update`).
+    pub fn train_verdicts(&self, store: &mut Store, messages: &[(&Analyzed, Verdict)]) -> Result<Vec<Outcome>> {
+        let lessons: Vec<Lesson<'_>> = messages
+            .iter()
+            .map(|(m, v)| Lesson {
+                tokens: &m.tokens,
+                key: m.key,
+                message_id: m.message_id.as_deref(),
+                action: Action::Add(if v.is_spam { store::Class::Spam } else { store::Class::Clean }),
+            })
+            .collect();
+        store.train(&lessons)
+    }
+
+    pub fn scorer(&self) -> &Scorer {
+        &self.scorer
+    }
+}
+
+/// `--system-db` may name the database file or a bsfilter home holding it.
+pub fn resolve_db_path(path: &Path) -> PathBuf {
+    if path.is_dir() { path.join(store::DB_FILE_NAME) } else { path.to_owned() }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::Database {
+            path: dir.to_owned(),
+            message: format!("cannot create the bsfilter home directory: {e}"),
+        }),
+    }
+}
+
+/// One database as the classifier sees it.
+enum Layer {
+    /// No database file: no evidence.
+    Absent,
+    /// Looked up token by token.
+    Live(Store),
+    /// Read into memory (large batches).
+    Loaded { totals: Totals, tokens: HashMap<Box<str>, Counts> },
+}
+
+/// Lookups per message beyond which reading the whole table is cheaper.
+const LOOKUPS_PER_MESSAGE: u64 = 200;
+
+impl Layer {
+    fn open(path: &Path, busy_timeout: Duration, expected_messages: usize) -> Result<Layer> {
+        let Some(store) = Store::open_read_only(path, busy_timeout)? else {
+            return Ok(Layer::Absent);
+        };
+        let preload = expected_messages > 1
+            && store.read(|r| r.token_count())? <= expected_messages as u64 * LOOKUPS_PER_MESSAGE;
+        if !preload {
+            return Ok(Layer::Live(store));
+        }
+        store.read(|r| {
+            let totals = r.totals()?;
+            let mut tokens = HashMap::with_capacity(r.token_count()? as usize);
+            r.for_each_token(|t, c| {
+                tokens.insert(Box::from(t), c);
+                Ok(())
+            })?;
+            Ok(Layer::Loaded { totals, tokens })
+        })
+    }
+
+    /// Evidence for every token of each message.
+    fn evidence(&self, messages: &[&Analyzed]) -> Result<Vec<Vec<Option<Evidence>>>> {
+        match self {
+            Layer::Absent => Ok(messages.iter().map(|m| vec![None; m.tokens.len()]).collect()),
+            Layer::Live(store) => store.read(|r| {
+                let totals = r.totals()?;
+                messages
+                    .iter()
+                    .map(|m| {
+                        Ok(r.lookup(m.tokens.iter())?
+                            .into_iter()
+                            .map(|counts| Some(Evidence { counts, totals }))
+                            .collect())
+                    })
+                    .collect()
+            }),
+            Layer::Loaded { totals, tokens } => Ok(messages
+                .iter()
+                .map(|m| {
+                    m.tokens
+                        .iter()
+                        .map(|t| Some(Evidence { counts: tokens.get(t).copied().unwrap_or_default(), totals: *totals }))
+                        .collect()
+                })
+                .collect()),
+        }
+    }
+}
+
+/// Classifies messages against open databases.
+pub struct Classifier<'f> {
+    filter: &'f Filter,
+    user: Layer,
+    system: Layer,
+}
+
+impl Classifier<'_> {
+    pub fn classify(&self, messages: &[&Analyzed]) -> Result<Vec<Verdict>> {
+        let user = self.user.evidence(messages)?;
+        let system = match self.system {
+            Layer::Absent => None,
+            _ => Some(self.system.evidence(messages)?),
+        };
+        let scorer = &self.filter.scorer;
+        Ok(user
+            .iter()
+            .enumerate()
+            .map(|(i, user_ev)| {
+                let probabilities = user_ev.iter().enumerate().map(|(j, u)| {
+                    let s = system.as_ref().and_then(|s| s[i][j]);
+                    scorer.token_probability(*u, s)
+                });
+                let probability = scorer.combine(probabilities);
+                Verdict { probability, is_spam: probability > self.filter.config.spam_cutoff }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,125 @@
+//! Editing the header of a raw message: verdict headers (`X-Spam-Flag`, …)
+//! and the spam subject prefix. Bytes outside the edited fields are kept as
+//! they are, line endings included.
+
+/// Replaces every field called `name` (case-insensitively, continuation
+/// lines included) by one `name: value` at the end of the header. Removing
+/// all copies matters: a sender must not be able to forge a verdict by
+/// sending the header themselves.
+pub fn set_field(message: &[u8], name: &str, value: &str) -> Vec<u8> {
+    let mut out = remove_fields(message, name);
+    let at = header_end(&out);
+    let eol: &[u8] = if uses_crlf(message) { b"\r\n" } else { b"\n" };
+    let mut field = Vec::with_capacity(name.len() + value.len() + 4);
+    field.extend_from_slice(name.as_bytes());
+    field.extend_from_slice(b": ");
+    field.extend_from_slice(value.as_bytes());
+    field.extend_from_slice(eol);
+    // A message that has only a header and no final newline: end the last
+    // field first.
+    if at > 0 && at == out.len() && !out.ends_with(b"\n") {
+        out.extend_from_slice(eol);
+        let end = out.len();
+        out.splice(end..end, field);
+        return out;
+    }
+    out.splice(at..at, field);
+    out
+}
+
+/// Removes every field called `name`, continuation lines included.
+pub fn remove_fields(message: &[u8], name: &str) -> Vec<u8> {
+    let end = header_end(message);
+    let mut out = Vec::with_capacity(message.len());
+    let mut skipping = false;
+    for line in message[..end].split_inclusive(|&b| b == b'\n') {
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            skipping = field_name(line).is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()));
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&message[end..]);
+    out
+}
+
+/// Puts `prefix` in front of the Subject (adding a Subject when there is
+/// none), unless it is there already.
+pub fn prefix_subject(message: &[u8], prefix: &str) -> Vec<u8> {
+    let end = header_end(message);
+    let mut offset = 0;
+    for line in message[..end].split_inclusive(|&b| b == b'\n') {
+        if field_name(line).is_some_and(|n| n.eq_ignore_ascii_case(b"subject")) {
+            let colon = line.iter().position(|&b| b == b':').expect("field has a colon");
+            let mut value_start = colon + 1;
+            while line.get(value_start) == Some(&b' ') {
+                value_start += 1;
+            }
+            if line[value_start..].starts_with(prefix.as_bytes()) {
+                return message.to_vec();
+            }
+            let mut out = message.to_vec();
+            let at = offset + value_start;
+            out.splice(at..at, prefix.bytes());
+            return out;
+        }
+        offset += line.len();
+    }
+    set_field(message, "Subject", prefix.trim_end())
+}
+
+/// The name of the header field starting on `line`, if it starts one.
+fn field_name(line: &[u8]) -> Option<&[u8]> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let name = &line[..colon];
+    (!name.is_empty() && name.iter().all(|&b| b.is_ascii_graphic())).then_some(name)
+}
+
+/// Offset of the empty line ending the header (or of the first line that
+/// cannot be part of a header); the message length if there is neither.
+pub fn header_end(message: &[u8]) -> usize {
+    let mut offset = 0;
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        let is_field = field_name(line).is_some();
+        let continuation = offset > 0 && matches!(line.first(), Some(b' ' | b'\t'));
+        if !(is_field || continuation) {
+            return offset;
+        }
+        offset += line.len();
+    }
+    offset
+}
+
+fn uses_crlf(message: &[u8]) -> bool {
+    message.iter().position(|&b| b == b'\n').is_some_and(|i| i > 0 && message[i - 1] == b'\r')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_forged_fields() {
+        let m = b"From: a\nX-Spam-Flag: NO\n  continued\nx-spam-flag: no\nSubject: s\n\nbody\nX-Spam-Flag: body line stays\n";
+        let out = set_field(m, "X-Spam-Flag", "Yes");
+        assert_eq!(out, b"From: a\nSubject: s\nX-Spam-Flag: Yes\n\nbody\nX-Spam-Flag: body line stays\n".to_vec());
+    }
+
+    #[test]
+    fn keeps_crlf_and_handles_headers_only() {
+        assert_eq!(set_field(b"A: b\r\n\r\nx", "X-F", "1"), b"A: b\r\nX-F: 1\r\n\r\nx".to_vec());
+        assert_eq!(set_field(b"A: b", "X-F", "1"), b"A: b\nX-F: 1\n".to_vec());
+        assert_eq!(set_field(b"", "X-F", "1"), b"X-F: 1\n".to_vec());
+        // no header at all: the field goes on top
+        assert_eq!(set_field(b"just text\n", "X-F", "1"), b"X-F: 1\njust text\n".to_vec());
+    }
+
+    #[test]
+    fn subject_prefix() {
+        assert_eq!(prefix_subject(b"Subject: hi\n\nb", "[SPAM] "), b"Subject: [SPAM] hi\n\nb".to_vec());
+        assert_eq!(prefix_subject(b"Subject: [SPAM] hi\n\nb", "[SPAM] "), b"Subject: [SPAM] hi\n\nb".to_vec());
+        assert_eq!(prefix_subject(b"From: x\n\nb", "[SPAM] "), b"From: x\nSubject: [SPAM]\n\nb".to_vec());
+    }
+}

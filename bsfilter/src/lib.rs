@@ -1,0 +1,33 @@
+//! bsfilter: a learning (Bayesian) spam filter, compatible with the original
+//! Ruby bsfilter's command line, with first-class Japanese support.
+//!
+//! The path of a message through the library:
+//!
+//! - [`mbox`] splits an mbox into messages (`--mbox`);
+//! - [`decode`] turns raw bytes into decoded UTF-8 header values, text,
+//!   link targets and attachment names (MIME and charsets by mail-parser),
+//!   with [`html`] extracting the text and links of HTML parts;
+//! - [`tokenize`] turns a decoded message into its set of tokens (the
+//!   Japanese segmenter plugs in here);
+//! - [`store`] keeps per-token counts and the training ledger in SQLite;
+//! - [`score`] turns counts into a spam probability (Graham, Robinson,
+//!   Robinson-Fisher), layering the user's database over the system's;
+//! - [`filter`] ties these together for every program of the toolkit;
+//! - [`headers`] edits verdict headers into a message;
+//! - [`export`] reads and writes the original's export format;
+//! - [`cli`] is the `bsfilter` command line; [`error`] its exit codes.
+
+pub mod cli;
+pub mod decode;
+pub mod error;
+pub mod export;
+pub mod filter;
+pub mod headers;
+pub mod html;
+pub mod mbox;
+pub mod score;
+pub mod store;
+pub mod tokenize;
+
+pub use error::{Error, Result};
+pub use filter::{Analyzed, Filter, FilterConfig, Verdict};

@@ -1,0 +1,507 @@
+//! The token store: one SQLite file per user (and one system-wide).
+//!
+//! Tables (all `WITHOUT ROWID`):
+//! - `meta(key, value)`: `schema_version`, `spam_messages`, `clean_messages`;
+//! - `tokens(token, spam, clean)`: how many learned messages of each class
+//!   contain the token;
+//! - `ledger(key, class, message_id, learned_at)`: every message learned,
+//!   keyed by its Message-ID and a digest of its tokens, so a message counts
+//!   at most once and re-learning it as the other class moves its counts.
+//!
+//! Many processes share one file: WAL mode lets readers run beside a
+//! writer; writers take the lock up front (`BEGIN IMMEDIATE`), keep
+//! transactions short, and wait up to the busy timeout before giving up
+//! with [`Error::Locked`] (exit 75, "try again").
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::tokenize::TokenSet;
+
+/// Version of the schema this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+/// File name of the token database inside a bsfilter home directory.
+pub const DB_FILE_NAME: &str = "bsfilter.sqlite3";
+/// How long to wait for another process's lock by default.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A message class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Spam,
+    Clean,
+}
+
+impl Class {
+    fn code(self) -> i64 {
+        match self {
+            Class::Spam => 1,
+            Class::Clean => 0,
+        }
+    }
+    fn from_code(code: i64) -> Class {
+        if code == 1 { Class::Spam } else { Class::Clean }
+    }
+    pub fn other(self) -> Class {
+        match self {
+            Class::Spam => Class::Clean,
+            Class::Clean => Class::Spam,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Spam => "spam",
+            Class::Clean => "clean",
+        }
+    }
+}
+
+/// Per-token counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub spam: u64,
+    pub clean: u64,
+}
+
+impl Counts {
+    pub fn get(&self, class: Class) -> u64 {
+        match class {
+            Class::Spam => self.spam,
+            Class::Clean => self.clean,
+        }
+    }
+}
+
+/// Message totals and store size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub spam_messages: u64,
+    pub clean_messages: u64,
+}
+
+/// What to do with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Add(Class),
+    Sub(Class),
+}
+
+/// The identity of a learned message: Message-ID plus token digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageKey([u8; 16]);
+
+impl MessageKey {
+    pub fn new(message_id: Option<&str>, tokens: &TokenSet) -> MessageKey {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(message_id.unwrap_or("").as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&tokens.digest().to_le_bytes());
+        MessageKey(hasher.digest128().to_le_bytes())
+    }
+}
+
+/// One message to learn or unlearn.
+#[derive(Debug, Clone, Copy)]
+pub struct Lesson<'a> {
+    pub tokens: &'a TokenSet,
+    pub key: MessageKey,
+    pub message_id: Option<&'a str>,
+    pub action: Action,
+}
+
+/// What training did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Counted in the class.
+    Learned,
+    /// It was counted in the other class; its counts moved.
+    Moved,
+    /// It was already counted in that class: nothing changed.
+    AlreadyLearned,
+    /// Removed from the class.
+    Unlearned,
+    /// `--sub-*` of a message not learned in that class: nothing changed.
+    NotLearned,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `path` for reading and writing, creating it (and
+    /// its schema) when missing.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
+        let mut store = Store { conn, path: path.to_owned() };
+        store.configure(busy_timeout)?;
+        store.create_schema()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading only; `None` when there is no file.
+    pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Option<Store>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
+        let store = Store { conn, path: path.to_owned() };
+        store.conn.busy_timeout(busy_timeout).map_err(|e| store.err(e))?;
+        store.check_schema()?;
+        Ok(Some(store))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::from_sqlite(&self.path, e)
+    }
+
+    fn configure(&mut self, busy_timeout: Duration) -> Result<()> {
+        self.conn.busy_timeout(busy_timeout).map_err(|e| self.err(e))?;
+        // Switching to WAL needs a moment of exclusive access; the busy
+        // handler covers it, and an existing WAL database needs no switch.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Database { path: self.path.clone(), message: format!("cannot use WAL mode (got {mode})") });
+        }
+        // WAL + NORMAL is durable against process crashes; an OS crash may
+        // lose the last transactions, never corrupt the file.
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL").map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn create_schema(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Error::from_sqlite(&path, e))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS tokens(token TEXT PRIMARY KEY, spam INTEGER NOT NULL, clean INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS ledger(key BLOB PRIMARY KEY, class INTEGER NOT NULL, message_id TEXT, learned_at INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT OR IGNORE INTO meta(key, value) VALUES ('spam_messages', 0), ('clean_messages', 0);",
+        )
+        .map_err(|e| Error::from_sqlite(&path, e))?;
+        tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION])
+            .map_err(|e| Error::from_sqlite(&path, e))?;
+        tx.commit().map_err(|e| Error::from_sqlite(&path, e))?;
+        self.check_schema()
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let version: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match version {
+            Some(SCHEMA_VERSION) => Ok(()),
+            Some(v) => Err(Error::Database {
+                path: self.path.clone(),
+                message: format!("schema version {v}, this bsfilter reads version {SCHEMA_VERSION}"),
+            }),
+            None => Err(Error::Database { path: self.path.clone(), message: "not a bsfilter token database".into() }),
+        }
+    }
+
+    /// Runs `f` inside one read transaction, so every lookup it makes sees
+    /// the same snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN DEFERRED").map_err(|e| self.err(e))?;
+        let result = f(&Reader { store: self });
+        // A read transaction has nothing to keep: end it either way.
+        let end = self.conn.execute_batch("COMMIT").map_err(|e| self.err(e));
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+
+    /// Applies a batch of lessons in one write transaction.
+    pub fn train(&mut self, lessons: &[Lesson<'_>]) -> Result<Vec<Outcome>> {
+        let path = self.path.clone();
+        let sql = |e| Error::from_sqlite(&path, e);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let mut deltas: HashMap<&str, (i64, i64)> = HashMap::new();
+        let mut message_deltas = (0i64, 0i64);
+        let mut outcomes = Vec::with_capacity(lessons.len());
+        {
+            let mut find = tx.prepare_cached("SELECT class FROM ledger WHERE key=?1").map_err(sql)?;
+            let mut record = tx
+                .prepare_cached("INSERT OR REPLACE INTO ledger(key, class, message_id, learned_at) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sql)?;
+            let mut forget = tx.prepare_cached("DELETE FROM ledger WHERE key=?1").map_err(sql)?;
+            for lesson in lessons {
+                let known: Option<Class> = find
+                    .query_row([&lesson.key.0[..]], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(sql)?
+                    .map(Class::from_code);
+                let mut change = |class: Class, sign: i64| {
+                    for t in lesson.tokens.iter() {
+                        let d = deltas.entry(t).or_default();
+                        match class {
+                            Class::Spam => d.0 += sign,
+                            Class::Clean => d.1 += sign,
+                        }
+                    }
+                    match class {
+                        Class::Spam => message_deltas.0 += sign,
+                        Class::Clean => message_deltas.1 += sign,
+                    }
+                };
+                let outcome = match (lesson.action, known) {
+                    (Action::Add(class), Some(k)) if k == class => Outcome::AlreadyLearned,
+                    (Action::Add(class), Some(k)) => {
+                        change(k, -1);
+                        change(class, 1);
+                        Outcome::Moved
+                    }
+                    (Action::Add(class), None) => {
+                        change(class, 1);
+                        Outcome::Learned
+                    }
+                    (Action::Sub(class), Some(k)) if k == class => {
+                        change(class, -1);
+                        Outcome::Unlearned
+                    }
+                    (Action::Sub(_), _) => Outcome::NotLearned,
+                };
+                match (outcome, lesson.action) {
+                    (Outcome::Learned | Outcome::Moved, Action::Add(class)) => {
+                        record
+                            .execute(params![&lesson.key.0[..], class.code(), lesson.message_id, now])
+                            .map_err(sql)?;
+                    }
+                    (Outcome::Unlearned, _) => {
+                        forget.execute([&lesson.key.0[..]]).map_err(sql)?;
+                    }
+                    _ => {}
+                }
+                outcomes.push(outcome);
+            }
+        }
+        apply_deltas(&tx, deltas.iter().map(|(t, d)| (*t, *d)), message_deltas).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(outcomes)
+    }
+
+    /// Adds raw counts (from an export file) to one class, bypassing the
+    /// ledger: the messages behind them are not known.
+    pub fn import(&mut self, class: Class, tokens: &HashMap<String, u64>, messages: u64) -> Result<()> {
+        let path = self.path.clone();
+        let sql = |e| Error::from_sqlite(&path, e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let as_delta = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let deltas = tokens.iter().map(|(t, &n)| match class {
+            Class::Spam => (t.as_str(), (as_delta(n), 0)),
+            Class::Clean => (t.as_str(), (0, as_delta(n))),
+        });
+        let message_delta = match class {
+            Class::Spam => (as_delta(messages), 0),
+            Class::Clean => (0, as_delta(messages)),
+        };
+        apply_deltas(&tx, deltas, message_delta).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+}
+
+fn apply_deltas<'t>(
+    tx: &rusqlite::Transaction<'_>,
+    deltas: impl Iterator<Item = (&'t str, (i64, i64))>,
+    messages: (i64, i64),
+) -> rusqlite::Result<()> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO tokens(token, spam, clean) VALUES (?1, max(?2, 0), max(?3, 0))
+         ON CONFLICT(token) DO UPDATE SET spam = max(spam + ?2, 0), clean = max(clean + ?3, 0)",
+    )?;
+    let mut prune = tx.prepare_cached("DELETE FROM tokens WHERE token=?1 AND spam=0 AND clean=0")?;
+    for (token, (spam, clean)) in deltas {
+        if spam == 0 && clean == 0 {
+            continue;
+        }
+        upsert.execute(params![token, spam, clean])?;
+        if spam < 0 || clean < 0 {
+            prune.execute([token])?;
+        }
+    }
+    let mut bump = tx.prepare_cached("UPDATE meta SET value = max(value + ?2, 0) WHERE key=?1")?;
+    if messages.0 != 0 {
+        bump.execute(params!["spam_messages", messages.0])?;
+    }
+    if messages.1 != 0 {
+        bump.execute(params!["clean_messages", messages.1])?;
+    }
+    Ok(())
+}
+
+/// Lookups inside one read transaction.
+pub struct Reader<'s> {
+    store: &'s Store,
+}
+
+impl Reader<'_> {
+    pub fn totals(&self) -> Result<Totals> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached("SELECT key, value FROM meta WHERE key IN ('spam_messages', 'clean_messages')")
+            .map_err(|e| self.store.err(e))?;
+        let mut totals = Totals::default();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.store.err(e))?;
+        for row in rows {
+            let (key, value) = row.map_err(|e| self.store.err(e))?;
+            let value = value.max(0) as u64;
+            match key.as_str() {
+                "spam_messages" => totals.spam_messages = value,
+                _ => totals.clean_messages = value,
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Counts of each token (zero for unknown ones), in the same order.
+    pub fn lookup<'a>(&self, tokens: impl Iterator<Item = &'a str>) -> Result<Vec<Counts>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare_cached("SELECT spam, clean FROM tokens WHERE token=?1")
+            .map_err(|e| self.store.err(e))?;
+        tokens
+            .map(|t| {
+                stmt.query_row([t], |r| Ok(Counts { spam: r.get::<_, i64>(0)? as u64, clean: r.get::<_, i64>(1)? as u64 }))
+                    .optional()
+                    .map(Option::unwrap_or_default)
+                    .map_err(|e| self.store.err(e))
+            })
+            .collect()
+    }
+
+    /// Number of distinct tokens stored.
+    pub fn token_count(&self) -> Result<u64> {
+        self.store
+            .conn
+            .query_row("SELECT count(*) FROM tokens", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.store.err(e))
+    }
+
+    /// Number of distinct tokens with a non-zero count in `class`.
+    pub fn class_token_count(&self, class: Class) -> Result<u64> {
+        let sql = match class {
+            Class::Spam => "SELECT count(*) FROM tokens WHERE spam > 0",
+            Class::Clean => "SELECT count(*) FROM tokens WHERE clean > 0",
+        };
+        self.store.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(|e| self.store.err(e))
+    }
+
+    /// Number of messages in the ledger.
+    pub fn ledger_count(&self) -> Result<u64> {
+        self.store
+            .conn
+            .query_row("SELECT count(*) FROM ledger", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.store.err(e))
+    }
+
+    /// Calls `f` for every stored token, in token order.
+    pub fn for_each_token(&self, mut f: impl FnMut(&str, Counts) -> Result<()>) -> Result<()> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare("SELECT token, spam, clean FROM tokens ORDER BY token")
+            .map_err(|e| self.store.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.store.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.store.err(e))? {
+            let token = row.get_ref(0).map_err(|e| self.store.err(e))?.as_str().map_err(|e| self.store.err(e.into()))?;
+            let counts = Counts {
+                spam: row.get::<_, i64>(1).map_err(|e| self.store.err(e))? as u64,
+                clean: row.get::<_, i64>(2).map_err(|e| self.store.err(e))? as u64,
+            };
+            f(token, counts)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(tokens: &[&str]) -> TokenSet {
+        TokenSet::from_unsorted(tokens.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn ledger_counts_once_and_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db"), DEFAULT_BUSY_TIMEOUT).unwrap();
+        let a = set(&["cheap", "viagra"]);
+        let key = MessageKey::new(Some("<a@x>"), &a);
+        let lesson = |action| Lesson { tokens: &a, key, message_id: Some("<a@x>"), action };
+        assert_eq!(store.train(&[lesson(Action::Add(Class::Spam))]).unwrap(), [Outcome::Learned]);
+        assert_eq!(store.train(&[lesson(Action::Add(Class::Spam))]).unwrap(), [Outcome::AlreadyLearned]);
+        let counts = |s: &Store| s.read(|r| Ok((r.totals()?, r.lookup(["cheap", "other"].into_iter())?))).unwrap();
+        let (totals, c) = counts(&store);
+        assert_eq!(totals, Totals { spam_messages: 1, clean_messages: 0 });
+        assert_eq!(c, [Counts { spam: 1, clean: 0 }, Counts::default()]);
+
+        assert_eq!(store.train(&[lesson(Action::Add(Class::Clean))]).unwrap(), [Outcome::Moved]);
+        let (totals, c) = counts(&store);
+        assert_eq!(totals, Totals { spam_messages: 0, clean_messages: 1 });
+        assert_eq!(c[0], Counts { spam: 0, clean: 1 });
+
+        assert_eq!(store.train(&[lesson(Action::Sub(Class::Spam))]).unwrap(), [Outcome::NotLearned]);
+        assert_eq!(store.train(&[lesson(Action::Sub(Class::Clean))]).unwrap(), [Outcome::Unlearned]);
+        let (totals, c) = counts(&store);
+        assert_eq!(totals, Totals::default());
+        assert_eq!(c[0], Counts::default());
+        assert_eq!(store.read(|r| r.token_count()).unwrap(), 0, "zero rows are pruned");
+    }
+
+    #[test]
+    fn duplicate_within_one_batch_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db"), DEFAULT_BUSY_TIMEOUT).unwrap();
+        let a = set(&["x"]);
+        let key = MessageKey::new(None, &a);
+        let l = Lesson { tokens: &a, key, message_id: None, action: Action::Add(Class::Clean) };
+        assert_eq!(store.train(&[l, l]).unwrap(), [Outcome::Learned, Outcome::AlreadyLearned]);
+        assert_eq!(store.read(|r| r.lookup(["x"].into_iter())).unwrap()[0].clean, 1);
+    }
+
+    #[test]
+    fn garbage_file_is_a_database_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = Store::open(&path, DEFAULT_BUSY_TIMEOUT).err().unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::IOERR, "{err}");
+        let err = Store::open_read_only(&path, DEFAULT_BUSY_TIMEOUT).err().unwrap();
+        assert_eq!(err.exit_code(), crate::error::exit::IOERR, "{err}");
+    }
+
+    #[test]
+    fn missing_read_only_store_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Store::open_read_only(&dir.path().join("none.db"), DEFAULT_BUSY_TIMEOUT).unwrap().is_none());
+    }
+}

@@ -1,0 +1,632 @@
+//! Tokens: what a decoded message is made of, for the filter.
+//!
+//! A token is a string with no white space. Body words stand alone; tokens
+//! from elsewhere carry a tag and a colon, the same categories the original
+//! bsfilter uses (so `--export-*` maps onto its `LANG CATEGORY TOKEN COUNT`
+//! lines):
+//!
+//! | source | token |
+//! |---|---|
+//! | body word | `viagra` (lower-cased) |
+//! | header field `NAME` | `subject:viagra`, `from:example.com` |
+//! | URL, link target, host or e-mail domain anywhere | `url:spam.example.net`, `url:example.net`, `url:buy` |
+//! | attachment | `attachment:application/pdf`, `attachment:invoice`, `attachment:.pdf` |
+//!
+//! **Numbers.** A run of one to four digits is kept as it is (years,
+//! prices, counts); a longer run becomes its shape, `num:N` with N its
+//! length (phone numbers, order and tracking numbers are unique per message,
+//! but "a 10-digit number" is evidence). Dotted numbers (`12.34`, IPv4
+//! addresses, versions) are kept whole; an IPv4 address also yields its /24
+//! prefix (`received:192.0.2`).
+//!
+//! **Length.** Words shorter than 2 or longer than [`MAX_WORD_BYTES`] are
+//! dropped, as the original drops words of 20 characters or more.
+//!
+//! **Japanese** (and other CJK) runs go to a pluggable [`Segmenter`]; the
+//! default is [`Bigram`].
+//!
+//! Each message yields a *set* of tokens: counts are "messages containing
+//! the token", as Robinson's and Graham's formulas assume.
+
+use crate::decode::DecodedMessage;
+
+/// Longest word kept, in bytes (the original: fewer than 20 characters).
+pub const MAX_WORD_BYTES: usize = 40;
+/// Longest word kept, in characters.
+const MAX_WORD_CHARS: usize = 19;
+
+/// The original's default `--mark-in-token`.
+pub const DEFAULT_MARK_IN_TOKEN: &str = "|!*'";
+/// The original's default `--max-line`.
+pub const DEFAULT_MAX_LINE: usize = 500;
+/// The original's default `--refer-header` (`ufrom` is the mbox `From ` line,
+/// `charset` the charset parameters of Content-Type).
+pub const DEFAULT_REFER_HEADERS: &[&str] = &[
+    "ufrom",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "reply-to",
+    "return-path",
+    "received",
+    "content-transfer-encoding",
+    "content-type",
+    "charset",
+    "content-disposition",
+];
+
+/// Headers never tokenized: verdicts we (or another filter) added, and the
+/// mbox status headers that mail readers rewrite. Learning them would make
+/// a message's tokens change when it is read or moved.
+const VOLATILE_HEADERS: &[&str] =
+    &["status", "x-status", "x-keywords", "x-uid", "x-imapbase", "x-imap", "content-length", "lines"];
+
+/// Splits a run of CJK text into tokens.
+pub trait Segmenter: Send + Sync {
+    /// Calls `emit` for every token of `run`, which holds only characters
+    /// for which [`is_cjk`] is true.
+    fn segment(&self, run: &str, emit: &mut dyn FnMut(&str));
+}
+
+/// The original bsfilter's `bigram` tokenizer, improved for hiragana: kanji
+/// runs of one or two characters are a token, longer runs give their
+/// bigrams; a katakana run (with `ー`) is one token; hiragana runs, which
+/// the original drops, give their bigrams too (particles and endings carry
+/// style: spam's `〜しませんか` is not a business letter's `〜いたします`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Bigram;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Han,
+    Hiragana,
+    Katakana,
+}
+
+fn script_of(c: char) -> Script {
+    match c {
+        '\u{3040}'..='\u{309F}' => Script::Hiragana,
+        '\u{30A0}'..='\u{30FF}' | '\u{31F0}'..='\u{31FF}' | '\u{FF66}'..='\u{FF9F}' => Script::Katakana,
+        _ => Script::Han,
+    }
+}
+
+impl Segmenter for Bigram {
+    fn segment(&self, run: &str, emit: &mut dyn FnMut(&str)) {
+        let mut chars = run.char_indices().peekable();
+        while let Some((start, first)) = chars.next() {
+            let script = script_of(first);
+            let mut end = start + first.len_utf8();
+            let mut bounds = vec![start];
+            while let Some(&(i, c)) = chars.peek() {
+                if script_of(c) != script {
+                    break;
+                }
+                bounds.push(i);
+                end = i + c.len_utf8();
+                chars.next();
+            }
+            let segment = &run[start..end];
+            if script == Script::Katakana || bounds.len() <= 2 {
+                emit(segment);
+            } else {
+                bounds.push(end);
+                for w in bounds.windows(3) {
+                    emit(&run[w[0]..w[2]]);
+                }
+            }
+        }
+    }
+}
+
+/// True for the characters handed to the [`Segmenter`]: kanji, kana and the
+/// CJK iteration and prolonged-sound marks.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{3005}' | '\u{3006}' | '\u{3007}' // 々 〆 〇
+        | '\u{3040}'..='\u{30FF}'   // hiragana, katakana, ー
+        | '\u{31F0}'..='\u{31FF}'   // katakana phonetic extensions
+        | '\u{3400}'..='\u{4DBF}'   // CJK extension A
+        | '\u{4E00}'..='\u{9FFF}'   // CJK unified ideographs
+        | '\u{F900}'..='\u{FAFF}'   // compatibility ideographs
+        | '\u{FF66}'..='\u{FF9F}'   // half-width katakana
+        | '\u{20000}'..='\u{2FA1F}')
+}
+
+/// Which header fields are tokenized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderSelection {
+    All,
+    /// Lower-cased names; empty means no headers (`--ignore-header`).
+    Listed(Vec<String>),
+}
+
+impl HeaderSelection {
+    fn includes(&self, name: &str) -> bool {
+        match self {
+            HeaderSelection::All => true,
+            HeaderSelection::Listed(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
+impl Default for HeaderSelection {
+    fn default() -> Self {
+        HeaderSelection::Listed(DEFAULT_REFER_HEADERS.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+/// What the tokenizer reads and how.
+#[derive(Debug, Clone)]
+pub struct TokenizerOptions {
+    /// Characters besides letters and digits that belong to a word.
+    pub mark_in_token: String,
+    /// Body lines read, over all text parts (0 = all).
+    pub max_line: usize,
+    pub headers: HeaderSelection,
+    /// Header names (lower case, ending in '-') whose fields are never read:
+    /// verdict headers such as `x-spam-`.
+    pub verdict_header_prefix: String,
+    /// `--ignore-body`: only URLs and addresses of the body count.
+    pub ignore_body: bool,
+    /// `--ignore-plain-text-part`: when an HTML part exists, skip plain ones.
+    pub ignore_plain_text_part: bool,
+}
+
+impl Default for TokenizerOptions {
+    fn default() -> Self {
+        TokenizerOptions {
+            mark_in_token: DEFAULT_MARK_IN_TOKEN.to_owned(),
+            max_line: DEFAULT_MAX_LINE,
+            headers: HeaderSelection::default(),
+            verdict_header_prefix: "x-spam-".to_owned(),
+            ignore_body: false,
+            ignore_plain_text_part: false,
+        }
+    }
+}
+
+/// The set of tokens of one message, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenSet(Vec<String>);
+
+impl TokenSet {
+    pub fn from_unsorted(mut tokens: Vec<String>) -> TokenSet {
+        tokens.sort_unstable();
+        tokens.dedup();
+        TokenSet(tokens)
+    }
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// A digest of the set, independent of how the message was encoded.
+    pub fn digest(&self) -> u128 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for t in &self.0 {
+            hasher.update(t.as_bytes());
+            hasher.update(&[0]);
+        }
+        hasher.digest128()
+    }
+}
+
+/// Turns decoded messages into token sets.
+pub struct Tokenizer {
+    options: TokenizerOptions,
+    segmenter: Box<dyn Segmenter>,
+}
+
+impl Tokenizer {
+    pub fn new(options: TokenizerOptions, segmenter: Box<dyn Segmenter>) -> Tokenizer {
+        Tokenizer { options, segmenter }
+    }
+
+    pub fn options(&self) -> &TokenizerOptions {
+        &self.options
+    }
+
+    /// Tokens of a message; `envelope_sender` is the mbox `From ` line's
+    /// address when there is one (the original's `ufrom` header).
+    pub fn tokenize(&self, message: &DecodedMessage, envelope_sender: Option<&str>) -> TokenSet {
+        let mut out = Vec::with_capacity(512);
+        if let Some(sender) = envelope_sender
+            && self.options.headers.includes("ufrom")
+        {
+            self.text(sender, Some("ufrom"), &mut out);
+        }
+        for field in &message.headers {
+            self.header(&field.name, &field.value, &mut out);
+        }
+        let has_html = message.texts.iter().any(|t| t.from_html);
+        let mut lines_left = if self.options.max_line == 0 { usize::MAX } else { self.options.max_line };
+        for part in &message.texts {
+            if lines_left == 0 {
+                break;
+            }
+            if self.options.ignore_plain_text_part && has_html && !part.from_html {
+                continue;
+            }
+            let mut text = part.text.as_str();
+            let lines = text.lines().count();
+            if lines > lines_left {
+                let cut = text.match_indices('\n').nth(lines_left - 1).map_or(text.len(), |(i, _)| i);
+                text = &text[..cut];
+                lines_left = 0;
+            } else {
+                lines_left -= lines;
+            }
+            if self.options.ignore_body {
+                self.addresses_only(text, &mut out);
+            } else {
+                self.text(text, None, &mut out);
+            }
+        }
+        for link in &message.links {
+            url_tokens(link, &mut out);
+        }
+        for attachment in &message.attachments {
+            out.push(format!("attachment:{}", attachment.content_type));
+            if let Some(name) = &attachment.file_name {
+                if let Some((_, ext)) = name.rsplit_once('.')
+                    && !ext.is_empty()
+                    && ext.len() <= 8
+                    && !ext.contains(char::is_whitespace)
+                {
+                    out.push(format!("attachment:.{}", ext.to_lowercase()));
+                }
+                self.text(name, Some("attachment"), &mut out);
+            }
+        }
+        TokenSet::from_unsorted(out)
+    }
+
+    fn header(&self, name: &str, value: &str, out: &mut Vec<String>) {
+        if VOLATILE_HEADERS.contains(&name)
+            || (!self.options.verdict_header_prefix.is_empty() && name.starts_with(&self.options.verdict_header_prefix))
+        {
+            return;
+        }
+        if name == "content-type" {
+            // The original's pseudo-header `charset`.
+            if self.options.headers.includes("charset")
+                && let Some(charset) = value.split_whitespace().find_map(|a| a.strip_prefix("charset="))
+            {
+                self.text(charset, Some("charset"), out);
+            }
+        }
+        if !self.options.headers.includes(name) {
+            return;
+        }
+        if name == "received" {
+            // Hosts and addresses are the evidence; the date after ';' and
+            // the queue id are unique per message.
+            let mut v = value;
+            if let Some(i) = v.find(';') {
+                v = &v[..i];
+            }
+            if let Some(i) = find_word(v, "id") {
+                v = &v[..i];
+            }
+            self.text(v, Some("received"), out);
+        } else {
+            self.text(value, Some(name), out);
+        }
+    }
+
+    /// `--ignore-body`: URLs and addresses only.
+    fn addresses_only(&self, text: &str, out: &mut Vec<String>) {
+        let mut scratch = Vec::new();
+        self.text(text, None, &mut scratch);
+        out.extend(scratch.into_iter().filter(|t| t.starts_with("url:")));
+    }
+
+    /// Tokens of free text; `tag` prefixes every word token.
+    fn text(&self, text: &str, tag: Option<&str>, out: &mut Vec<String>) {
+        let marks = self.options.mark_in_token.as_str();
+        let is_word_char = |c: char| c.is_alphanumeric() && !is_cjk(c) || marks.contains(c);
+        let bytes = text.as_bytes();
+        let mut pos = 0;
+        while pos < text.len() {
+            let rest = &text[pos..];
+            let c = rest.chars().next().expect("pos is on a char boundary");
+            if let Some(len) = url_at(rest, pos == 0 || !is_word_char(prev_char(text, pos))) {
+                url_tokens(&rest[..len], out);
+                pos += len;
+            } else if is_cjk(c) {
+                let len = rest.find(|c: char| !is_cjk(c)).unwrap_or(rest.len());
+                self.segmenter.segment(&rest[..len], &mut |t| push_tagged(out, tag, t));
+                pos += len;
+            } else if is_word_char(c) {
+                // A chunk: word characters joined by internal . - @ _
+                let mut end = pos;
+                let mut iter = rest.char_indices().peekable();
+                while let Some((i, ch)) = iter.next() {
+                    if is_word_char(ch) {
+                        end = pos + i + ch.len_utf8();
+                    } else if matches!(ch, '.' | '-' | '@' | '_')
+                        && iter.peek().is_some_and(|&(_, n)| is_word_char(n))
+                    {
+                        continue;
+                    } else {
+                        break;
+                    }
+                }
+                self.chunk(&text[pos..end], tag, out);
+                pos = end;
+            } else {
+                pos += c.len_utf8();
+            }
+            debug_assert!(text.is_char_boundary(pos) && pos <= bytes.len());
+        }
+    }
+
+    fn chunk(&self, chunk: &str, tag: Option<&str>, out: &mut Vec<String>) {
+        if let Some((local, domain)) = chunk.rsplit_once('@')
+            && is_hostname(domain)
+        {
+            host_tokens(domain, out);
+            if let Some(tag) = tag {
+                // an address in a header: the whole address is evidence too
+                if chunk.len() <= 64 {
+                    out.push(format!("{tag}:{}", chunk.to_lowercase()));
+                }
+            }
+            self.chunk(local, tag, out);
+            return;
+        }
+        if is_dotted_number(chunk) {
+            if let Some(prefix) = ipv4_prefix(chunk) {
+                push_tagged(out, tag, prefix);
+            }
+            push_tagged(out, tag, chunk);
+            return;
+        }
+        if is_hostname(chunk) {
+            host_tokens(chunk, out);
+            if tag.is_none() {
+                return;
+            }
+        }
+        for word in chunk.split(['.', '-', '@', '_']) {
+            let word = word.trim_matches('\'');
+            self.word(word, tag, out);
+        }
+    }
+
+    fn word(&self, word: &str, tag: Option<&str>, out: &mut Vec<String>) {
+        if word.len() < 2 && !word.chars().next().is_some_and(|c| c.len_utf8() > 1) {
+            return;
+        }
+        if word.bytes().all(|b| b.is_ascii_digit()) {
+            if word.len() <= 4 {
+                push_tagged(out, tag, word);
+            } else {
+                push_tagged(out, tag, &format!("num:{}", word.len()));
+            }
+            return;
+        }
+        if word.len() > MAX_WORD_BYTES || word.chars().count() > MAX_WORD_CHARS {
+            return;
+        }
+        push_tagged(out, tag, &word.to_lowercase());
+    }
+}
+
+fn push_tagged(out: &mut Vec<String>, tag: Option<&str>, token: &str) {
+    match tag {
+        Some(tag) => {
+            let mut s = String::with_capacity(tag.len() + 1 + token.len());
+            s.push_str(tag);
+            s.push(':');
+            s.push_str(token);
+            out.push(s);
+        }
+        None => out.push(token.to_owned()),
+    }
+}
+
+fn prev_char(text: &str, pos: usize) -> char {
+    text[..pos].chars().next_back().unwrap_or(' ')
+}
+
+/// Byte offset of `word` in `text` as a whole word (ASCII case-insensitive).
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    lower.match_indices(word).map(|(i, _)| i).find(|&i| {
+        let before = lower[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let after = lower[i + word.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        before && after
+    })
+}
+
+/// Length of the URL starting at the beginning of `s`, if one does.
+fn url_at(s: &str, at_boundary: bool) -> Option<usize> {
+    if !at_boundary {
+        return None;
+    }
+    let head = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    let skip = if head.starts_with("http://") {
+        7
+    } else if head.starts_with("https://") {
+        8
+    } else if head.starts_with("www.") {
+        0
+    } else {
+        return None;
+    };
+    let len = s
+        .char_indices()
+        .skip(skip)
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)))
+        .map_or(s.len(), |(i, _)| i);
+    // trailing punctuation belongs to the sentence, not the URL
+    let url = s[..len].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'']);
+    (url.len() > skip).then_some(url.len())
+}
+
+/// `url:` tokens of a URL or link target: its host (and parent domains) and
+/// the words of its path.
+pub fn url_tokens(url: &str, out: &mut Vec<String>) {
+    let lower = url.trim().to_lowercase();
+    let rest = if let Some(i) = lower.find("://") {
+        &lower[i + 3..]
+    } else if let Some(addr) = lower.strip_prefix("mailto:") {
+        addr
+    } else {
+        &lower[..]
+    };
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..host_end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or(host);
+    if is_hostname(host) || is_dotted_number(host) {
+        host_tokens(host, out);
+    }
+    for word in rest[host_end..].split(|c: char| !c.is_alphanumeric()) {
+        if (2..=MAX_WORD_CHARS).contains(&word.chars().count()) && !word.bytes().all(|b| b.is_ascii_digit()) {
+            out.push(format!("url:{word}"));
+        }
+    }
+}
+
+/// `url:` tokens of a host: the name itself and each parent domain of two
+/// or more labels; for an IPv4 address, the address and its /24.
+fn host_tokens(host: &str, out: &mut Vec<String>) {
+    let host = host.trim_end_matches('.').to_lowercase();
+    if host.len() > 253 {
+        return;
+    }
+    if is_dotted_number(&host) {
+        if let Some(prefix) = ipv4_prefix(&host) {
+            out.push(format!("url:{prefix}"));
+        }
+        out.push(format!("url:{host}"));
+        return;
+    }
+    let mut suffix = host.as_str();
+    for _ in 0..4 {
+        if suffix.matches('.').count() == 0 {
+            break;
+        }
+        out.push(format!("url:{suffix}"));
+        match suffix.split_once('.') {
+            Some((_, parent)) => suffix = parent,
+            None => break,
+        }
+    }
+}
+
+/// `a.b` where every label is letters, digits and '-', and the last is
+/// alphabetic: looks like a domain name.
+fn is_hostname(s: &str) -> bool {
+    let mut labels = s.split('.');
+    let Some(tld) = s.rsplit('.').next() else { return false };
+    s.contains('.')
+        && tld.len() >= 2
+        && tld.bytes().all(|b| b.is_ascii_alphabetic())
+        && labels.all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+/// `\d[\d.]*\.[\d.]*\d`: prices, versions, IPv4 addresses.
+fn is_dotted_number(s: &str) -> bool {
+    s.len() >= 3
+        && s.contains('.')
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.as_bytes()[0].is_ascii_digit()
+        && s.as_bytes()[s.len() - 1].is_ascii_digit()
+        && !s.contains("..")
+}
+
+fn ipv4_prefix(s: &str) -> Option<&str> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() == 4 && parts.iter().all(|p| p.len() <= 3 && p.parse::<u8>().is_ok()) {
+        let cut = s.rfind('.')?;
+        Some(&s[..cut])
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens_of(raw: &str) -> Vec<String> {
+        let t = Tokenizer::new(TokenizerOptions::default(), Box::new(Bigram));
+        t.tokenize(&DecodedMessage::parse(raw.as_bytes()), None).0
+    }
+
+    fn has(tokens: &[String], t: &str) -> bool {
+        tokens.iter().any(|x| x == t)
+    }
+
+    #[test]
+    fn words_headers_urls_numbers() {
+        let t = tokens_of(
+            "From: Alice <alice@mail.example.com>\nSubject: Cheap VIAGRA now!!\nReceived: from relay.example.org (relay.example.org [192.0.2.7]) by mx.example.net; Tue, 1 Jan 2002 00:00:00 +0000\nX-Spam-Flag: YES\nStatus: RO\n\n\
+             Buy cheap viagra at http://Spam.Example.net/buy/now.html, call 0123456789 or pay 12.34 in 2002. Let's go.\n",
+        );
+        for want in [
+            "subject:cheap",
+            "subject:viagra",
+            "subject:now!!",
+            "from:alice@mail.example.com",
+            "url:mail.example.com",
+            "url:example.com",
+            "received:192.0.2.7",
+            "received:192.0.2",
+            "url:relay.example.org",
+            "buy",
+            "viagra",
+            "url:spam.example.net",
+            "url:example.net",
+            "url:buy",
+            "num:10",
+            "12.34",
+            "2002",
+            "let's",
+        ] {
+            assert!(has(&t, want), "missing {want} in {t:?}");
+        }
+        // the date after ';' in Received, verdict and status headers: never
+        assert!(!t.iter().any(|x| x.starts_with("received:") && x.contains("jan")), "{t:?}");
+        assert!(!t.iter().any(|x| x.starts_with("x-spam") || x.starts_with("status:")), "{t:?}");
+        // sorted, unique
+        let mut sorted = t.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, t);
+    }
+
+    #[test]
+    fn max_line_limits_body() {
+        let body: String = (0..600).map(|i| format!("word{i:03}x\n")).collect();
+        let t = tokens_of(&format!("Subject: s\n\n{body}"));
+        assert!(has(&t, "word499x"));
+        assert!(!has(&t, "word500x"));
+    }
+
+    #[test]
+    fn bigram_segmenter() {
+        let mut got = Vec::new();
+        Bigram.segment("東京都庁へ行くコンピューター", &mut |t| got.push(t.to_owned()));
+        assert_eq!(got, ["東京", "京都", "都庁", "へ", "行", "く", "コンピューター"]);
+        let mut got = Vec::new();
+        Bigram.segment("ありがとうございます", &mut |t| got.push(t.to_owned()));
+        assert_eq!(got[0], "あり");
+        assert_eq!(got.len(), 9);
+    }
+
+    #[test]
+    fn no_token_has_white_space() {
+        let t = tokens_of("Subject: a\tb c\n\nfoo\u{3000}bar http://x.example/a%20b ＦＲＥＥ\n");
+        assert!(t.iter().all(|x| !x.contains(char::is_whitespace)), "{t:?}");
+    }
+}
