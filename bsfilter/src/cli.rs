@@ -36,7 +36,11 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 fn command() -> Command {
     let flag = |name: &'static str, help: &'static str| Arg::new(name).long(name).action(ArgAction::SetTrue).help(help);
     let value = |name: &'static str, placeholder: &'static str, help: &'static str| {
-        Arg::new(name).long(name).value_name(placeholder).action(ArgAction::Set).help(help)
+        Arg::new(name)
+            .long(name)
+            .value_name(placeholder)
+            .action(ArgAction::Set)
+            .help(help)
     };
     Command::new("bsfilter")
         .version(env!("CARGO_PKG_VERSION"))
@@ -53,58 +57,160 @@ fn command() -> Command {
         .arg(flag("add-spam", "Learn the messages as spam").short('s'))
         .arg(flag("sub-clean", "Unlearn messages learned as clean").short('C'))
         .arg(flag("sub-spam", "Unlearn messages learned as spam").short('S'))
-        .arg(flag(
-            "update",
-            "Accepted for compatibility and does nothing: probabilities are computed from the counts \
+        .arg(
+            flag(
+                "update",
+                "Accepted for compatibility and does nothing: probabilities are computed from the counts \
              at lookup time, so there is no probability table to update",
+            )
+            .short('u'),
         )
-        .short('u'))
         .arg(flag("auto-update", "Filter, then learn each message as its verdict").short('a'))
-        .arg(flag("export-clean", "Write the clean counts in the original's text format to FILE or stdout"))
-        .arg(flag("export-spam", "Write the spam counts in the original's text format to FILE or stdout"))
-        .arg(flag("export-probability", "Write each token's spam probability (for debugging)"))
+        .arg(flag(
+            "export-clean",
+            "Write the clean counts in the original's text format to FILE or stdout",
+        ))
+        .arg(flag(
+            "export-spam",
+            "Write the spam counts in the original's text format to FILE or stdout",
+        ))
+        .arg(flag(
+            "export-probability",
+            "Write each token's spam probability (for debugging)",
+        ))
         .arg(flag("import-clean", "Add clean counts from export files (or stdin)"))
         .arg(flag("import-spam", "Add spam counts from export files (or stdin)"))
-        .arg(flag("show-db-status", "Print numbers of tokens and messages in the databases and quit"))
-        .arg(flag("show-tokens", "Print the tokens each message yields, one per line, and quit"))
-        .arg(value("homedir", "DIR", "bsfilter home (default: $BSFILTERHOME, else ~/.bsfilter)"))
-        .arg(value("config-file", "FILE", "Configuration file (default: bsfilter.conf in the home directory)"))
+        .arg(flag(
+            "show-db-status",
+            "Print numbers of tokens and messages in the databases and quit",
+        ))
+        .arg(flag(
+            "show-tokens",
+            "Print the tokens each message yields, one per line, and quit",
+        ))
+        .arg(value(
+            "homedir",
+            "DIR",
+            "bsfilter home (default: $BSFILTERHOME, else ~/.bsfilter)",
+        ))
+        .arg(value(
+            "config-file",
+            "FILE",
+            "Configuration file (default: bsfilter.conf in the home directory)",
+        ))
         .arg(value(
             "system-db",
             "PATH",
             "System-wide token database (a file, or a bsfilter home holding one), layered under the user's",
         ))
-        .arg(value("db-timeout", "SECONDS", "How long to wait for a database locked by another process (default 30)"))
+        .arg(value(
+            "db-timeout",
+            "SECONDS",
+            "How long to wait for a database locked by another process (default 30)",
+        ))
         .arg(value("method", "g|r|rf", "Graham, Robinson or Robinson-Fisher (default rf)").short('m'))
-        .arg(value("spam-cutoff", "NUMBER", "Spam cutoff (default 0.9 for g, 0.582 for r, 0.95 for rf)"))
-        .arg(value("max-line", "NUMBER", "Read only the first NUMBER body lines (default 500; 0 = all)"))
-        .arg(value("mark-in-token", "CHARS", "Characters allowed in a word besides letters and digits (default \"|!*'\")"))
-        .arg(value("refer-header", "HEADER,...", "Header fields to read (default: the original's list)"))
+        .arg(value(
+            "spam-cutoff",
+            "NUMBER",
+            "Spam cutoff (default 0.9 for g, 0.582 for r, 0.95 for rf)",
+        ))
+        .arg(value(
+            "max-line",
+            "NUMBER",
+            "Read only the first NUMBER body lines (default 500; 0 = all)",
+        ))
+        .arg(value(
+            "mark-in-token",
+            "CHARS",
+            "Characters allowed in a word besides letters and digits (default \"|!*'\")",
+        ))
+        .arg(value(
+            "refer-header",
+            "HEADER,...",
+            "Header fields to read (default: the original's list)",
+        ))
         .arg(flag("refer-all-header", "Read every header field"))
         .arg(flag("ignore-header", "Read no header field").short('H'))
         .arg(flag("ignore-body", "Ignore the body except URLs and addresses").short('B'))
-        .arg(flag("ignore-plain-text-part", "Skip plain text parts when the message has an HTML part"))
+        .arg(flag(
+            "ignore-plain-text-part",
+            "Skip plain text parts when the message has an HTML part",
+        ))
         .arg(value("jtokenizer", "bigram", "Japanese tokenizer (default bigram)").short('j'))
         .arg(flag("mbox", "Inputs are mbox files holding many messages"))
-        .arg(flag("pipe", "Write each message to stdout (with the headers asked for)"))
+        .arg(flag(
+            "pipe",
+            "Write each message to stdout (with the headers asked for)",
+        ))
         .arg(flag("insert-flag", "Insert X-Spam-Flag: Yes|No"))
         .arg(flag("insert-probability", "Insert X-Spam-Probability: NUMBER"))
         .arg(flag("insert-revision", "Insert X-Spam-Revision: bsfilter release ..."))
-        .arg(value("header-prefix", "STRING", "Insert X-STRING-... headers instead of X-Spam-..."))
-        .arg(flag("mark-spam-subject", "Put \"[SPAM] \" in front of the Subject of spam"))
-        .arg(value("spam-subject-prefix", "STRING", "The prefix for --mark-spam-subject"))
+        .arg(value(
+            "header-prefix",
+            "STRING",
+            "Insert X-STRING-... headers instead of X-Spam-...",
+        ))
+        .arg(flag(
+            "mark-spam-subject",
+            "Put \"[SPAM] \" in front of the Subject of spam",
+        ))
+        .arg(value(
+            "spam-subject-prefix",
+            "STRING",
+            "The prefix for --mark-spam-subject",
+        ))
         .arg(flag("list-clean", "Print the file names of clean messages"))
         .arg(flag("list-spam", "Print the file names of spam"))
         .arg(flag("show-process", "Print a summary line per message"))
         .arg(flag("quiet", "Print nothing but errors").short('q'))
         .arg(flag("verbose", "Say what training did with each message").short('v'))
         .arg(flag("debug", "Same as --verbose").short('d'))
-        .arg(value("db", "TYPE", "Accepted for compatibility: the database is always SQLite").hide(true))
-        .arg(value("max-mail", "N", "Accepted for compatibility; the database is not reduced").hide(true))
-        .arg(value("min-mail", "N", "Accepted for compatibility; the database is not reduced").hide(true))
-        .arg(flag("disable-degeneration", "Accepted for compatibility; no degeneration is done").short('D').hide(true))
-        .arg(flag("disable-utf-8", "Accepted for compatibility; every charset is always decoded").hide(true))
-        .arg(Arg::new("files").value_name("FILE").num_args(0..).action(ArgAction::Append).help("Messages (default: stdin)"))
+        .arg(
+            value(
+                "db",
+                "TYPE",
+                "Accepted for compatibility: the database is always SQLite",
+            )
+            .hide(true),
+        )
+        .arg(
+            value(
+                "max-mail",
+                "N",
+                "Accepted for compatibility; the database is not reduced",
+            )
+            .hide(true),
+        )
+        .arg(
+            value(
+                "min-mail",
+                "N",
+                "Accepted for compatibility; the database is not reduced",
+            )
+            .hide(true),
+        )
+        .arg(
+            flag(
+                "disable-degeneration",
+                "Accepted for compatibility; no degeneration is done",
+            )
+            .short('D')
+            .hide(true),
+        )
+        .arg(
+            flag(
+                "disable-utf-8",
+                "Accepted for compatibility; every charset is always decoded",
+            )
+            .hide(true),
+        )
+        .arg(
+            Arg::new("files")
+                .value_name("FILE")
+                .num_args(0..)
+                .action(ArgAction::Append)
+                .help("Messages (default: stdin)"),
+        )
 }
 
 /// Everything the command line (and configuration file) asked for.
@@ -161,10 +267,17 @@ enum Parsed {
 
 fn parse(args: Vec<OsString>) -> Result<Parsed> {
     for arg in args.iter().skip(1) {
-        let Some(name) = arg.to_str().and_then(|a| a.strip_prefix("--")) else { continue };
+        let Some(name) = arg.to_str().and_then(|a| a.strip_prefix("--")) else {
+            continue;
+        };
         let name = name.split('=').next().unwrap_or(name);
-        if let Some((_, why)) = UNSUPPORTED.iter().find(|(n, _)| name == *n || name.starts_with(&format!("{n}-"))) {
-            return Err(Error::Usage(format!("--{name} is not supported by this bsfilter: {why}")));
+        if let Some((_, why)) = UNSUPPORTED
+            .iter()
+            .find(|(n, _)| name == *n || name.starts_with(&format!("{n}-")))
+        {
+            return Err(Error::Usage(format!(
+                "--{name} is not supported by this bsfilter: {why}"
+            )));
         }
     }
     let first = match command().try_get_matches_from(&args) {
@@ -176,7 +289,11 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
         Some(path) => read_config_file(Path::new(path))?,
         None => {
             let default = homedir.join("bsfilter.conf");
-            if default.is_file() { read_config_file(&default)? } else { Vec::new() }
+            if default.is_file() {
+                read_config_file(&default)?
+            } else {
+                Vec::new()
+            }
         }
     };
     let matches = if config_args.is_empty() {
@@ -194,13 +311,20 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
     // the configuration may name the home directory
     let homedir = home_directory(matches.get_one::<String>("homedir").map(String::as_str))?;
     let filter = filter_config(&matches, homedir)?;
-    let files = matches.get_many::<String>("files").map(|v| v.cloned().collect()).unwrap_or_default();
+    let files = matches
+        .get_many::<String>("files")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default();
     let options = Options { matches, filter, files };
     if options.flag("add-spam") && options.flag("add-clean") {
-        return Err(Error::Usage("--add-spam and --add-clean cannot be given together".into()));
+        return Err(Error::Usage(
+            "--add-spam and --add-clean cannot be given together".into(),
+        ));
     }
     if options.flag("import-spam") && options.flag("import-clean") {
-        return Err(Error::Usage("--import-spam and --import-clean cannot be given together".into()));
+        return Err(Error::Usage(
+            "--import-spam and --import-clean cannot be given together".into(),
+        ));
     }
     Ok(Parsed::Run(Box::new(options)))
 }
@@ -228,14 +352,20 @@ fn home_directory(option: Option<&str>) -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         Some(home) => Ok(PathBuf::from(home).join(".bsfilter")),
-        None => Err(Error::Usage("no home directory: set --homedir, BSFILTERHOME or HOME".into())),
+        None => Err(Error::Usage(
+            "no home directory: set --homedir, BSFILTERHOME or HOME".into(),
+        )),
     }
 }
 
 /// The original's `bsfilter.conf`: one `option value` per line (`#`
 /// comments), each becoming `--option value` in front of the command line.
 fn read_config_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read(path).map_err(|e| Error::Config { path: path.to_owned(), line: 0, message: e.to_string() })?;
+    let text = std::fs::read(path).map_err(|e| Error::Config {
+        path: path.to_owned(),
+        line: 0,
+        message: e.to_string(),
+    })?;
     let mut args = Vec::new();
     for line in String::from_utf8_lossy(&text).lines() {
         let line = line.trim();
@@ -256,12 +386,16 @@ fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
     let mut config = FilterConfig::new(homedir);
     let get = |name: &str| m.get_one::<String>(name).map(String::as_str);
     if let Some(method) = get("method") {
-        config.method = Method::parse(method)
-            .ok_or_else(|| Error::Usage(format!("--method {method}: expected g, r or rf")))?;
+        config.method =
+            Method::parse(method).ok_or_else(|| Error::Usage(format!("--method {method}: expected g, r or rf")))?;
     }
     config.spam_cutoff = match get("spam-cutoff") {
         Some(v) => parse_number::<f64>("spam-cutoff", v).and_then(|c| {
-            if (0.0..=1.0).contains(&c) { Ok(c) } else { Err(Error::Usage(format!("--spam-cutoff {v}: expected 0 to 1"))) }
+            if (0.0..=1.0).contains(&c) {
+                Ok(c)
+            } else {
+                Err(Error::Usage(format!("--spam-cutoff {v}: expected 0 to 1")))
+            }
         })?,
         None => config.method.default_cutoff(),
     };
@@ -274,17 +408,27 @@ fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
         config.busy_timeout = Duration::from_secs_f64(secs);
     }
     let t = &mut config.tokenizer;
-    t.max_line = get("max-line").map(|v| parse_number("max-line", v)).transpose()?.unwrap_or(DEFAULT_MAX_LINE);
+    t.max_line = get("max-line")
+        .map(|v| parse_number("max-line", v))
+        .transpose()?
+        .unwrap_or(DEFAULT_MAX_LINE);
     t.mark_in_token = get("mark-in-token").unwrap_or(DEFAULT_MARK_IN_TOKEN).to_owned();
     if t.mark_in_token.chars().any(|c| c.is_whitespace() || c == ':') {
-        return Err(Error::Usage("--mark-in-token: white space and ':' cannot be part of a token".into()));
+        return Err(Error::Usage(
+            "--mark-in-token: white space and ':' cannot be part of a token".into(),
+        ));
     }
     t.headers = if m.get_flag("ignore-header") {
         HeaderSelection::Listed(Vec::new())
     } else if m.get_flag("refer-all-header") {
         HeaderSelection::All
     } else if let Some(list) = get("refer-header") {
-        HeaderSelection::Listed(list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect())
+        HeaderSelection::Listed(
+            list.split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        )
     } else {
         HeaderSelection::Listed(DEFAULT_REFER_HEADERS.iter().map(|s| s.to_string()).collect())
     };
@@ -300,7 +444,10 @@ fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
 }
 
 fn parse_number<T: std::str::FromStr>(option: &str, value: &str) -> Result<T> {
-    value.trim().parse().map_err(|_| Error::Usage(format!("--{option} {value}: not a number")))
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::Usage(format!("--{option} {value}: not a number")))
 }
 
 /// Where messages (as opposed to piped mail and listed names) are printed.
@@ -344,7 +491,7 @@ fn execute(options: &Options) -> Result<i32> {
         return Ok(0);
     }
     if options.flag("show-tokens") {
-        let mut stdout = std::io::stdout().lock();
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
         let status = for_each_chunk(options, &filter, false, |items| {
             for item in items {
                 for t in item.analyzed.tokens.iter() {
@@ -389,99 +536,164 @@ struct Item {
     analyzed: Analyzed,
 }
 
+/// A message read from the inputs, not yet analysed.
+struct Raw {
+    name: String,
+    from_stdin: bool,
+    index: usize,
+    from_line: Vec<u8>,
+    content: Vec<u8>,
+}
+
 /// Reads the inputs (the files, or stdin), splits mboxes, analyses the
 /// messages a chunk at a time on all cores and hands each chunk to `handle`.
-/// An unreadable input is reported and skipped; the first such error is
-/// returned after the rest has been handled.
+/// Reading and analysis run in their own thread, so the next chunk is
+/// being analysed while `handle` classifies or learns this one.
+/// An unreadable input is reported and skipped, and the run ends with an
+/// error once the rest has been handled.
 fn for_each_chunk(
     options: &Options,
     filter: &Filter,
     show_progress: bool,
     mut handle: impl FnMut(&[Item]) -> Result<()>,
 ) -> Result<()> {
-    let inputs: Vec<String> = if options.files.is_empty() { vec!["-".into()] } else { options.files.clone() };
-    let split_mbox = options.flag("mbox");
-    let mut progress = Progress::new(show_progress && inputs.len() > 1 && !options.flag("quiet"), inputs.len());
-    let mut first_error = None;
-    let mut pending: Vec<(String, bool, usize, Vec<u8>, Vec<u8>)> = Vec::with_capacity(CHUNK);
-    let mut flush = |pending: &mut Vec<(String, bool, usize, Vec<u8>, Vec<u8>)>| -> Result<usize> {
-        let analyzed = analyze_all(filter, pending);
-        let items: Vec<Item> = pending
-            .drain(..)
-            .zip(analyzed)
-            .map(|((name, from_stdin, index, from_line, content), analyzed)| Item {
-                name,
-                from_stdin,
-                index,
-                from_line,
-                content,
-                analyzed,
-            })
-            .collect();
-        handle(&items)?;
-        Ok(items.len())
+    let inputs: Vec<String> = if options.files.is_empty() {
+        vec!["-".into()]
+    } else {
+        options.files.clone()
     };
-    for (n, name) in inputs.iter().enumerate() {
-        let from_stdin = name == "-";
-        let data = if from_stdin {
-            let mut data = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut data).map(|_| data)
-        } else {
-            std::fs::read(name)
-        };
-        let data = match data {
-            Ok(d) => d,
-            Err(source) => {
-                let e = Error::Input { path: PathBuf::from(name), source };
-                eprintln!("bsfilter: {e}");
-                first_error.get_or_insert(e);
-                continue;
-            }
-        };
-        if split_mbox {
-            for (i, m) in mbox::split(&data).into_iter().enumerate() {
-                pending.push((name.clone(), from_stdin, i + 1, m.from_line.to_vec(), m.content.to_vec()));
-                if pending.len() >= CHUNK {
-                    let done = flush(&mut pending)?;
-                    progress.advance(n, done);
+    let split_mbox = options.flag("mbox");
+    let mut progress = Progress::new(
+        show_progress && inputs.len() > 1 && !options.flag("quiet"),
+        inputs.len(),
+    );
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<(Vec<Item>, usize)>(1);
+    std::thread::scope(|scope| {
+        let inputs = &inputs;
+        // `move`: the sender must drop when the producer ends, or the
+        // receiving loop below never does.
+        let producer = scope.spawn(move || {
+            let mut skipped = 0;
+            let mut pending: Vec<Raw> = Vec::with_capacity(CHUNK);
+            // false when the consumer has stopped (it failed): stop too
+            let send = |pending: &mut Vec<Raw>, files_done: usize| -> bool {
+                let items = analyze_all(filter, std::mem::take(pending));
+                sender.send((items, files_done)).is_ok()
+            };
+            for (n, name) in inputs.iter().enumerate() {
+                let from_stdin = name == "-";
+                let data = if from_stdin {
+                    let mut data = Vec::new();
+                    std::io::stdin().lock().read_to_end(&mut data).map(|_| data)
+                } else {
+                    std::fs::read(name)
+                };
+                let data = match data {
+                    Ok(d) => d,
+                    Err(source) => {
+                        eprintln!(
+                            "bsfilter: {}",
+                            Error::Input {
+                                path: PathBuf::from(name),
+                                source
+                            }
+                        );
+                        skipped += 1;
+                        continue;
+                    }
+                };
+                if split_mbox {
+                    for (i, m) in mbox::split(&data).into_iter().enumerate() {
+                        let (from_line, content) = (m.from_line.to_vec(), m.content.to_vec());
+                        pending.push(Raw {
+                            name: name.clone(),
+                            from_stdin,
+                            index: i + 1,
+                            from_line,
+                            content,
+                        });
+                        if pending.len() >= CHUNK && !send(&mut pending, n) {
+                            return skipped;
+                        }
+                    }
+                } else {
+                    pending.push(Raw {
+                        name: name.clone(),
+                        from_stdin,
+                        index: 1,
+                        from_line: Vec::new(),
+                        content: data,
+                    });
+                }
+                if pending.len() >= CHUNK && !send(&mut pending, n + 1) {
+                    return skipped;
                 }
             }
+            if !pending.is_empty() {
+                send(&mut pending, inputs.len());
+            }
+            skipped
+        });
+        let mut result = Ok(());
+        for (items, files_done) in receiver.iter() {
+            result = handle(&items);
+            if result.is_err() {
+                break;
+            }
+            progress.advance(files_done, items.len());
+        }
+        drop(receiver);
+        let skipped = producer.join().expect("the reader thread does not panic");
+        progress.finish();
+        result?;
+        if skipped > 0 {
+            Err(Error::InputsSkipped(skipped))
         } else {
-            pending.push((name.clone(), from_stdin, 1, Vec::new(), data));
+            Ok(())
         }
-        if pending.len() >= CHUNK {
-            let done = flush(&mut pending)?;
-            progress.advance(n + 1, done);
-        }
-    }
-    if !pending.is_empty() {
-        let done = flush(&mut pending)?;
-        progress.advance(inputs.len(), done);
-    }
-    progress.finish();
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    })
 }
 
 /// Analyses messages on all cores, keeping their order.
-fn analyze_all(filter: &Filter, pending: &[(String, bool, usize, Vec<u8>, Vec<u8>)]) -> Vec<Analyzed> {
-    let analyze = |p: &(String, bool, usize, Vec<u8>, Vec<u8>)| {
-        let sender = mbox::MboxMessage { from_line: &p.3, content: &p.4 }.envelope_sender();
-        filter.analyze(&p.4, sender)
+fn analyze_all(filter: &Filter, raws: Vec<Raw>) -> Vec<Item> {
+    let analyze = |raw: Raw| {
+        let sender = mbox::MboxMessage {
+            from_line: &raw.from_line,
+            content: &raw.content,
+        }
+        .envelope_sender();
+        let analyzed = filter.analyze(&raw.content, sender);
+        Item {
+            name: raw.name,
+            from_stdin: raw.from_stdin,
+            index: raw.index,
+            from_line: raw.from_line,
+            content: raw.content,
+            analyzed,
+        }
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    if threads == 1 || pending.len() < 4 {
-        return pending.iter().map(analyze).collect();
+    if threads == 1 || raws.len() < 4 {
+        return raws.into_iter().map(analyze).collect();
     }
-    let per_thread = pending.len().div_ceil(threads);
+    let per_thread = raws.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    let mut rest = raws;
+    while rest.len() > per_thread {
+        let tail = rest.split_off(per_thread);
+        parts.push(rest);
+        rest = tail;
+    }
+    parts.push(rest);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = pending
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(analyze).collect::<Vec<_>>()))
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(analyze).collect::<Vec<_>>()))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("analysis does not panic")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("analysis does not panic"))
+            .collect()
     })
 }
 
@@ -507,7 +719,11 @@ impl Progress {
 
     fn advance(&mut self, files_done: usize, messages: usize) {
         self.messages += messages;
-        if !self.enabled || self.last_drawn.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+        if !self.enabled
+            || self
+                .last_drawn
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
             return;
         }
         self.last_drawn = Some(Instant::now());
@@ -537,11 +753,16 @@ fn train(options: &Options, filter: &Filter, out: &MessageOut) -> Result<()> {
     let mut store = filter.open_user_db()?;
     let pipe = options.flag("pipe") && !options.flag("quiet");
     let spam_flag = options.flag("add-spam") || options.flag("sub-clean");
-    let command: String = [("add-clean", 'c'), ("add-spam", 's'), ("sub-clean", 'C'), ("sub-spam", 'S')]
-        .iter()
-        .filter(|(name, _)| options.flag(name))
-        .map(|(_, c)| *c)
-        .collect();
+    let command: String = [
+        ("add-clean", 'c'),
+        ("add-spam", 's'),
+        ("sub-clean", 'C'),
+        ("sub-spam", 'S'),
+    ]
+    .iter()
+    .filter(|(name, _)| options.flag(name))
+    .map(|(_, c)| *c)
+    .collect();
     let verbose = options.flag("verbose") || options.flag("debug");
     let mut stdout = std::io::stdout().lock();
     for_each_chunk(options, filter, true, |items| {
@@ -578,9 +799,17 @@ fn train(options: &Options, filter: &Filter, out: &MessageOut) -> Result<()> {
 }
 
 fn classify(options: &Options, filter: &Filter, out: &MessageOut) -> Result<i32> {
-    let expected = if options.flag("mbox") { usize::MAX } else { options.files.len().max(1) };
+    let expected = if options.flag("mbox") {
+        usize::MAX
+    } else {
+        options.files.len().max(1)
+    };
     let classifier = filter.classifier(expected)?;
-    let mut store = if options.flag("auto-update") { Some(filter.open_user_db()?) } else { None };
+    let mut store = if options.flag("auto-update") {
+        Some(filter.open_user_db()?)
+    } else {
+        None
+    };
     let pipe = options.flag("pipe");
     let quiet = options.flag("quiet");
     let mut any_spam = false;
@@ -597,7 +826,10 @@ fn classify(options: &Options, filter: &Filter, out: &MessageOut) -> Result<i32>
                 writeln!(stdout, "{}", item.name).map_err(Error::Output)?;
             }
             if !item.from_stdin {
-                out.line(format_args!("combined probability {} {} {:.6}", item.name, item.index, verdict.probability))?;
+                out.line(format_args!(
+                    "combined probability {} {} {:.6}",
+                    item.name, item.index, verdict.probability
+                ))?;
             }
             if options.flag("show-process") && store.is_none() {
                 show_process(out, item, if verdict.is_spam { "spam" } else { "clean" }, "-")?;
@@ -608,7 +840,12 @@ fn classify(options: &Options, filter: &Filter, out: &MessageOut) -> Result<i32>
             filter.train_verdicts(store, &pairs)?;
             if options.flag("show-process") {
                 for (item, v) in items.iter().zip(&verdicts) {
-                    show_process(out, item, if v.is_spam { "spam" } else { "clean" }, if v.is_spam { "s" } else { "c" })?;
+                    show_process(
+                        out,
+                        item,
+                        if v.is_spam { "spam" } else { "clean" },
+                        if v.is_spam { "s" } else { "c" },
+                    )?;
                 }
             }
         }
@@ -633,10 +870,20 @@ fn write_message(
         message = headers::set_field(&message, &format!("X-{prefix}-Revision"), &value).into();
     }
     if options.flag("insert-flag") {
-        message = headers::set_field(&message, &format!("X-{prefix}-Flag"), if is_spam { "Yes" } else { "No" }).into();
+        message = headers::set_field(
+            &message,
+            &format!("X-{prefix}-Flag"),
+            if is_spam { "Yes" } else { "No" },
+        )
+        .into();
     }
     if let (true, Some(v)) = (options.flag("insert-probability"), verdict) {
-        message = headers::set_field(&message, &format!("X-{prefix}-Probability"), &format!("{:.6}", v.probability)).into();
+        message = headers::set_field(
+            &message,
+            &format!("X-{prefix}-Probability"),
+            &format!("{:.6}", v.probability),
+        )
+        .into();
     }
     if options.flag("mark-spam-subject") && is_spam {
         message = headers::prefix_subject(&message, options.value("spam-subject-prefix").unwrap_or("[SPAM] ")).into();
@@ -653,9 +900,19 @@ fn write_message(
 /// The original's `--show-process` line:
 /// `file LANG RESULT COMMAND YYYYmmddHHMMSS MESSAGE-ID FILE` (time in UTC).
 fn show_process(out: &MessageOut, item: &Item, result: &str, command: &str) -> Result<()> {
-    let message_id = item.analyzed.message_id.as_deref().map_or_else(|| "-".to_owned(), |id| format!("<{id}>"));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    out.line(format_args!("file C {result} {command} {} {message_id} {}", utc_timestamp(now), item.name))
+    let message_id = item
+        .analyzed
+        .message_id
+        .as_deref()
+        .map_or_else(|| "-".to_owned(), |id| format!("<{id}>"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    out.line(format_args!(
+        "file C {result} {command} {} {message_id} {}",
+        utc_timestamp(now),
+        item.name
+    ))
 }
 
 /// `YYYYmmddHHMMSS` of a Unix time, in UTC.
@@ -672,13 +929,21 @@ fn utc_timestamp(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn show_db_status(filter: &Filter, out: &MessageOut) -> Result<()> {
     let status = |label: &str, path: &Path| -> Result<()> {
         match Store::open_read_only(path, filter.config().busy_timeout)? {
-            None => out.line(format_args!("{label} C 0 0 0 0 0 ({} does not exist yet)", path.display())),
+            None => out.line(format_args!(
+                "{label} C 0 0 0 0 0 ({} does not exist yet)",
+                path.display()
+            )),
             Some(store) => store.read(|r| {
                 let totals = r.totals()?;
                 out.line(format_args!(
@@ -700,26 +965,42 @@ fn show_db_status(filter: &Filter, out: &MessageOut) -> Result<()> {
 }
 
 fn import(options: &Options, filter: &Filter) -> Result<()> {
-    let class = if options.flag("import-spam") { Class::Spam } else { Class::Clean };
+    let class = if options.flag("import-spam") {
+        Class::Spam
+    } else {
+        Class::Clean
+    };
     let mut imported = export::Imported::default();
-    let inputs: Vec<String> = if options.files.is_empty() { vec!["-".into()] } else { options.files.clone() };
+    let inputs: Vec<String> = if options.files.is_empty() {
+        vec!["-".into()]
+    } else {
+        options.files.clone()
+    };
     for name in &inputs {
         if name == "-" {
             export::read(&mut std::io::stdin().lock(), "stdin", &mut imported)?;
         } else {
-            let file = std::fs::File::open(name).map_err(|source| Error::Input { path: name.into(), source })?;
+            let file = std::fs::File::open(name).map_err(|source| Error::Input {
+                path: name.into(),
+                source,
+            })?;
             export::read(&mut std::io::BufReader::new(file), name, &mut imported)?;
         }
     }
-    filter.open_user_db()?.import(class, &imported.tokens, imported.messages)
+    filter
+        .open_user_db()?
+        .import(class, &imported.tokens, imported.messages)
 }
 
 fn export_db(options: &Options, filter: &Filter) -> Result<()> {
     let target = options.files.first().filter(|f| *f != "-");
     let mut writer: Box<dyn Write> = match target {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|source| Error::Input { path: path.into(), source })?,
-        )),
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(
+            |source| Error::Input {
+                path: path.into(),
+                source,
+            },
+        )?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let Some(store) = Store::open_read_only(&filter.user_db_path(), filter.config().busy_timeout)? else {
@@ -778,6 +1059,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bsfilter.conf");
         std::fs::write(&path, "# comment\n\nmethod r\n  spam-cutoff   0.7  \ninsert-flag\n").unwrap();
-        assert_eq!(read_config_file(&path).unwrap(), ["--method", "r", "--spam-cutoff", "0.7", "--insert-flag"]);
+        assert_eq!(
+            read_config_file(&path).unwrap(),
+            ["--method", "r", "--spam-cutoff", "0.7", "--insert-flag"]
+        );
     }
 }

@@ -75,7 +75,10 @@ impl DecodedMessage {
             match &part.body {
                 PartType::Text(text) => {
                     if !is_attachment(part, index) {
-                        self.texts.push(TextPart { text: text.to_string(), from_html: false });
+                        self.texts.push(TextPart {
+                            text: text.to_string(),
+                            from_html: false,
+                        });
                     } else {
                         self.add_attachment(part);
                     }
@@ -84,7 +87,10 @@ impl DecodedMessage {
                     if !is_attachment(part, index) {
                         let extracted = html::extract(markup);
                         self.links.extend(extracted.links);
-                        self.texts.push(TextPart { text: extracted.text, from_html: true });
+                        self.texts.push(TextPart {
+                            text: extracted.text,
+                            from_html: true,
+                        });
                     } else {
                         self.add_attachment(part);
                     }
@@ -150,10 +156,7 @@ impl DecodedMessage {
 /// still contributes only its name, as every attachment does; the first part
 /// is the body whatever its disposition says.
 fn is_attachment(part: &MessagePart<'_>, index: usize) -> bool {
-    index > 0
-        && part
-            .content_disposition()
-            .is_some_and(|cd| cd.is_attachment())
+    index > 0 && part.content_disposition().is_some_and(|cd| cd.is_attachment())
 }
 
 fn flatten_value(value: &HeaderValue<'_>) -> Option<String> {
@@ -172,9 +175,7 @@ fn flatten_value(value: &HeaderValue<'_>) -> Option<String> {
             };
             match address {
                 Address::List(list) => list.iter().for_each(&mut push),
-                Address::Group(groups) => {
-                    groups.iter().flat_map(|g| g.addresses.iter()).for_each(&mut push)
-                }
+                Address::Group(groups) => groups.iter().flat_map(|g| g.addresses.iter()).for_each(&mut push),
             }
             Some(out)
         }

@@ -12,8 +12,6 @@ pub mod exit {
     pub const USAGE: i32 = 64;
     /// The input data was malformed.
     pub const DATAERR: i32 = 65;
-    /// An input file could not be opened or read.
-    pub const NOINPUT: i32 = 66;
     /// Internal software error.
     pub const SOFTWARE: i32 = 70;
     /// An I/O error (reading, writing, a corrupt database).
@@ -29,9 +27,15 @@ pub enum Error {
     /// Bad command line or option value.
     Usage(String),
     /// Bad configuration file.
-    Config { path: PathBuf, line: usize, message: String },
+    Config {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     /// An input file could not be read.
     Input { path: PathBuf, source: std::io::Error },
+    /// Some inputs could not be read (each was reported when skipped).
+    InputsSkipped(usize),
     /// Malformed input data (e.g. a bad export file line).
     Data(String),
     /// Writing output failed.
@@ -50,7 +54,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Config { .. } => exit::CONFIG,
-            Error::Input { .. } => exit::NOINPUT,
+            Error::Input { .. } | Error::InputsSkipped(_) => exit::IOERR,
             Error::Data(_) => exit::DATAERR,
             Error::Output(_) => exit::IOERR,
             Error::Locked { .. } => exit::TEMPFAIL,
@@ -67,7 +71,10 @@ impl Error {
         {
             return Error::Locked { path: path.to_owned() };
         }
-        Error::Database { path: path.to_owned(), message: err.to_string() }
+        Error::Database {
+            path: path.to_owned(),
+            message: err.to_string(),
+        }
     }
 }
 
@@ -81,6 +88,7 @@ impl fmt::Display for Error {
             Error::Input { path, source } => {
                 write!(f, "cannot read {}: {source}", path.display())
             }
+            Error::InputsSkipped(n) => write!(f, "{n} input(s) could not be read and were skipped"),
             Error::Data(m) => write!(f, "{m}"),
             Error::Output(e) => write!(f, "cannot write output: {e}"),
             Error::Locked { path } => write!(

@@ -24,11 +24,7 @@ use std::io::{BufRead, Write};
 use crate::error::{Error, Result};
 
 /// Writes one class's counts. `tokens` yields (token, count) pairs.
-pub fn write(
-    out: &mut dyn Write,
-    tokens: impl Iterator<Item = (String, u64)>,
-    messages: u64,
-) -> std::io::Result<()> {
+pub fn write(out: &mut dyn Write, tokens: impl Iterator<Item = (String, u64)>, messages: u64) -> std::io::Result<()> {
     for (token, count) in tokens {
         let (category, word) = split_token(&token);
         writeln!(out, "C {category} {word} {count}")?;
@@ -64,11 +60,18 @@ pub fn read(input: &mut dyn BufRead, source: &str, into: &mut Imported) -> Resul
             return Ok(());
         }
         number += 1;
-        let fields: Vec<&[u8]> = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()).collect();
+        let fields: Vec<&[u8]> = line
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty())
+            .collect();
         if fields.is_empty() || fields[0].starts_with(b"#") {
             continue;
         }
-        let bad = |why: &str| Error::Data(format!("{source}:{number}: {why}; expected `LANG CATEGORY TOKEN COUNT`"));
+        let bad = |why: &str| {
+            Error::Data(format!(
+                "{source}:{number}: {why}; expected `LANG CATEGORY TOKEN COUNT`"
+            ))
+        };
         let [lang, category, token, count] = fields[..] else {
             return Err(bad("wrong number of fields"));
         };
@@ -89,7 +92,11 @@ pub fn read(input: &mut dyn BufRead, source: &str, into: &mut Imported) -> Resul
             }
             continue;
         }
-        let key = if category == "body" { token.into_owned() } else { format!("{category}:{token}") };
+        let key = if category == "body" {
+            token.into_owned()
+        } else {
+            format!("{category}:{token}")
+        };
         *into.tokens.entry(key).or_default() += count;
     }
 }
@@ -101,10 +108,17 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut out = Vec::new();
-        let tokens = vec![("viagra".to_string(), 3), ("subject:cheap".to_string(), 2), ("url:example.net".to_string(), 1)];
+        let tokens = vec![
+            ("viagra".to_string(), 3),
+            ("subject:cheap".to_string(), 2),
+            ("url:example.net".to_string(), 1),
+        ];
         write(&mut out, tokens.clone().into_iter(), 7).unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
-        assert_eq!(text, "C body viagra 3\nC subject cheap 2\nC url example.net 1\nC .internal file_count 7\n");
+        assert_eq!(
+            text,
+            "C body viagra 3\nC subject cheap 2\nC url example.net 1\nC .internal file_count 7\n"
+        );
         let mut imported = Imported::default();
         read(&mut &out[..], "x", &mut imported).unwrap();
         assert_eq!(imported.messages, 7);
@@ -124,7 +138,12 @@ mod tests {
 
     #[test]
     fn bad_lines_name_the_line() {
-        for bad in [&b"C body x\n"[..], b"C body x -1\n", b"C body x NaN\n", b"xx body x 1\n"] {
+        for bad in [
+            &b"C body x\n"[..],
+            b"C body x -1\n",
+            b"C body x NaN\n",
+            b"xx body x 1\n",
+        ] {
             let err = read(&mut &bad[..], "f.txt", &mut Imported::default()).unwrap_err();
             assert!(err.to_string().starts_with("f.txt:1:"), "{err}");
             assert_eq!(err.exit_code(), crate::error::exit::DATAERR);

@@ -2,9 +2,10 @@
 //! user's (and the system-wide) token database, train. The CLI, the
 //! delivery agent and the IMAP server all go through this.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use crate::decode::DecodedMessage;
 use crate::error::{Error, Result};
@@ -68,7 +69,11 @@ impl Filter {
     pub fn with_segmenter(config: FilterConfig, segmenter: Box<dyn Segmenter>) -> Filter {
         let tokenizer = Tokenizer::new(config.tokenizer.clone(), segmenter);
         let scorer = Scorer::new(config.method);
-        Filter { config, tokenizer, scorer }
+        Filter {
+            config,
+            tokenizer,
+            scorer,
+        }
     }
 
     pub fn config(&self) -> &FilterConfig {
@@ -88,7 +93,11 @@ impl Filter {
         let decoded = DecodedMessage::parse(raw);
         let tokens = self.tokenizer.tokenize(&decoded, envelope_sender);
         let key = MessageKey::new(decoded.message_id.as_deref(), &tokens);
-        Analyzed { tokens, message_id: decoded.message_id, key }
+        Analyzed {
+            tokens,
+            message_id: decoded.message_id,
+            key,
+        }
     }
 
     /// Opens the user's database for training, creating the home directory
@@ -108,14 +117,23 @@ impl Filter {
             Some(path) => open(&path)?,
             None => Layer::Absent,
         };
-        Ok(Classifier { filter: self, user, system })
+        Ok(Classifier {
+            filter: self,
+            user,
+            system,
+        })
     }
 
     /// Learns (or unlearns) messages in one transaction.
     pub fn train(&self, store: &mut Store, messages: &[&Analyzed], action: Action) -> Result<Vec<Outcome>> {
         let lessons: Vec<Lesson<'_>> = messages
             .iter()
-            .map(|m| Lesson { tokens: &m.tokens, key: m.key, message_id: m.message_id.as_deref(), action })
+            .map(|m| Lesson {
+                tokens: &m.tokens,
+                key: m.key,
+                message_id: m.message_id.as_deref(),
+                action,
+            })
             .collect();
         store.train(&lessons)
     }
@@ -128,7 +146,11 @@ impl Filter {
                 tokens: &m.tokens,
                 key: m.key,
                 message_id: m.message_id.as_deref(),
-                action: Action::Add(if v.is_spam { store::Class::Spam } else { store::Class::Clean }),
+                action: Action::Add(if v.is_spam {
+                    store::Class::Spam
+                } else {
+                    store::Class::Clean
+                }),
             })
             .collect();
         store.train(&lessons)
@@ -141,7 +163,11 @@ impl Filter {
 
 /// `--system-db` may name the database file or a bsfilter home holding it.
 pub fn resolve_db_path(path: &Path) -> PathBuf {
-    if path.is_dir() { path.join(store::DB_FILE_NAME) } else { path.to_owned() }
+    if path.is_dir() {
+        path.join(store::DB_FILE_NAME)
+    } else {
+        path.to_owned()
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -162,7 +188,10 @@ enum Layer {
     /// Looked up token by token.
     Live(Store),
     /// Read into memory (large batches).
-    Loaded { totals: Totals, tokens: HashMap<Box<str>, Counts> },
+    Loaded {
+        totals: Totals,
+        tokens: FxHashMap<Box<str>, Counts>,
+    },
 }
 
 /// Lookups per message beyond which reading the whole table is cheaper.
@@ -174,13 +203,13 @@ impl Layer {
             return Ok(Layer::Absent);
         };
         let preload = expected_messages > 1
-            && store.read(|r| r.token_count())? <= expected_messages as u64 * LOOKUPS_PER_MESSAGE;
+            && store.read(|r| r.token_count())? <= (expected_messages as u64).saturating_mul(LOOKUPS_PER_MESSAGE);
         if !preload {
             return Ok(Layer::Live(store));
         }
         store.read(|r| {
             let totals = r.totals()?;
-            let mut tokens = HashMap::with_capacity(r.token_count()? as usize);
+            let mut tokens = FxHashMap::with_capacity_and_hasher(r.token_count()? as usize, Default::default());
             r.for_each_token(|t, c| {
                 tokens.insert(Box::from(t), c);
                 Ok(())
@@ -210,7 +239,12 @@ impl Layer {
                 .map(|m| {
                     m.tokens
                         .iter()
-                        .map(|t| Some(Evidence { counts: tokens.get(t).copied().unwrap_or_default(), totals: *totals }))
+                        .map(|t| {
+                            Some(Evidence {
+                                counts: tokens.get(t).copied().unwrap_or_default(),
+                                totals: *totals,
+                            })
+                        })
                         .collect()
                 })
                 .collect()),
@@ -242,7 +276,10 @@ impl Classifier<'_> {
                     scorer.token_probability(*u, s)
                 });
                 let probability = scorer.combine(probabilities);
-                Verdict { probability, is_spam: probability > self.filter.config.spam_cutoff }
+                Verdict {
+                    probability,
+                    is_spam: probability > self.filter.config.spam_cutoff,
+                }
             })
             .collect())
     }

@@ -93,7 +93,10 @@ pub fn header_end(message: &[u8]) -> usize {
 }
 
 fn uses_crlf(message: &[u8]) -> bool {
-    message.iter().position(|&b| b == b'\n').is_some_and(|i| i > 0 && message[i - 1] == b'\r')
+    message
+        .iter()
+        .position(|&b| b == b'\n')
+        .is_some_and(|i| i > 0 && message[i - 1] == b'\r')
 }
 
 #[cfg(test)]
@@ -104,12 +107,18 @@ mod tests {
     fn replaces_forged_fields() {
         let m = b"From: a\nX-Spam-Flag: NO\n  continued\nx-spam-flag: no\nSubject: s\n\nbody\nX-Spam-Flag: body line stays\n";
         let out = set_field(m, "X-Spam-Flag", "Yes");
-        assert_eq!(out, b"From: a\nSubject: s\nX-Spam-Flag: Yes\n\nbody\nX-Spam-Flag: body line stays\n".to_vec());
+        assert_eq!(
+            out,
+            b"From: a\nSubject: s\nX-Spam-Flag: Yes\n\nbody\nX-Spam-Flag: body line stays\n".to_vec()
+        );
     }
 
     #[test]
     fn keeps_crlf_and_handles_headers_only() {
-        assert_eq!(set_field(b"A: b\r\n\r\nx", "X-F", "1"), b"A: b\r\nX-F: 1\r\n\r\nx".to_vec());
+        assert_eq!(
+            set_field(b"A: b\r\n\r\nx", "X-F", "1"),
+            b"A: b\r\nX-F: 1\r\n\r\nx".to_vec()
+        );
         assert_eq!(set_field(b"A: b", "X-F", "1"), b"A: b\nX-F: 1\n".to_vec());
         assert_eq!(set_field(b"", "X-F", "1"), b"X-F: 1\n".to_vec());
         // no header at all: the field goes on top
@@ -118,8 +127,17 @@ mod tests {
 
     #[test]
     fn subject_prefix() {
-        assert_eq!(prefix_subject(b"Subject: hi\n\nb", "[SPAM] "), b"Subject: [SPAM] hi\n\nb".to_vec());
-        assert_eq!(prefix_subject(b"Subject: [SPAM] hi\n\nb", "[SPAM] "), b"Subject: [SPAM] hi\n\nb".to_vec());
-        assert_eq!(prefix_subject(b"From: x\n\nb", "[SPAM] "), b"From: x\nSubject: [SPAM]\n\nb".to_vec());
+        assert_eq!(
+            prefix_subject(b"Subject: hi\n\nb", "[SPAM] "),
+            b"Subject: [SPAM] hi\n\nb".to_vec()
+        );
+        assert_eq!(
+            prefix_subject(b"Subject: [SPAM] hi\n\nb", "[SPAM] "),
+            b"Subject: [SPAM] hi\n\nb".to_vec()
+        );
+        assert_eq!(
+            prefix_subject(b"From: x\n\nb", "[SPAM] "),
+            b"From: x\nSubject: [SPAM]\n\nb".to_vec()
+        );
     }
 }

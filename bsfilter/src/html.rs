@@ -12,7 +12,10 @@ pub struct Extracted {
 const LINK_ATTRIBUTES: [&str; 4] = ["href", "src", "action", "background"];
 
 pub fn extract(markup: &str) -> Extracted {
-    Extracted { text: mail_parser::decoders::html::html_to_text(markup), links: links(markup) }
+    Extracted {
+        text: mail_parser::decoders::html::html_to_text(markup),
+        links: links(markup),
+    }
 }
 
 /// Scans start tags for link attributes. A forgiving scanner rather than a
@@ -28,7 +31,10 @@ fn links(markup: &str) -> Vec<String> {
         if !bytes.get(pos).is_some_and(u8::is_ascii_alphabetic) {
             continue;
         }
-        let end = bytes[pos..].iter().position(|&b| b == b'>').map_or(bytes.len(), |e| pos + e);
+        let end = bytes[pos..]
+            .iter()
+            .position(|&b| b == b'>')
+            .map_or(bytes.len(), |e| pos + e);
         scan_attributes(&markup[pos..end], &mut found);
         pos = end;
     }
@@ -38,7 +44,10 @@ fn links(markup: &str) -> Vec<String> {
 fn scan_attributes(tag: &str, found: &mut Vec<String>) {
     let bytes = tag.as_bytes();
     // skip the tag name
-    let mut i = bytes.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let mut i = bytes
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
     while i < bytes.len() {
         while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
             i += 1;
@@ -63,11 +72,17 @@ fn scan_attributes(tag: &str, found: &mut Vec<String>) {
         }
         let (value_start, value_end, next) = match bytes.get(i) {
             Some(&q @ (b'"' | b'\'')) => {
-                let close = bytes[i + 1..].iter().position(|&b| b == q).map_or(bytes.len(), |c| i + 1 + c);
+                let close = bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == q)
+                    .map_or(bytes.len(), |c| i + 1 + c);
                 (i + 1, close, close + 1)
             }
             _ => {
-                let end = bytes[i..].iter().position(u8::is_ascii_whitespace).map_or(bytes.len(), |e| i + e);
+                let end = bytes[i..]
+                    .iter()
+                    .position(u8::is_ascii_whitespace)
+                    .map_or(bytes.len(), |e| i + e);
                 (i, end, end)
             }
         };

@@ -31,7 +31,10 @@ pub fn split(data: &[u8]) -> Vec<MboxMessage<'_>> {
     let mut line_start = 0;
     let mut previous_blank = true;
     while line_start < data.len() {
-        let line_end = data[line_start..].iter().position(|&b| b == b'\n').map_or(data.len(), |i| line_start + i + 1);
+        let line_end = data[line_start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(data.len(), |i| line_start + i + 1);
         let line = &data[line_start..line_end];
         if previous_blank && line.starts_with(b"From ") {
             starts.push(line_start);
@@ -62,7 +65,10 @@ pub fn split(data: &[u8]) -> Vec<MboxMessage<'_>> {
         if chunk.is_empty() {
             continue;
         }
-        messages.push(MboxMessage { from_line: &chunk[..from_len], content: &chunk[from_len..] });
+        messages.push(MboxMessage {
+            from_line: &chunk[..from_len],
+            content: &chunk[from_len..],
+        });
     }
     messages
 }

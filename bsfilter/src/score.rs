@@ -61,7 +61,11 @@ pub struct RobinsonParams {
 
 impl Default for RobinsonParams {
     fn default() -> Self {
-        RobinsonParams { robs: 0.001, robx: 0.415, min_dev: 0.1 }
+        RobinsonParams {
+            robs: 0.001,
+            robx: 0.415,
+            min_dev: 0.1,
+        }
     }
 }
 
@@ -90,7 +94,10 @@ pub struct Scorer {
 
 impl Scorer {
     pub fn new(method: Method) -> Scorer {
-        Scorer { method, robinson: RobinsonParams::default() }
+        Scorer {
+            method,
+            robinson: RobinsonParams::default(),
+        }
     }
 
     /// The probability that a message containing the token is spam, from
@@ -98,10 +105,13 @@ impl Scorer {
     /// neither knows it.
     pub fn token_probability(&self, user: Option<Evidence>, system: Option<Evidence>) -> Option<f64> {
         match self.method {
-            Method::Graham => user.and_then(graham_probability).or_else(|| system.and_then(graham_probability)),
+            Method::Graham => user
+                .and_then(graham_probability)
+                .or_else(|| system.and_then(graham_probability)),
             Method::Robinson | Method::RobinsonFisher => {
                 let p = &self.robinson;
-                let f_sys = system.and_then(|e| robinson_pw(e).map(|(pw, n)| (p.robs * p.robx + n * pw) / (p.robs + n)));
+                let f_sys =
+                    system.and_then(|e| robinson_pw(e).map(|(pw, n)| (p.robs * p.robx + n * pw) / (p.robs + n)));
                 match user.and_then(robinson_pw) {
                     None => f_sys,
                     Some((pw, n)) => {
@@ -151,7 +161,11 @@ impl Scorer {
                 if self.method == Method::Robinson {
                     let p = 1.0 - (ln_not_spam / n as f64).exp();
                     let q = 1.0 - (ln_spam / n as f64).exp();
-                    if p + q == 0.0 { 0.5 } else { (1.0 + (p - q) / (p + q)) / 2.0 }
+                    if p + q == 0.0 {
+                        0.5
+                    } else {
+                        (1.0 + (p - q) / (p + q)) / 2.0
+                    }
                 } else {
                     let h = 1.0 - chi2q(-2.0 * ln_not_spam, n);
                     let s = 1.0 - chi2q(-2.0 * ln_spam, n);
@@ -218,7 +232,13 @@ mod tests {
     use super::*;
 
     fn ev(spam: u64, clean: u64, spam_messages: u64, clean_messages: u64) -> Option<Evidence> {
-        Some(Evidence { counts: Counts { spam, clean }, totals: Totals { spam_messages, clean_messages } })
+        Some(Evidence {
+            counts: Counts { spam, clean },
+            totals: Totals {
+                spam_messages,
+                clean_messages,
+            },
+        })
     }
 
     #[test]
@@ -280,6 +300,9 @@ mod tests {
         // Graham: user's entry when it has one, else the system's
         let g = Scorer::new(Method::Graham);
         assert_eq!(g.token_probability(ev(0, 0, 10, 10), ev(20, 0, 100, 100)), Some(0.9999));
-        assert_eq!(g.token_probability(ev(0, 20, 100, 100), ev(20, 0, 100, 100)), Some(0.0001));
+        assert_eq!(
+            g.token_probability(ev(0, 20, 100, 100), ev(20, 0, 100, 100)),
+            Some(0.0001)
+        );
     }
 }

@@ -14,6 +14,8 @@
 //! with [`Error::Locked`] (exit 75, "try again").
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -139,7 +141,10 @@ impl Store {
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
-        let mut store = Store { conn, path: path.to_owned() };
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+        };
         store.configure(busy_timeout)?;
         store.create_schema()?;
         Ok(store)
@@ -152,7 +157,10 @@ impl Store {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
-        let store = Store { conn, path: path.to_owned() };
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+        };
         store.conn.busy_timeout(busy_timeout).map_err(|e| store.err(e))?;
         store.check_schema()?;
         Ok(Some(store))
@@ -175,11 +183,16 @@ impl Store {
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Database { path: self.path.clone(), message: format!("cannot use WAL mode (got {mode})") });
+            return Err(Error::Database {
+                path: self.path.clone(),
+                message: format!("cannot use WAL mode (got {mode})"),
+            });
         }
         // WAL + NORMAL is durable against process crashes; an OS crash may
         // lose the last transactions, never corrupt the file.
-        self.conn.execute_batch("PRAGMA synchronous=NORMAL").map_err(|e| self.err(e))?;
+        self.conn
+            .execute_batch("PRAGMA synchronous=NORMAL")
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -196,8 +209,11 @@ impl Store {
              INSERT OR IGNORE INTO meta(key, value) VALUES ('spam_messages', 0), ('clean_messages', 0);",
         )
         .map_err(|e| Error::from_sqlite(&path, e))?;
-        tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION])
-            .map_err(|e| Error::from_sqlite(&path, e))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION],
+        )
+        .map_err(|e| Error::from_sqlite(&path, e))?;
         tx.commit().map_err(|e| Error::from_sqlite(&path, e))?;
         self.check_schema()
     }
@@ -214,7 +230,10 @@ impl Store {
                 path: self.path.clone(),
                 message: format!("schema version {v}, this bsfilter reads version {SCHEMA_VERSION}"),
             }),
-            None => Err(Error::Database { path: self.path.clone(), message: "not a bsfilter token database".into() }),
+            None => Err(Error::Database {
+                path: self.path.clone(),
+                message: "not a bsfilter token database".into(),
+            }),
         }
     }
 
@@ -237,14 +256,21 @@ impl Store {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-        let mut deltas: HashMap<&str, (i64, i64)> = HashMap::new();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let mut deltas: FxHashMap<&str, (i64, i64)> = FxHashMap::default();
         let mut message_deltas = (0i64, 0i64);
         let mut outcomes = Vec::with_capacity(lessons.len());
         {
-            let mut find = tx.prepare_cached("SELECT class FROM ledger WHERE key=?1").map_err(sql)?;
+            let mut find = tx
+                .prepare_cached("SELECT class FROM ledger WHERE key=?1")
+                .map_err(sql)?;
             let mut record = tx
-                .prepare_cached("INSERT OR REPLACE INTO ledger(key, class, message_id, learned_at) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO ledger(key, class, message_id, learned_at) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .map_err(sql)?;
             let mut forget = tx.prepare_cached("DELETE FROM ledger WHERE key=?1").map_err(sql)?;
             for lesson in lessons {
@@ -297,7 +323,10 @@ impl Store {
                 outcomes.push(outcome);
             }
         }
-        apply_deltas(&tx, deltas.iter().map(|(t, d)| (*t, *d)), message_deltas).map_err(sql)?;
+        // In token order, the B-tree is written page after page.
+        let mut deltas: Vec<(&str, (i64, i64))> = deltas.into_iter().collect();
+        deltas.sort_unstable_by_key(|(t, _)| *t);
+        apply_deltas(&tx, deltas.into_iter(), message_deltas).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(outcomes)
     }
@@ -307,7 +336,10 @@ impl Store {
     pub fn import(&mut self, class: Class, tokens: &HashMap<String, u64>, messages: u64) -> Result<()> {
         let path = self.path.clone();
         let sql = |e| Error::from_sqlite(&path, e);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
         let as_delta = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let deltas = tokens.iter().map(|(t, &n)| match class {
             Class::Spam => (t.as_str(), (as_delta(n), 0)),
@@ -387,10 +419,15 @@ impl Reader<'_> {
             .map_err(|e| self.store.err(e))?;
         tokens
             .map(|t| {
-                stmt.query_row([t], |r| Ok(Counts { spam: r.get::<_, i64>(0)? as u64, clean: r.get::<_, i64>(1)? as u64 }))
-                    .optional()
-                    .map(Option::unwrap_or_default)
-                    .map_err(|e| self.store.err(e))
+                stmt.query_row([t], |r| {
+                    Ok(Counts {
+                        spam: r.get::<_, i64>(0)? as u64,
+                        clean: r.get::<_, i64>(1)? as u64,
+                    })
+                })
+                .optional()
+                .map(Option::unwrap_or_default)
+                .map_err(|e| self.store.err(e))
             })
             .collect()
     }
@@ -410,7 +447,11 @@ impl Reader<'_> {
             Class::Spam => "SELECT count(*) FROM tokens WHERE spam > 0",
             Class::Clean => "SELECT count(*) FROM tokens WHERE clean > 0",
         };
-        self.store.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(|e| self.store.err(e))
+        self.store
+            .conn
+            .query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.store.err(e))
     }
 
     /// Number of messages in the ledger.
@@ -431,7 +472,11 @@ impl Reader<'_> {
             .map_err(|e| self.store.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.store.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.store.err(e))? {
-            let token = row.get_ref(0).map_err(|e| self.store.err(e))?.as_str().map_err(|e| self.store.err(e.into()))?;
+            let token = row
+                .get_ref(0)
+                .map_err(|e| self.store.err(e))?
+                .as_str()
+                .map_err(|e| self.store.err(e.into()))?;
             let counts = Counts {
                 spam: row.get::<_, i64>(1).map_err(|e| self.store.err(e))? as u64,
                 clean: row.get::<_, i64>(2).map_err(|e| self.store.err(e))? as u64,
@@ -456,21 +501,56 @@ mod tests {
         let mut store = Store::open(&dir.path().join("t.db"), DEFAULT_BUSY_TIMEOUT).unwrap();
         let a = set(&["cheap", "viagra"]);
         let key = MessageKey::new(Some("<a@x>"), &a);
-        let lesson = |action| Lesson { tokens: &a, key, message_id: Some("<a@x>"), action };
-        assert_eq!(store.train(&[lesson(Action::Add(Class::Spam))]).unwrap(), [Outcome::Learned]);
-        assert_eq!(store.train(&[lesson(Action::Add(Class::Spam))]).unwrap(), [Outcome::AlreadyLearned]);
-        let counts = |s: &Store| s.read(|r| Ok((r.totals()?, r.lookup(["cheap", "other"].into_iter())?))).unwrap();
+        let lesson = |action| Lesson {
+            tokens: &a,
+            key,
+            message_id: Some("<a@x>"),
+            action,
+        };
+        assert_eq!(
+            store.train(&[lesson(Action::Add(Class::Spam))]).unwrap(),
+            [Outcome::Learned]
+        );
+        assert_eq!(
+            store.train(&[lesson(Action::Add(Class::Spam))]).unwrap(),
+            [Outcome::AlreadyLearned]
+        );
+        let counts = |s: &Store| {
+            s.read(|r| Ok((r.totals()?, r.lookup(["cheap", "other"].into_iter())?)))
+                .unwrap()
+        };
         let (totals, c) = counts(&store);
-        assert_eq!(totals, Totals { spam_messages: 1, clean_messages: 0 });
+        assert_eq!(
+            totals,
+            Totals {
+                spam_messages: 1,
+                clean_messages: 0
+            }
+        );
         assert_eq!(c, [Counts { spam: 1, clean: 0 }, Counts::default()]);
 
-        assert_eq!(store.train(&[lesson(Action::Add(Class::Clean))]).unwrap(), [Outcome::Moved]);
+        assert_eq!(
+            store.train(&[lesson(Action::Add(Class::Clean))]).unwrap(),
+            [Outcome::Moved]
+        );
         let (totals, c) = counts(&store);
-        assert_eq!(totals, Totals { spam_messages: 0, clean_messages: 1 });
+        assert_eq!(
+            totals,
+            Totals {
+                spam_messages: 0,
+                clean_messages: 1
+            }
+        );
         assert_eq!(c[0], Counts { spam: 0, clean: 1 });
 
-        assert_eq!(store.train(&[lesson(Action::Sub(Class::Spam))]).unwrap(), [Outcome::NotLearned]);
-        assert_eq!(store.train(&[lesson(Action::Sub(Class::Clean))]).unwrap(), [Outcome::Unlearned]);
+        assert_eq!(
+            store.train(&[lesson(Action::Sub(Class::Spam))]).unwrap(),
+            [Outcome::NotLearned]
+        );
+        assert_eq!(
+            store.train(&[lesson(Action::Sub(Class::Clean))]).unwrap(),
+            [Outcome::Unlearned]
+        );
         let (totals, c) = counts(&store);
         assert_eq!(totals, Totals::default());
         assert_eq!(c[0], Counts::default());
@@ -483,8 +563,16 @@ mod tests {
         let mut store = Store::open(&dir.path().join("t.db"), DEFAULT_BUSY_TIMEOUT).unwrap();
         let a = set(&["x"]);
         let key = MessageKey::new(None, &a);
-        let l = Lesson { tokens: &a, key, message_id: None, action: Action::Add(Class::Clean) };
-        assert_eq!(store.train(&[l, l]).unwrap(), [Outcome::Learned, Outcome::AlreadyLearned]);
+        let l = Lesson {
+            tokens: &a,
+            key,
+            message_id: None,
+            action: Action::Add(Class::Clean),
+        };
+        assert_eq!(
+            store.train(&[l, l]).unwrap(),
+            [Outcome::Learned, Outcome::AlreadyLearned]
+        );
         assert_eq!(store.read(|r| r.lookup(["x"].into_iter())).unwrap()[0].clean, 1);
     }
 
@@ -502,6 +590,10 @@ mod tests {
     #[test]
     fn missing_read_only_store_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Store::open_read_only(&dir.path().join("none.db"), DEFAULT_BUSY_TIMEOUT).unwrap().is_none());
+        assert!(
+            Store::open_read_only(&dir.path().join("none.db"), DEFAULT_BUSY_TIMEOUT)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -59,8 +59,16 @@ pub const DEFAULT_REFER_HEADERS: &[&str] = &[
 /// Headers never tokenized: verdicts we (or another filter) added, and the
 /// mbox status headers that mail readers rewrite. Learning them would make
 /// a message's tokens change when it is read or moved.
-const VOLATILE_HEADERS: &[&str] =
-    &["status", "x-status", "x-keywords", "x-uid", "x-imapbase", "x-imap", "content-length", "lines"];
+const VOLATILE_HEADERS: &[&str] = &[
+    "status",
+    "x-status",
+    "x-keywords",
+    "x-uid",
+    "x-imapbase",
+    "x-imap",
+    "content-length",
+    "lines",
+];
 
 /// Splits a run of CJK text into tokens.
 pub trait Segmenter: Send + Sync {
@@ -245,7 +253,11 @@ impl Tokenizer {
             self.header(&field.name, &field.value, &mut out);
         }
         let has_html = message.texts.iter().any(|t| t.from_html);
-        let mut lines_left = if self.options.max_line == 0 { usize::MAX } else { self.options.max_line };
+        let mut lines_left = if self.options.max_line == 0 {
+            usize::MAX
+        } else {
+            self.options.max_line
+        };
         for part in &message.texts {
             if lines_left == 0 {
                 break;
@@ -256,7 +268,10 @@ impl Tokenizer {
             let mut text = part.text.as_str();
             let lines = text.lines().count();
             if lines > lines_left {
-                let cut = text.match_indices('\n').nth(lines_left - 1).map_or(text.len(), |(i, _)| i);
+                let cut = text
+                    .match_indices('\n')
+                    .nth(lines_left - 1)
+                    .map_or(text.len(), |(i, _)| i);
                 text = &text[..cut];
                 lines_left = 0;
             } else {
@@ -350,8 +365,7 @@ impl Tokenizer {
                 while let Some((i, ch)) = iter.next() {
                     if is_word_char(ch) {
                         end = pos + i + ch.len_utf8();
-                    } else if matches!(ch, '.' | '-' | '@' | '_')
-                        && iter.peek().is_some_and(|&(_, n)| is_word_char(n))
+                    } else if matches!(ch, '.' | '-' | '@' | '_') && iter.peek().is_some_and(|&(_, n)| is_word_char(n))
                     {
                         continue;
                     } else {
@@ -441,7 +455,10 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
     let lower = text.to_ascii_lowercase();
     lower.match_indices(word).map(|(i, _)| i).find(|&i| {
         let before = lower[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-        let after = lower[i + word.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        let after = lower[i + word.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric());
         before && after
     })
 }
@@ -451,15 +468,13 @@ fn url_at(s: &str, at_boundary: bool) -> Option<usize> {
     if !at_boundary {
         return None;
     }
-    let head = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-    let skip = if head.starts_with("http://") {
-        7
-    } else if head.starts_with("https://") {
-        8
-    } else if head.starts_with("www.") {
-        0
-    } else {
-        return None;
+    let starts =
+        |prefix: &str| s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes());
+    let skip = match s.as_bytes().first() {
+        Some(b'h' | b'H') if starts("http://") => 7,
+        Some(b'h' | b'H') if starts("https://") => 8,
+        Some(b'w' | b'W') if starts("www.") => 0,
+        _ => return None,
     };
     let len = s
         .char_indices()
@@ -596,8 +611,14 @@ mod tests {
             assert!(has(&t, want), "missing {want} in {t:?}");
         }
         // the date after ';' in Received, verdict and status headers: never
-        assert!(!t.iter().any(|x| x.starts_with("received:") && x.contains("jan")), "{t:?}");
-        assert!(!t.iter().any(|x| x.starts_with("x-spam") || x.starts_with("status:")), "{t:?}");
+        assert!(
+            !t.iter().any(|x| x.starts_with("received:") && x.contains("jan")),
+            "{t:?}"
+        );
+        assert!(
+            !t.iter().any(|x| x.starts_with("x-spam") || x.starts_with("status:")),
+            "{t:?}"
+        );
         // sorted, unique
         let mut sorted = t.clone();
         sorted.sort();
@@ -616,7 +637,9 @@ mod tests {
     #[test]
     fn bigram_segmenter() {
         let mut got = Vec::new();
-        Bigram.segment("東京都庁へ行くコンピューター", &mut |t| got.push(t.to_owned()));
+        Bigram.segment("東京都庁へ行くコンピューター", &mut |t| {
+            got.push(t.to_owned())
+        });
         assert_eq!(got, ["東京", "京都", "都庁", "へ", "行", "く", "コンピューター"]);
         let mut got = Vec::new();
         Bigram.segment("ありがとうございます", &mut |t| got.push(t.to_owned()));

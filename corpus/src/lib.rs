@@ -1,1 +1,1 @@
-//! placeholder
+//! bsfilter-eval: corpus readers and evaluation against peers. (Filled by the corpus issue.)

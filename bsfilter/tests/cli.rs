@@ -1,0 +1,427 @@
+//! The `bsfilter` binary, driven as users and scripts drive it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bsfilter");
+
+/// A spam-like message with a unique marker word.
+fn spam(n: usize) -> String {
+    format!(
+        "From: Deals {n} <promo{n}@cheap-pills.example>\nTo: victim@example.org\nSubject: Cheap pills offer {n}\n\
+         Message-ID: <spam{n}@cheap-pills.example>\n\n\
+         Buy cheap pills now! Limited offer, click http://cheap-pills.example/buy?id={n} \
+         and get viagra discount. Unsubscribe uniquespam{n}.\n"
+    )
+}
+
+/// A clean message with a unique marker word.
+fn ham(n: usize) -> String {
+    format!(
+        "From: Carol {n} <carol@work.example>\nTo: bob@example.org\nSubject: Project meeting {n}\n\
+         Message-ID: <ham{n}@work.example>\n\n\
+         Hi Bob, the project review is moved to Thursday. Please bring the quarterly \
+         report and the budget figures. Regards, Carol. uniqueham{n}\n"
+    )
+}
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--homedir").arg(self.path().join("home"));
+        c.env_remove("BSFILTERHOME");
+        c
+    }
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.cmd();
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let input = stdin.unwrap_or("").to_owned();
+        let mut pipe = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+        child.wait_with_output().unwrap()
+    }
+    /// Trains `n` spam and `n` ham messages, one file each.
+    fn trained(n: usize) -> Home {
+        let home = Home::new();
+        let spams: Vec<String> = (0..n)
+            .map(|i| home.file(&format!("s{i}"), &spam(i)).display().to_string())
+            .collect();
+        let hams: Vec<String> = (0..n)
+            .map(|i| home.file(&format!("h{i}"), &ham(i)).display().to_string())
+            .collect();
+        let mut args = vec!["--add-spam"];
+        args.extend(spams.iter().map(String::as_str));
+        assert_eq!(home.run(&args, None).status.code(), Some(0));
+        let mut args = vec!["-c"];
+        args.extend(hams.iter().map(String::as_str));
+        assert_eq!(home.run(&args, None).status.code(), Some(0));
+        home
+    }
+    /// `db C CLEAN_TOKENS CLEAN_MSGS SPAM_TOKENS SPAM_MSGS TOKENS`
+    fn status(&self) -> Vec<u64> {
+        let out = self.run(&["--show-db-status"], None);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().next().unwrap();
+        assert!(line.starts_with("db C "), "{line}");
+        line.split_whitespace()
+            .skip(2)
+            .take(5)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn filtering_exit_status_is_the_verdict() {
+    let home = Home::trained(20);
+    let s = home.file("new-spam", &spam(1000));
+    let h = home.file("new-ham", &ham(1000));
+    let o = home.run(&[s.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "spam exits 0: {}", stderr(&o));
+    let o = home.run(&[h.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1), "clean exits 1: {}", stderr(&o));
+    // the original prints the probability line on stdout in plain filtering mode
+    let line = stdout(&o);
+    assert!(
+        line.starts_with(&format!("combined probability {} 1 0.", h.display())),
+        "{line}"
+    );
+    // from stdin: no probability line (the original prints it only for files)
+    let o = home.run(&[], Some(&spam(1001)));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "");
+    // several files: 0 when any is spam
+    let o = home.run(&[h.to_str().unwrap(), s.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn list_spam_and_list_clean_as_the_original() {
+    let home = Home::trained(20);
+    let s = home.file("x-spam", &spam(500));
+    let h = home.file("x-ham", &ham(500));
+    let (s, h) = (s.to_str().unwrap(), h.to_str().unwrap());
+    let o = home.run(&["--list-spam", h, s], None);
+    assert_eq!(stdout(&o), format!("{s}\n"));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    for (line, file) in lines.iter().zip([h, s]) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(&parts[..4], ["combined", "probability", file, "1"], "{line}");
+        let p: f64 = parts[4].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p) && parts[4].len() == 8, "{line}");
+    }
+    let o = home.run(&["--list-clean", h, s], None);
+    assert_eq!(stdout(&o), format!("{h}\n"));
+}
+
+#[test]
+fn pipe_inserts_headers_and_replaces_forged_ones() {
+    let home = Home::trained(20);
+    let forged = spam(700).replacen("Subject:", "X-Spam-Flag: No\nX-Spam-Probability: 0.0\nSubject:", 1);
+    let o = home.run(
+        &["--pipe", "--insert-flag", "--insert-probability", "--mark-spam-subject"],
+        Some(&forged),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert_eq!(out.matches("X-Spam-Flag:").count(), 1, "{out}");
+    assert!(out.contains("X-Spam-Flag: Yes\n"), "{out}");
+    assert!(out.contains("Subject: [SPAM] Cheap pills offer 700\n"), "{out}");
+    let p = out
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Spam-Probability: "))
+        .unwrap();
+    assert!(p.parse::<f64>().unwrap() > 0.95 && p.len() == 8, "{p}");
+    // the body is untouched
+    assert!(out.ends_with(spam(700).split("\n\n").nth(1).unwrap()), "{out}");
+
+    // clean mail, another prefix, CRLF kept; --pipe exits 0 even for clean
+    let crlf = ham(701).replace('\n', "\r\n");
+    let o = home.run(&["--pipe", "--insert-flag", "--header-prefix", "Bsf"], Some(&crlf));
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.contains("X-Bsf-Flag: No\r\n\r\nHi Bob"), "{out}");
+}
+
+#[test]
+fn ledger_counts_a_message_once_and_moves_it() {
+    let home = Home::new();
+    let m = home.file("m", &spam(1));
+    let m = m.to_str().unwrap();
+    assert_eq!(home.run(&["-s", m], None).status.code(), Some(0));
+    assert_eq!(home.run(&["-s", m], None).status.code(), Some(0));
+    let st = home.status();
+    assert_eq!((st[1], st[3]), (0, 1), "one spam message: {st:?}");
+    let spam_tokens = st[2];
+    // relearn as clean: its counts move
+    assert_eq!(home.run(&["-c", "-v", m], None).status.code(), Some(0));
+    let st = home.status();
+    assert_eq!((st[0], st[1], st[2], st[3]), (spam_tokens, 1, 0, 0), "{st:?}");
+    // the same message with other mbox status headers is still the same message
+    let reread = spam(1).replacen("\n\n", "\nStatus: RO\nX-UID: 7\n\n", 1);
+    let o = home.run(&["-c", "-v"], Some(&reread));
+    assert!(stdout(&o).contains("already learned as clean"), "{}", stdout(&o));
+    // unlearning what was never learned changes nothing
+    assert_eq!(home.run(&["-S", m], None).status.code(), Some(0));
+    assert_eq!(home.status()[1], 1);
+    assert_eq!(home.run(&["-C", m], None).status.code(), Some(0));
+    assert_eq!(home.status(), [0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn mbox_input_is_split() {
+    let home = Home::new();
+    let mbox: String = (0..3)
+        .map(|i| format!("From sender{i}@example.com Mon Jan  1 00:00:0{i} 2024\n{}\n", spam(i)))
+        .collect();
+    let f = home.file("box", &mbox);
+    assert_eq!(
+        home.run(&["--mbox", "-s", f.to_str().unwrap()], None).status.code(),
+        Some(0)
+    );
+    assert_eq!(home.status()[3], 3);
+    // classification prints one line per message, numbered within the file
+    let o = home.run(&["--mbox", f.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    for i in 1..=3 {
+        assert!(
+            out.contains(&format!("combined probability {} {i} ", f.display())),
+            "{out}"
+        );
+    }
+    // --pipe keeps the mbox an mbox
+    let o = home.run(&["--mbox", "--pipe", "--insert-flag", f.to_str().unwrap()], None);
+    let out = stdout(&o);
+    assert_eq!(
+        out.matches("\nFrom sender").count() + usize::from(out.starts_with("From sender")),
+        3,
+        "{out}"
+    );
+    assert_eq!(out.matches("X-Spam-Flag: Yes").count(), 3, "{out}");
+}
+
+#[test]
+fn export_import_round_trip() {
+    let home = Home::trained(10);
+    let export = |h: &Home, what: &str| {
+        let o = h.run(&[what], None);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let mut lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let spam_export = export(&home, "--export-spam");
+    let clean_export = export(&home, "--export-clean");
+    assert!(
+        spam_export.contains(&"C .internal file_count 10".to_string()),
+        "{spam_export:?}"
+    );
+    assert!(
+        spam_export.iter().any(|l| l.starts_with("C subject cheap ")),
+        "{spam_export:?}"
+    );
+    assert!(spam_export.iter().all(|l| l.split(' ').count() == 4), "{spam_export:?}");
+
+    let other = Home::new();
+    let spam_file = other.file("spam.txt", &(spam_export.join("\n") + "\n"));
+    let o = other.run(&["--import-spam", spam_file.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = other.run(&["--import-clean"], Some(&(clean_export.join("\n") + "\n")));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(export(&other, "--export-spam"), spam_export);
+    assert_eq!(export(&other, "--export-clean"), clean_export);
+    assert_eq!(other.status(), home.status());
+    // export to a file
+    let target = other.path().join("out.txt");
+    assert_eq!(
+        other
+            .run(&["--export-spam", target.to_str().unwrap()], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    let mut from_file: Vec<String> = std::fs::read_to_string(&target)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    from_file.sort();
+    assert_eq!(from_file, spam_export);
+}
+
+#[test]
+fn errors_exit_with_sysexits_never_a_verdict() {
+    let home = Home::trained(3);
+    // bad option, bad value
+    assert_eq!(home.run(&["--no-such-option"], None).status.code(), Some(64));
+    assert_eq!(home.run(&["--method", "x"], Some("x")).status.code(), Some(64));
+    assert_eq!(home.run(&["--spam-cutoff", "abc"], Some("x")).status.code(), Some(64));
+    let o = home.run(&["--pop"], None);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(stderr(&o).contains("not supported"), "{}", stderr(&o));
+    // unreadable input: the other files are still handled
+    let h = home.file("fine", &ham(77));
+    let o = home.run(&["/nonexistent/mail", h.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(74));
+    assert!(stderr(&o).contains("cannot read /nonexistent/mail"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("combined probability"), "{}", stdout(&o));
+    // bad import data names the line
+    let o = home.run(&["--import-spam"], Some("C body ok 1\nthis is not an export line\n"));
+    assert_eq!(o.status.code(), Some(65));
+    assert!(stderr(&o).contains("stdin:2:"), "{}", stderr(&o));
+    // corrupt database
+    let bad = Home::new();
+    std::fs::create_dir_all(bad.path().join("home")).unwrap();
+    std::fs::write(bad.path().join("home/bsfilter.sqlite3"), vec![b'x'; 10000]).unwrap();
+    for args in [&["-s"][..], &[][..], &["--show-db-status"][..]] {
+        let o = bad.run(args, Some(&spam(1)));
+        assert_eq!(o.status.code(), Some(74), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "one clear line: {}", stderr(&o));
+    }
+    // unwritable home
+    let o = Command::new(BIN)
+        .args(["--homedir", "/proc/no/such/dir", "-s"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
+}
+
+#[test]
+fn locked_database_is_a_temporary_failure() {
+    let home = Home::trained(2);
+    let db = home.path().join("home/bsfilter.sqlite3");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let o = home.run(&["--db-timeout", "0.3", "-s"], Some(&spam(9)));
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(stderr(&o).contains("busy"), "{}", stderr(&o));
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        home.run(&["--db-timeout", "0.3", "-s"], Some(&spam(9))).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn config_file_sets_options_and_the_command_line_wins() {
+    let home = Home::trained(10);
+    std::fs::write(
+        home.path().join("home/bsfilter.conf"),
+        "# site settings\nheader-prefix Site\ninsert-flag\nmethod g\n",
+    )
+    .unwrap();
+    let o = home.run(&["--pipe"], Some(&spam(42)));
+    assert!(stdout(&o).contains("X-Site-Flag: Yes"), "{}", stdout(&o));
+    let o = home.run(&["--pipe", "--header-prefix", "Cli"], Some(&spam(42)));
+    assert!(stdout(&o).contains("X-Cli-Flag: Yes"), "{}", stdout(&o));
+    // an explicit --config-file that does not exist is an error
+    let o = home.run(&["--config-file", "/nonexistent.conf"], Some("x"));
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+}
+
+#[test]
+fn bsfilterhome_environment() {
+    let home = Home::new();
+    let dir = home.path().join("envhome");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("BSFILTERHOME", &dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(spam(3).as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(run(&["-s"]).status.code(), Some(0));
+    assert!(dir.join("bsfilter.sqlite3").is_file());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn show_tokens_and_auto_update() {
+    let home = Home::trained(10);
+    let o = home.run(&["--show-tokens"], Some(&spam(5)));
+    let tokens = stdout(&o);
+    for t in ["subject:cheap", "url:cheap-pills.example", "viagra", "uniquespam5"] {
+        assert!(tokens.lines().any(|l| l == t), "{t} in {tokens}");
+    }
+    let before = home.status();
+    let o = home.run(&["-a"], Some(&spam(300)));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(home.status()[3], before[3] + 1, "learned as spam");
+}
+
+#[test]
+fn system_db_is_layered_under_the_user_db() {
+    let system = Home::trained(20);
+    let user = Home::new();
+    let sys_path = system.path().join("home");
+    let s = user.file("s", &spam(900));
+    // the user has learned nothing: the system decides
+    let o = user.run(&["--system-db", sys_path.to_str().unwrap(), s.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // without it, nothing is known
+    let o = user.run(&[s.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1));
+    // a user who says this kind of mail is clean wins over the system
+    let mine: Vec<String> = (0..20)
+        .map(|i| user.file(&format!("mine{i}"), &spam(2000 + i)).display().to_string())
+        .collect();
+    let mut args = vec!["-c"];
+    args.extend(mine.iter().map(String::as_str));
+    assert_eq!(user.run(&args, None).status.code(), Some(0));
+    let o = user.run(&["--system-db", sys_path.to_str().unwrap(), s.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}
+
+#[test]
+fn no_progress_output_when_not_a_terminal() {
+    let home = Home::new();
+    let files: Vec<String> = (0..300)
+        .map(|i| home.file(&format!("m{i}"), &spam(i)).display().to_string())
+        .collect();
+    let mut args = vec!["-s"];
+    args.extend(files.iter().map(String::as_str));
+    let o = home.run(&args, None);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "");
+    assert_eq!(home.status()[3], 300);
+}
