@@ -193,7 +193,27 @@ impl Store {
         self.conn
             .execute_batch("PRAGMA synchronous=NORMAL")
             .map_err(|e| self.err(e))?;
+        self.persist_wal_files();
         Ok(())
+    }
+
+    /// Keeps the `-wal` and `-shm` files when the last writer closes. A
+    /// reader that cannot create files in the database's directory (a user
+    /// reading the site-wide database) can open a WAL database only while
+    /// they exist.
+    fn persist_wal_files(&self) {
+        let mut on: std::ffi::c_int = 1;
+        // SAFETY: the handle is a live connection owned by self.conn, the
+        // database name is a NUL-terminated string, and PERSIST_WAL takes a
+        // pointer to an int, which lives across the call.
+        unsafe {
+            rusqlite::ffi::sqlite3_file_control(
+                self.conn.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+                (&raw mut on).cast(),
+            );
+        }
     }
 
     fn create_schema(&mut self) -> Result<()> {

@@ -415,7 +415,7 @@ impl Tokenizer {
     }
 
     fn word(&self, word: &str, tag: Option<&str>, out: &mut Vec<String>) {
-        if word.len() < 2 && !word.chars().next().is_some_and(|c| c.len_utf8() > 1) {
+        if word.len() < 2 && word.chars().next().is_none_or(|c| c.len_utf8() <= 1) {
             return;
         }
         if word.bytes().all(|b| b.is_ascii_digit()) {

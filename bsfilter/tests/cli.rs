@@ -425,3 +425,36 @@ fn no_progress_output_when_not_a_terminal() {
     assert_eq!(stderr(&o), "");
     assert_eq!(home.status()[3], 300);
 }
+
+#[test]
+fn a_user_without_write_access_reads_the_system_db() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let system = Home::trained(10);
+    let sys_home = system.path().join("home");
+    let msg = system.file("new", &spam(4242));
+    let as_root = std::fs::metadata(&msg).unwrap().uid() == 0;
+    // the site-wide database is read-only for the user reading it
+    for p in [system.path(), sys_home.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&msg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut c = if as_root {
+        // root can write anywhere: read as nobody instead
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        std::fs::set_permissions(&sys_home, std::fs::Permissions::from_mode(0o555)).unwrap();
+        Command::new(BIN)
+    };
+    let o = c
+        .arg("--homedir")
+        .arg("/nonexistent/user/home")
+        .arg("--system-db")
+        .arg(&sys_home)
+        .arg(&msg)
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&sys_home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(o.status.code(), Some(0), "spam by the system db: {}", stderr(&o));
+}
