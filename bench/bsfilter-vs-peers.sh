@@ -8,7 +8,8 @@
 #   OUTDIR  default /tmp/bsfilter-bench
 #   PEER    peers to run beside ours (default: bsfilter bogofilter spamprobe
 #           sylfilter); "none" runs only ours
-# Needs: ../shared/corpus/prepare.sh run first (CORPUS, default
+# Needs: ../shared/corpus/prepare.sh run first, ruby-qdbm for the original
+# bsfilter's qdbm database, (CORPUS, default
 # /tmp/corpus/spamassassin), the peers from apt (see ../shared/peers/README.md),
 # and a release build (cargo build --release -p bsfilter).
 #
@@ -30,7 +31,8 @@ export CORPUS
 run_split() { local s="$1" O="$OUT/$1"
   mkdir -p "$O"
   if [ "${PEERS[0]}" != none ]; then
-    bash "$SHARED/peers/peers.sh" \
+    # the original's default sdbm database fails near 5,000 messages
+    BSFILTER_OPTS="${BSFILTER_OPTS:---db qdbm}" bash "$SHARED/peers/peers.sh" \
       "$CORPUS/splits/$s.train" "$CORPUS/splits/$s.test" "$O" "${PEERS[@]}" > /dev/null
   else
     awk '$1=="spam"{print $2}' "$CORPUS/splits/$s.train" > "$O/train.spam"
