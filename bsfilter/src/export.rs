@@ -13,7 +13,9 @@
 //! `viagra`, and a token without a tag is category `body`.
 //!
 //! We export everything as `C` with UTF-8 tokens; on import, `ja` lines are
-//! decoded from EUC-JP and the message counts of all languages add up.
+//! decoded from EUC-JP, tokens are lower-cased as ours are (the original's
+//! `Cheap` and `cheap` add up) and the message counts of all languages add
+//! up.
 //! (The original, reading our export, files our Japanese tokens under `C`,
 //! where its Japanese mail never looks: it gains nothing from them, and
 //! loses nothing either.)
@@ -92,8 +94,10 @@ pub fn read(input: &mut dyn BufRead, source: &str, into: &mut Imported) -> Resul
             }
             continue;
         }
+        // Our words are lower-cased; the original's are not.
+        let token = token.to_lowercase();
         let key = if category == "body" {
-            token.into_owned()
+            token
         } else {
             format!("{category}:{token}")
         };

@@ -458,3 +458,20 @@ fn a_user_without_write_access_reads_the_system_db() {
     std::fs::set_permissions(&sys_home, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(o.status.code(), Some(0), "spam by the system db: {}", stderr(&o));
 }
+
+/// An export written by Debian's bsfilter 1.0.19 (`--export-spam` after
+/// learning two spam messages, one in Japanese): its `ja` lines are EUC-JP.
+#[test]
+fn imports_the_original_bsfilters_export() {
+    let home = Home::new();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/original-bsfilter-export-spam.txt");
+    let o = home.run(&["--import-spam", data], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st = home.status();
+    assert_eq!((st[1], st[3]), (0, 2), "two spam messages: {st:?}");
+    let o = home.run(&["--export-spam"], None);
+    let out = stdout(&o);
+    for line in ["C body 東京 1", "C body カタカナ 1", "C subject cheap 1", "C from 田中 1", "C .internal file_count 2"] {
+        assert!(out.lines().any(|l| l == line), "{line} in {out}");
+    }
+}
