@@ -1,6 +1,6 @@
 //! Tokens: what a decoded message is made of, for the filter.
 //!
-//! A token is a string with no white space. Body words stand alone; tokens
+//! A token is a string with no white space or control characters. Body words stand alone; tokens
 //! from elsewhere carry a tag and a colon, the same categories the original
 //! bsfilter uses (so `--export-*` maps onto its `LANG CATEGORY TOKEN COUNT`
 //! lines):
@@ -200,7 +200,12 @@ impl Default for TokenizerOptions {
 pub struct TokenSet(Vec<String>);
 
 impl TokenSet {
+    /// Sorts and de-duplicates `tokens`, dropping any that would break the
+    /// one-token-per-field formats (export lines, `--show-tokens`): empty
+    /// ones and ones with white space or control characters, which odd
+    /// header values (a Content-Type of control bytes) can produce.
     pub fn from_unsorted(mut tokens: Vec<String>) -> TokenSet {
+        tokens.retain(|t| !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control()));
         tokens.sort_unstable();
         tokens.dedup();
         TokenSet(tokens)
@@ -645,6 +650,16 @@ mod tests {
         Bigram.segment("ありがとうございます", &mut |t| got.push(t.to_owned()));
         assert_eq!(got[0], "あり");
         assert_eq!(got.len(), 9);
+    }
+
+    #[test]
+    fn control_bytes_in_a_content_type_make_no_token() {
+        let t = tokens_of("Content-Type: \0\x0b\0\n\nContent-Type: multipart/mixed; boundary=\"b\"\n\n");
+        assert!(
+            t.iter()
+                .all(|x| !x.contains(|c: char| c.is_whitespace() || c.is_control())),
+            "{t:?}"
+        );
     }
 
     #[test]

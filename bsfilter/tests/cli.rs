@@ -464,14 +464,23 @@ fn a_user_without_write_access_reads_the_system_db() {
 #[test]
 fn imports_the_original_bsfilters_export() {
     let home = Home::new();
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/original-bsfilter-export-spam.txt");
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/original-bsfilter-export-spam.txt"
+    );
     let o = home.run(&["--import-spam", data], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let st = home.status();
     assert_eq!((st[1], st[3]), (0, 2), "two spam messages: {st:?}");
     let o = home.run(&["--export-spam"], None);
     let out = stdout(&o);
-    for line in ["C body 東京 1", "C body カタカナ 1", "C subject cheap 1", "C from 田中 1", "C .internal file_count 2"] {
+    for line in [
+        "C body 東京 1",
+        "C body カタカナ 1",
+        "C subject cheap 1",
+        "C from 田中 1",
+        "C .internal file_count 2",
+    ] {
         assert!(out.lines().any(|l| l == line), "{line} in {out}");
     }
 }

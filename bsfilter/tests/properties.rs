@@ -77,7 +77,7 @@ fn message_like() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_decode_and_tokenize(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
