@@ -1,1 +1,16 @@
-//! lda: the local delivery agent — classify, mark and append each message to the right mbox folder, whole or not at all. (Filled by the lda issue.)
+//! lda: the local delivery agent. An MTA (or a user's `~/.forward`) runs it
+//! once per recipient with the message on stdin; it classifies the message
+//! with the user's filter, marks it, and appends it to the right mbox
+//! folder — whole, or not at all.
+//!
+//! - [`config`]: the toolkit's TOML configuration (delivery part);
+//! - [`users`]: the passwd-file user table and system users;
+//! - [`mbox`]: the byte-exact mbox format (From lines, mboxrd quoting);
+//! - [`lock`]: dotlock + fcntl locking, and undoing a dead writer's append;
+//! - [`deliver`]: the delivery policy: filter, headers, folder, append.
+
+pub mod config;
+pub mod deliver;
+pub mod lock;
+pub mod mbox;
+pub mod users;

@@ -1,0 +1,252 @@
+//! One delivery: classify, mark, choose the folder, append whole or not at
+//! all.
+
+use std::fs::DirBuilder;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bsfilter::headers;
+use bsfilter::{Filter, FilterConfig, Verdict};
+
+use crate::config::Config;
+use crate::lock::{LockError, LockTimeouts, LockedMbox};
+use crate::mbox;
+use crate::users::User;
+
+/// Longest folder name accepted, in bytes.
+const MAX_FOLDER_NAME: usize = 255;
+
+/// What to deliver, to whom.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub user: &'a User,
+    /// Envelope sender (empty for bounces).
+    pub sender: &'a str,
+    /// `-m FOLDER`: where clean mail goes instead of INBOX.
+    pub folder: Option<&'a str>,
+    pub message: &'a [u8],
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered {
+        mbox: PathBuf,
+        /// `None` when the message was not filtered.
+        verdict: Option<Verdict>,
+        /// Why filtering failed, when it did.
+        filter_error: Option<String>,
+    },
+    /// Spam above `discard_above`: dropped on purpose.
+    Discarded { probability: f64 },
+}
+
+#[derive(Debug)]
+pub enum DeliveryError {
+    /// `-m` named a folder outside the user's mail.
+    BadFolder(String),
+    /// The mailbox stayed locked past the timeout.
+    Locked(PathBuf),
+    /// Reading or writing the mailbox failed; it was rolled back.
+    Io(PathBuf, std::io::Error),
+    /// Filtering failed and the configuration says to try again later.
+    Filter(bsfilter::Error),
+}
+
+impl DeliveryError {
+    /// The sysexits code: a bad folder name is the caller's mistake (64);
+    /// everything else may work next time (75, the MTA retries).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DeliveryError::BadFolder(_) => bsfilter::error::exit::USAGE,
+            _ => bsfilter::error::exit::TEMPFAIL,
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliveryError::BadFolder(why) => write!(f, "bad folder name: {why}"),
+            DeliveryError::Locked(p) => write!(f, "{} stayed locked; try again later", p.display()),
+            DeliveryError::Io(p, e) => write!(f, "cannot append to {}: {e} (nothing was written)", p.display()),
+            DeliveryError::Filter(e) => write!(f, "filter failed: {e}"),
+        }
+    }
+}
+
+/// Checks a folder name: relative, no `..`, no NUL, not absurdly long.
+pub fn check_folder_name(name: &str) -> Result<(), DeliveryError> {
+    let bad = |why: &str| Err(DeliveryError::BadFolder(format!("{name:?}: {why}")));
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > MAX_FOLDER_NAME {
+        return bad("too long");
+    }
+    if name.starts_with('/') || name.starts_with('~') {
+        return bad("must be relative to the mail folder");
+    }
+    if name.contains('\0') || name.chars().any(char::is_control) {
+        return bad("control characters");
+    }
+    if name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return bad("empty, `.` or `..` component");
+    }
+    Ok(())
+}
+
+pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, DeliveryError> {
+    if let Some(folder) = request.folder {
+        check_folder_name(folder)?;
+    }
+    check_folder_name(&config.spam_folder)?;
+    let location = request.user.mail_location(&config.inbox, &config.folders);
+    let settings = &config.filter;
+    let prefix = &settings.header_prefix;
+
+    let (filter, verdict, filter_error) = if settings.enabled {
+        let filter = Filter::new(filter_config(config, request.user));
+        match classify(&filter, request) {
+            Ok((analyzed, verdict)) => (Some((filter, analyzed)), Some(verdict), None),
+            Err(e) if settings.tempfail_on_error => return Err(DeliveryError::Filter(e)),
+            Err(e) => (None, None, Some(e.to_string())),
+        }
+    } else {
+        (None, None, None)
+    };
+
+    if let (Some(v), Some(limit)) = (verdict, settings.discard_above)
+        && v.is_spam
+        && v.probability >= limit
+    {
+        return Ok(Outcome::Discarded { probability: v.probability });
+    }
+
+    // Verdict headers from outside are removed whatever happens, so a
+    // sender cannot forge one.
+    let flag_field = format!("X-{prefix}-Flag");
+    let probability_field = format!("X-{prefix}-Probability");
+    let error_field = format!("X-{prefix}-Filter-Error");
+    let mut message = request.message.to_vec();
+    for field in [&flag_field, &probability_field, &error_field] {
+        message = headers::remove_fields(&message, field);
+    }
+    match (verdict, &filter_error) {
+        (Some(v), _) => {
+            message = headers::set_field(&message, &flag_field, if v.is_spam { "Yes" } else { "No" });
+            message = headers::set_field(&message, &probability_field, &format!("{:.6}", v.probability));
+        }
+        (None, Some(e)) => {
+            message = headers::set_field(&message, &error_field, &format!("not filtered: {}", one_line(e)));
+        }
+        (None, None) => {}
+    }
+
+    let mbox_path = match (verdict, request.folder) {
+        (Some(v), _) if v.is_spam => location.folders.join(&config.spam_folder),
+        (_, Some(folder)) if !folder.eq_ignore_ascii_case("INBOX") => location.folders.join(folder),
+        _ => location.inbox,
+    };
+    let timeouts = LockTimeouts { wait: config.lock_timeout, stale_after: config.dotlock_stale };
+    append(&mbox_path, &mbox::from_line(request.sender, SystemTime::now()), &message, timeouts)?;
+
+    if settings.auto_train
+        && let (Some((filter, analyzed)), Some(v)) = (&filter, verdict)
+    {
+        // The mail is delivered; a training failure only costs a lesson.
+        if let Err(e) = filter.open_user_db().and_then(|mut db| filter.train_verdicts(&mut db, &[(analyzed, v)])) {
+            eprintln!("lda: {}: auto-training failed: {e}", request.user.name);
+        }
+    }
+    Ok(Outcome::Delivered { mbox: mbox_path, verdict, filter_error })
+}
+
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn filter_config(config: &Config, user: &User) -> FilterConfig {
+    let settings = &config.filter;
+    let mut fc = FilterConfig::new(user.expand(&settings.bsfilter_home));
+    fc.system_db = settings.system_db.clone();
+    fc.method = settings.method;
+    fc.spam_cutoff = settings.spam_cutoff;
+    fc.tokenizer.verdict_header_prefix = format!("x-{}-", settings.header_prefix.to_ascii_lowercase());
+    fc
+}
+
+fn classify(filter: &Filter, request: &Request<'_>) -> bsfilter::Result<(bsfilter::Analyzed, Verdict)> {
+    let sender = (!request.sender.is_empty()).then_some(request.sender);
+    let analyzed = filter.analyze(request.message, sender);
+    let verdict = filter.classifier(1)?.classify(&[&analyzed])?[0];
+    Ok((analyzed, verdict))
+}
+
+/// Appends one message to the mbox at `path` under the mailbox locks:
+/// everything is written and synced, or the file is cut back to its old
+/// length.
+pub fn append(path: &Path, from_line: &str, message: &[u8], timeouts: LockTimeouts) -> Result<(), DeliveryError> {
+    let io = |e: std::io::Error| DeliveryError::Io(path.to_owned(), e);
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io)?;
+    }
+    let mut locked = LockedMbox::lock(path, timeouts).map_err(|e| match e {
+        LockError::Timeout(p) => DeliveryError::Locked(p),
+        LockError::Io(p, e) => DeliveryError::Io(p, e),
+    })?;
+    let original_len = locked.file().metadata().map_err(io)?.len();
+    let mut data = Vec::new();
+    if original_len > 0 {
+        // a file that does not end a line (written by something else)
+        // gets its line ended, or our From line would not start one
+        let mut last = [0u8];
+        let file = locked.file();
+        file.seek(SeekFrom::Start(original_len - 1)).map_err(io)?;
+        file.read_exact(&mut last).map_err(io)?;
+        if last[0] != b'\n' {
+            data.push(b'\n');
+        }
+    }
+    mbox::encode(from_line, message, &mut data);
+    locked.announce_append(original_len, &data[..data.len().min(80)]).map_err(io)?;
+    let written = (|| {
+        let file = locked.file();
+        file.seek(SeekFrom::Start(original_len))?;
+        file.write_all(&data)?;
+        file.sync_data()
+    })();
+    if let Err(e) = written {
+        let file = locked.file();
+        let rollback = file.set_len(original_len).and_then(|()| file.sync_data());
+        if let Err(r) = rollback {
+            // The dotlock stays with the recovery record, so the next
+            // locker cuts the mbox back.
+            std::mem::forget(locked);
+            return Err(io(std::io::Error::other(format!("{e}; rolling back failed too: {r}"))));
+        }
+        return Err(io(e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names() {
+        for good in ["Spam", "lists/rust", "日本語", "a.b"] {
+            assert!(check_folder_name(good).is_ok(), "{good}");
+        }
+        let long = "x".repeat(300);
+        for bad in ["", "/etc/passwd", "../x", "a/../../b", "a//b", "a\0b", "~root/x", ".", long.as_str()] {
+            assert!(check_folder_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

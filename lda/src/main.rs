@@ -1,0 +1,150 @@
+//! `lda -d USER [-f SENDER] [-m FOLDER] [--config FILE] < MESSAGE`
+//!
+//! Exit status (sysexits): 0 delivered (or discarded as configured), 64
+//! usage, 67 unknown user, 75 temporary failure (the MTA retries: lock
+//! timeout, I/O error, filter failure with `on_error = "tempfail"`), 77 not
+//! allowed to deliver to that user, 78 configuration error.
+
+use std::io::Read;
+
+use clap::{Arg, ArgAction, Command};
+use lda::config::Config;
+use lda::deliver::{self, Outcome, Request};
+use lda::users::{self, User};
+
+const EX_USAGE: i32 = 64;
+const EX_NOUSER: i32 = 67;
+const EX_TEMPFAIL: i32 = 75;
+const EX_NOPERM: i32 = 77;
+const EX_CONFIG: i32 = 78;
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn command() -> Command {
+    Command::new("lda")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Local delivery agent: filter the message on stdin and append it to the user's mbox")
+        .arg(Arg::new("user").short('d').value_name("USER").help("Recipient (default: the user running lda)"))
+        .arg(Arg::new("sender").short('f').value_name("SENDER").help("Envelope sender for the From line"))
+        .arg(Arg::new("folder").short('m').value_name("FOLDER").help("Folder for clean mail instead of INBOX"))
+        .arg(Arg::new("config").long("config").short('c').value_name("FILE").help("Configuration file"))
+        .arg(Arg::new("verbose").short('v').long("verbose").action(ArgAction::SetTrue).help("Say where the message went"))
+}
+
+fn run() -> i32 {
+    // Writing past `ulimit -f` must fail the write (and be rolled back),
+    // not kill us mid-message.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let matches = match command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EX_USAGE } else { 0 };
+        }
+    };
+    let get = |name: &str| matches.get_one::<String>(name).map(String::as_str);
+    let config = match Config::load(get("config").map(std::path::Path::new)) {
+        Ok(c) => c,
+        Err(e) => return fail(EX_CONFIG, &e.to_string()),
+    };
+    let user = match find_user(&config, get("user")) {
+        Ok(u) => u,
+        Err((code, why)) => return fail(code, &why),
+    };
+    if let Err((code, why)) = become_user(&user) {
+        return fail(code, &why);
+    }
+    let mut message = Vec::new();
+    if let Err(e) = std::io::stdin().lock().read_to_end(&mut message) {
+        return fail(EX_TEMPFAIL, &format!("cannot read the message: {e}"));
+    }
+    let request = Request { user: &user, sender: get("sender").unwrap_or(""), folder: get("folder"), message: &message };
+    match deliver::deliver(&config, &request) {
+        Ok(outcome) => {
+            if let Outcome::Delivered { filter_error: Some(e), .. } = &outcome {
+                eprintln!("lda: {}: delivered unfiltered: {e}", user.name);
+            }
+            if matches.get_flag("verbose") {
+                match outcome {
+                    Outcome::Delivered { mbox, verdict, .. } => {
+                        let p = verdict.map_or("unfiltered".to_owned(), |v| format!("{:.6}", v.probability));
+                        eprintln!("lda: {}: delivered to {} ({p})", user.name, mbox.display());
+                    }
+                    Outcome::Discarded { probability } => {
+                        eprintln!("lda: {}: discarded as spam ({probability:.6})", user.name);
+                    }
+                }
+            }
+            0
+        }
+        Err(e) => fail(e.exit_code(), &format!("{}: {e}", user.name)),
+    }
+}
+
+fn fail(code: i32, message: &str) -> i32 {
+    eprintln!("lda: {message}");
+    code
+}
+
+/// The recipient: `-d USER` from the user table (then the system users),
+/// or the user running lda.
+fn find_user(config: &Config, name: Option<&str>) -> Result<User, (i32, String)> {
+    let table = match &config.passwd_file {
+        Some(path) => users::read_passwd_file(path).map_err(|e| (EX_CONFIG, e.to_string()))?,
+        None => Vec::new(),
+    };
+    let user = match name {
+        Some(name) => table
+            .into_iter()
+            .find(|u| u.name == name)
+            .or_else(|| config.system_users.then(|| users::system_user_by_name(name)).flatten())
+            .ok_or((EX_NOUSER, format!("{name}: no such user")))?,
+        None => {
+            // SAFETY: getuid cannot fail.
+            let uid = unsafe { libc::getuid() };
+            table
+                .into_iter()
+                .find(|u| u.uid == Some(uid))
+                .or_else(|| users::system_user_by_uid(uid))
+                .ok_or((EX_NOUSER, format!("uid {uid}: no such user")))?
+        }
+    };
+    if user.home.as_os_str().is_empty() {
+        return Err((EX_CONFIG, format!("{}: no home directory in the user table", user.name)));
+    }
+    Ok(user)
+}
+
+/// Run as root (by an MTA), switch to the recipient; run as a user, deliver
+/// only to that user (or to virtual users without a uid of their own).
+fn become_user(user: &User) -> Result<(), (i32, String)> {
+    // SAFETY: these queries cannot fail.
+    let (euid, uid) = unsafe { (libc::geteuid(), libc::getuid()) };
+    if euid != 0 {
+        return match user.uid {
+            Some(u) if u != uid => Err((EX_NOPERM, format!("uid {uid} may not deliver to {} (uid {u})", user.name))),
+            _ => Ok(()),
+        };
+    }
+    let Some(target) = user.uid else {
+        return Err((EX_CONFIG, format!("{}: no uid in the user table; lda will not deliver as root", user.name)));
+    };
+    if target == 0 {
+        return Ok(());
+    }
+    let gid = user.gid.unwrap_or(target);
+    // SAFETY: plain system calls on integers and a one-element array.
+    let ok = unsafe { libc::setgroups(1, &gid) == 0 && libc::setgid(gid) == 0 && libc::setuid(target) == 0 };
+    if !ok {
+        return Err((EX_TEMPFAIL, format!("cannot switch to uid {target}: {}", std::io::Error::last_os_error())));
+    }
+    // So that `~` and the filter's home resolve for the recipient.
+    // SAFETY: single-threaded at this point.
+    unsafe { std::env::set_var("HOME", &user.home) };
+    Ok(())
+}

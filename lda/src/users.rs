@@ -1,0 +1,206 @@
+//! Mail users: a table in Dovecot's passwd-file format (shared with imapd
+//! and mtad) and, optionally, the system's users.
+//!
+//! passwd-file lines are `user:password:uid:gid:gecos:home:shell:extra`,
+//! trailing fields optional, `#` comments; extra fields are space-separated
+//! `key=value`, of which `userdb_mail` (or `mail`) is the mail location,
+//! Dovecot's `mbox:~/mail:INBOX=/var/mail/%u`.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+/// One mail user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// Password hash (`{SCHEME}…`), empty for system users.
+    pub password: String,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub home: PathBuf,
+    /// Dovecot-style mail location, when the table gives one.
+    pub mail_location: Option<String>,
+}
+
+/// Where a user's mail lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailLocation {
+    /// The INBOX mbox file.
+    pub inbox: PathBuf,
+    /// The directory holding the other folders.
+    pub folders: PathBuf,
+}
+
+impl User {
+    /// Expands `~`, `%u` and `%h` in a configured path.
+    pub fn expand(&self, template: &str) -> PathBuf {
+        let home = self.home.to_string_lossy();
+        let expanded = template.replace("%u", &self.name).replace("%h", &home);
+        match expanded.strip_prefix("~/") {
+            Some(rest) => self.home.join(rest),
+            None if expanded == "~" => self.home.clone(),
+            None => PathBuf::from(expanded),
+        }
+    }
+
+    /// The mail location: the user's own `mail=` field, else the defaults.
+    pub fn mail_location(&self, default_inbox: &str, default_folders: &str) -> MailLocation {
+        let mut inbox = self.expand(default_inbox);
+        let mut folders = self.expand(default_folders);
+        if let Some(loc) = &self.mail_location
+            && let Some(spec) = loc.strip_prefix("mbox:")
+        {
+            let mut parts = spec.split(':');
+            if let Some(root) = parts.next().filter(|r| !r.is_empty()) {
+                folders = self.expand(root);
+            }
+            for part in parts {
+                if let Some(path) = part.strip_prefix("INBOX=") {
+                    inbox = self.expand(path);
+                }
+            }
+        }
+        MailLocation { inbox, folders }
+    }
+}
+
+/// Why a user table could not be read.
+#[derive(Debug)]
+pub struct TableError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for TableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+        }
+    }
+}
+
+/// Parses a passwd-file.
+pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
+    let text = std::fs::read(path).map_err(|e| TableError { path: path.to_owned(), line: 0, message: e.to_string() })?;
+    let text = String::from_utf8_lossy(&text);
+    let mut users = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |message: &str| TableError { path: path.to_owned(), line: i + 1, message: message.to_owned() };
+        let fields: Vec<&str> = line.splitn(8, ':').collect();
+        let name = fields[0];
+        if name.is_empty() {
+            return Err(bad("empty user name"));
+        }
+        let number = |idx: usize, what: &str| -> Result<Option<u32>, TableError> {
+            match fields.get(idx).copied().unwrap_or("") {
+                "" => Ok(None),
+                v => v.parse().map(Some).map_err(|_| bad(&format!("{what} {v:?} is not a number"))),
+            }
+        };
+        let uid = number(2, "uid")?;
+        let gid = number(3, "gid")?;
+        let home = fields.get(5).copied().unwrap_or("");
+        let extra = fields.get(7).copied().unwrap_or("");
+        let mail_location = extra.split_whitespace().find_map(|kv| {
+            kv.strip_prefix("userdb_mail=").or_else(|| kv.strip_prefix("mail=")).map(str::to_owned)
+        });
+        users.push(User {
+            name: name.to_owned(),
+            password: fields.get(1).copied().unwrap_or("").to_owned(),
+            uid,
+            gid,
+            home: PathBuf::from(home),
+            mail_location,
+        });
+    }
+    Ok(users)
+}
+
+/// A system user by name (getpwnam: files, LDAP, whatever NSS says).
+pub fn system_user_by_name(name: &str) -> Option<User> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    lookup(|pwd, buf, result| unsafe {
+        // SAFETY: all pointers are valid for the call; buf's length is passed.
+        libc::getpwnam_r(cname.as_ptr(), pwd, buf.as_mut_ptr().cast(), buf.len(), result)
+    })
+}
+
+/// A system user by uid.
+pub fn system_user_by_uid(uid: u32) -> Option<User> {
+    lookup(|pwd, buf, result| unsafe {
+        // SAFETY: as above.
+        libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), result)
+    })
+}
+
+fn lookup(call: impl Fn(*mut libc::passwd, &mut [u8], *mut *mut libc::passwd) -> libc::c_int) -> Option<User> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: passwd is plain data; getpw*_r fills it.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = call(&mut pwd, &mut buf, &mut result);
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() {
+            return None;
+        }
+        // SAFETY: on success the strings point into buf, NUL-terminated.
+        let text = |p: *const libc::c_char| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        return Some(User {
+            name: text(pwd.pw_name),
+            password: String::new(),
+            uid: Some(pwd.pw_uid),
+            gid: Some(pwd.pw_gid),
+            home: PathBuf::from(text(pwd.pw_dir)),
+            mail_location: None,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_file_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        std::fs::write(
+            &path,
+            "# users\nalice:{SHA512-CRYPT}$6$x:1001:1001::/home/alice::userdb_mail=mbox:~/Mail:INBOX=/var/mail/%u\n\
+             bob:{PLAIN}pw::::/srv/bob\ncarol:x\n",
+        )
+        .unwrap();
+        let users = read_passwd_file(&path).unwrap();
+        assert_eq!(users.len(), 3);
+        assert_eq!(users[0].uid, Some(1001));
+        let loc = users[0].mail_location("/var/mail/%u", "~/mail");
+        assert_eq!(loc.inbox, PathBuf::from("/var/mail/alice"));
+        assert_eq!(loc.folders, PathBuf::from("/home/alice/Mail"));
+        let loc = users[1].mail_location("~/mail/inbox", "~/mail");
+        assert_eq!(loc.inbox, PathBuf::from("/srv/bob/mail/inbox"));
+        assert_eq!(users[2].home, PathBuf::new());
+
+        std::fs::write(&path, "dave:x:notanumber:1::/h\n").unwrap();
+        let err = read_passwd_file(&path).unwrap_err();
+        assert_eq!(err.line, 1);
+    }
+
+    #[test]
+    fn system_users() {
+        let root = system_user_by_uid(0).unwrap();
+        assert_eq!(root.name, "root");
+        assert_eq!(system_user_by_name("root").unwrap().uid, Some(0));
+        assert!(system_user_by_name("no-such-user-here").is_none());
+    }
+}
