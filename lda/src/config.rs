@@ -106,7 +106,10 @@ impl Config {
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&text).map_err(|message| ConfigError { path, message }),
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(ConfigError { path, message: e.to_string() }),
+            Err(e) => Err(ConfigError {
+                path,
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -158,7 +161,9 @@ impl Config {
                     }
                     f.spam_cutoff = keys.probability("spam_cutoff")?.unwrap_or(f.spam_cutoff);
                     f.header_prefix = keys.string("header_prefix")?.unwrap_or(f.header_prefix.clone());
-                    if f.header_prefix.is_empty() || !f.header_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    if f.header_prefix.is_empty()
+                        || !f.header_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    {
                         return Err("[filter] header_prefix: letters, digits and '-' only".into());
                     }
                     f.discard_above = keys.probability("discard_above")?;
@@ -166,7 +171,9 @@ impl Config {
                     f.tempfail_on_error = match keys.string("on_error")?.as_deref() {
                         None | Some("deliver") => false,
                         Some("tempfail") => true,
-                        Some(other) => return Err(format!("[filter] on_error = {other:?}: expected deliver or tempfail")),
+                        Some(other) => {
+                            return Err(format!("[filter] on_error = {other:?}: expected deliver or tempfail"));
+                        }
                     };
                 }
                 // sections of the other programs

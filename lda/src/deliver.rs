@@ -122,7 +122,9 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
         && v.is_spam
         && v.probability >= limit
     {
-        return Ok(Outcome::Discarded { probability: v.probability });
+        return Ok(Outcome::Discarded {
+            probability: v.probability,
+        });
     }
 
     // Verdict headers from outside are removed whatever happens, so a
@@ -150,18 +152,33 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
         (_, Some(folder)) if !folder.eq_ignore_ascii_case("INBOX") => location.folders.join(folder),
         _ => location.inbox,
     };
-    let timeouts = LockTimeouts { wait: config.lock_timeout, stale_after: config.dotlock_stale };
-    append(&mbox_path, &mbox::from_line(request.sender, SystemTime::now()), &message, timeouts)?;
+    let timeouts = LockTimeouts {
+        wait: config.lock_timeout,
+        stale_after: config.dotlock_stale,
+    };
+    append(
+        &mbox_path,
+        &mbox::from_line(request.sender, SystemTime::now()),
+        &message,
+        timeouts,
+    )?;
 
     if settings.auto_train
         && let (Some((filter, analyzed)), Some(v)) = (&filter, verdict)
     {
         // The mail is delivered; a training failure only costs a lesson.
-        if let Err(e) = filter.open_user_db().and_then(|mut db| filter.train_verdicts(&mut db, &[(analyzed, v)])) {
+        if let Err(e) = filter
+            .open_user_db()
+            .and_then(|mut db| filter.train_verdicts(&mut db, &[(analyzed, v)]))
+        {
             eprintln!("lda: {}: auto-training failed: {e}", request.user.name);
         }
     }
-    Ok(Outcome::Delivered { mbox: mbox_path, verdict, filter_error })
+    Ok(Outcome::Delivered {
+        mbox: mbox_path,
+        verdict,
+        filter_error,
+    })
 }
 
 fn one_line(s: &str) -> String {
@@ -194,7 +211,11 @@ pub fn append(path: &Path, from_line: &str, message: &[u8], timeouts: LockTimeou
         && !parent.as_os_str().is_empty()
         && !parent.is_dir()
     {
-        DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io)?;
     }
     let mut locked = LockedMbox::lock(path, timeouts).map_err(|e| match e {
         LockError::Timeout(p) => DeliveryError::Locked(p),
@@ -214,7 +235,9 @@ pub fn append(path: &Path, from_line: &str, message: &[u8], timeouts: LockTimeou
         }
     }
     mbox::encode(from_line, message, &mut data);
-    locked.announce_append(original_len, &data[..data.len().min(80)]).map_err(io)?;
+    locked
+        .announce_append(original_len, &data[..data.len().min(80)])
+        .map_err(io)?;
     let written = (|| {
         let file = locked.file();
         file.seek(SeekFrom::Start(original_len))?;
@@ -245,7 +268,17 @@ mod tests {
             assert!(check_folder_name(good).is_ok(), "{good}");
         }
         let long = "x".repeat(300);
-        for bad in ["", "/etc/passwd", "../x", "a/../../b", "a//b", "a\0b", "~root/x", ".", long.as_str()] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a//b",
+            "a\0b",
+            "~root/x",
+            ".",
+            long.as_str(),
+        ] {
             assert!(check_folder_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -43,7 +43,10 @@ pub struct LockTimeouts {
 
 impl Default for LockTimeouts {
     fn default() -> Self {
-        LockTimeouts { wait: Duration::from_secs(30), stale_after: Duration::from_secs(600) }
+        LockTimeouts {
+            wait: Duration::from_secs(30),
+            stale_after: Duration::from_secs(600),
+        }
     }
 }
 
@@ -70,7 +73,11 @@ struct PendingAppend {
 
 impl PendingAppend {
     fn parse(content: &[u8]) -> PendingAppend {
-        let mut pending = PendingAppend { pid: None, from: 0, prefix: Vec::new() };
+        let mut pending = PendingAppend {
+            pid: None,
+            from: 0,
+            prefix: Vec::new(),
+        };
         let mut from = None;
         for line in content.split(|&b| b == b'\n') {
             let Some(eq) = line.iter().position(|&b| b == b'=') else {
@@ -98,16 +105,22 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks(2)
-        .map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
         .collect()
 }
 
 fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // SAFETY: kill with signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
@@ -122,17 +135,23 @@ impl LockedMbox {
         let mut pause = Duration::from_millis(1);
         // 1. the dotlock
         loop {
-            match OpenOptions::new().write(true).create_new(true).mode(0o644).open(&dotlock) {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&dotlock)
+            {
                 Ok(mut f) => {
                     let _ = writeln!(f, "{}", std::process::id());
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if let Some((pending, inode)) = stale_dotlock(&dotlock, timeouts.stale_after) {
-                        // Remove it only if it is still the one we judged
-                        // (another process may have replaced it meanwhile).
-                        let same = std::fs::metadata(&dotlock).is_ok_and(|m| m.ino() == inode);
-                        if same && std::fs::remove_file(&dotlock).is_ok() {
+                    if let Some((pending, judged)) = stale_dotlock(&dotlock, timeouts.stale_after) {
+                        // Remove it only if it is still the one we judged: its
+                        // owner may have finished and another process created
+                        // a new dotlock meanwhile (often on the same inode).
+                        let unchanged = read_dotlock(&dotlock).is_some_and(|now| now == judged);
+                        if unchanged && std::fs::remove_file(&dotlock).is_ok() {
                             recovered = Some(pending);
                         }
                         continue;
@@ -156,6 +175,7 @@ impl LockedMbox {
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o600)
             .open(path)
             .map_err(|e| release(LockError::Io(path.to_owned(), e)))?;
@@ -178,9 +198,15 @@ impl LockedMbox {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-        let mut locked = LockedMbox { file, path: path.to_owned(), dotlock };
+        let mut locked = LockedMbox {
+            file,
+            path: path.to_owned(),
+            dotlock,
+        };
         if let Some(pending) = recovered {
-            locked.undo_partial_append(&pending).map_err(|e| LockError::Io(path.to_owned(), e))?;
+            locked
+                .undo_partial_append(&pending)
+                .map_err(|e| LockError::Io(path.to_owned(), e))?;
         }
         Ok(locked)
     }
@@ -197,7 +223,12 @@ impl LockedMbox {
     /// offset `from`, for whoever must undo it if this process dies.
     pub fn announce_append(&mut self, from: u64, prefix: &[u8]) -> std::io::Result<()> {
         let mut f = OpenOptions::new().write(true).truncate(true).open(&self.dotlock)?;
-        write!(f, "pid={}\nappend-from={from}\nappend-prefix={}\n", std::process::id(), hex_encode(prefix))?;
+        write!(
+            f,
+            "pid={}\nappend-from={from}\nappend-prefix={}\n",
+            std::process::id(),
+            hex_encode(prefix)
+        )?;
         Ok(())
     }
 
@@ -219,15 +250,37 @@ impl LockedMbox {
     }
 }
 
-/// The pending append and inode of a stale dotlock, or `None` if it is live.
-fn stale_dotlock(dotlock: &Path, stale_after: Duration) -> Option<(PendingAppend, u64)> {
+/// What identifies one dotlock file: inode, modification time and content.
+#[derive(Debug, PartialEq, Eq)]
+struct DotlockState {
+    inode: u64,
+    modified: Option<SystemTime>,
+    content: Vec<u8>,
+}
+
+fn read_dotlock(dotlock: &Path) -> Option<DotlockState> {
+    let mut file = File::open(dotlock).ok()?;
+    let meta = file.metadata().ok()?;
     let mut content = Vec::new();
-    let meta = std::fs::metadata(dotlock).ok()?;
-    File::open(dotlock).ok()?.take(4096).read_to_end(&mut content).ok()?;
-    let pending = PendingAppend::parse(&content);
+    (&mut file).take(4096).read_to_end(&mut content).ok()?;
+    Some(DotlockState {
+        inode: meta.ino(),
+        modified: meta.modified().ok(),
+        content,
+    })
+}
+
+/// The pending append of a stale dotlock and the state it was judged in,
+/// or `None` if it is live.
+fn stale_dotlock(dotlock: &Path, stale_after: Duration) -> Option<(PendingAppend, DotlockState)> {
+    let state = read_dotlock(dotlock)?;
+    let pending = PendingAppend::parse(&state.content);
     let owner_dead = pending.pid.is_some_and(|pid| !process_alive(pid));
-    let age = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default();
-    (owner_dead || age > stale_after).then_some((pending, meta.ino()))
+    let age = state
+        .modified
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .unwrap_or_default();
+    (owner_dead || age > stale_after).then_some((pending, state))
 }
 
 impl Drop for LockedMbox {
@@ -244,7 +297,14 @@ mod tests {
     #[test]
     fn pending_append_parses_ours_and_others() {
         let p = PendingAppend::parse(b"pid=42\nappend-from=100\nappend-prefix=46726f6d20\n");
-        assert_eq!(p, PendingAppend { pid: Some(42), from: 100, prefix: b"From ".to_vec() });
+        assert_eq!(
+            p,
+            PendingAppend {
+                pid: Some(42),
+                from: 100,
+                prefix: b"From ".to_vec()
+            }
+        );
         assert_eq!(PendingAppend::parse(b"1234\n").pid, Some(1234));
         assert_eq!(PendingAppend::parse(b"").pid, None);
     }
@@ -253,7 +313,10 @@ mod tests {
     fn second_locker_times_out_then_succeeds() {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("inbox");
-        let quick = LockTimeouts { wait: Duration::from_millis(100), stale_after: Duration::from_secs(600) };
+        let quick = LockTimeouts {
+            wait: Duration::from_millis(100),
+            stale_after: Duration::from_secs(600),
+        };
         let held = LockedMbox::lock(&mbox, quick).unwrap();
         assert!(dotlock_path(&mbox).exists());
         assert!(matches!(LockedMbox::lock(&mbox, quick), Err(LockError::Timeout(_))));
@@ -266,17 +329,27 @@ mod tests {
     fn dead_writers_partial_append_is_undone() {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("inbox");
-        std::fs::write(&mbox, b"From a Thu Jan  1 00:00:00 1970\nold\n\nFrom b Thu Jan  1 00:00:00 1970\npart").unwrap();
+        std::fs::write(
+            &mbox,
+            b"From a Thu Jan  1 00:00:00 1970\nold\n\nFrom b Thu Jan  1 00:00:00 1970\npart",
+        )
+        .unwrap();
         // a dotlock left by a process that no longer exists
         let dead_pid = u32::MAX / 2;
         std::fs::write(
             dotlock_path(&mbox),
-            format!("pid={dead_pid}\nappend-from=37\nappend-prefix={}\n", hex_encode(b"From b Thu")),
+            format!(
+                "pid={dead_pid}\nappend-from=37\nappend-prefix={}\n",
+                hex_encode(b"From b Thu")
+            ),
         )
         .unwrap();
         let locked = LockedMbox::lock(&mbox, LockTimeouts::default()).unwrap();
         drop(locked);
-        assert_eq!(std::fs::read(&mbox).unwrap(), b"From a Thu Jan  1 00:00:00 1970\nold\n\n");
+        assert_eq!(
+            std::fs::read(&mbox).unwrap(),
+            b"From a Thu Jan  1 00:00:00 1970\nold\n\n"
+        );
     }
 
     #[test]
@@ -287,7 +360,11 @@ mod tests {
         std::fs::write(&mbox, content).unwrap();
         std::fs::write(
             dotlock_path(&mbox),
-            format!("pid={}\nappend-from=37\nappend-prefix={}\n", u32::MAX / 2, hex_encode(b"From b Thu")),
+            format!(
+                "pid={}\nappend-from=37\nappend-prefix={}\n",
+                u32::MAX / 2,
+                hex_encode(b"From b Thu")
+            ),
         )
         .unwrap();
         drop(LockedMbox::lock(&mbox, LockTimeouts::default()).unwrap());

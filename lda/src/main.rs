@@ -26,11 +26,38 @@ fn command() -> Command {
     Command::new("lda")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Local delivery agent: filter the message on stdin and append it to the user's mbox")
-        .arg(Arg::new("user").short('d').value_name("USER").help("Recipient (default: the user running lda)"))
-        .arg(Arg::new("sender").short('f').value_name("SENDER").help("Envelope sender for the From line"))
-        .arg(Arg::new("folder").short('m').value_name("FOLDER").help("Folder for clean mail instead of INBOX"))
-        .arg(Arg::new("config").long("config").short('c').value_name("FILE").help("Configuration file"))
-        .arg(Arg::new("verbose").short('v').long("verbose").action(ArgAction::SetTrue).help("Say where the message went"))
+        .arg(
+            Arg::new("user")
+                .short('d')
+                .value_name("USER")
+                .help("Recipient (default: the user running lda)"),
+        )
+        .arg(
+            Arg::new("sender")
+                .short('f')
+                .value_name("SENDER")
+                .help("Envelope sender for the From line"),
+        )
+        .arg(
+            Arg::new("folder")
+                .short('m')
+                .value_name("FOLDER")
+                .help("Folder for clean mail instead of INBOX"),
+        )
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .short('c')
+                .value_name("FILE")
+                .help("Configuration file"),
+        )
+        .arg(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .action(ArgAction::SetTrue)
+                .help("Say where the message went"),
+        )
 }
 
 fn run() -> i32 {
@@ -63,10 +90,18 @@ fn run() -> i32 {
     if let Err(e) = std::io::stdin().lock().read_to_end(&mut message) {
         return fail(EX_TEMPFAIL, &format!("cannot read the message: {e}"));
     }
-    let request = Request { user: &user, sender: get("sender").unwrap_or(""), folder: get("folder"), message: &message };
+    let request = Request {
+        user: &user,
+        sender: get("sender").unwrap_or(""),
+        folder: get("folder"),
+        message: &message,
+    };
     match deliver::deliver(&config, &request) {
         Ok(outcome) => {
-            if let Outcome::Delivered { filter_error: Some(e), .. } = &outcome {
+            if let Outcome::Delivered {
+                filter_error: Some(e), ..
+            } = &outcome
+            {
                 eprintln!("lda: {}: delivered unfiltered: {e}", user.name);
             }
             if matches.get_flag("verbose") {
@@ -127,12 +162,18 @@ fn become_user(user: &User) -> Result<(), (i32, String)> {
     let (euid, uid) = unsafe { (libc::geteuid(), libc::getuid()) };
     if euid != 0 {
         return match user.uid {
-            Some(u) if u != uid => Err((EX_NOPERM, format!("uid {uid} may not deliver to {} (uid {u})", user.name))),
+            Some(u) if u != uid => Err((
+                EX_NOPERM,
+                format!("uid {uid} may not deliver to {} (uid {u})", user.name),
+            )),
             _ => Ok(()),
         };
     }
     let Some(target) = user.uid else {
-        return Err((EX_CONFIG, format!("{}: no uid in the user table; lda will not deliver as root", user.name)));
+        return Err((
+            EX_CONFIG,
+            format!("{}: no uid in the user table; lda will not deliver as root", user.name),
+        ));
     };
     if target == 0 {
         return Ok(());
@@ -141,7 +182,10 @@ fn become_user(user: &User) -> Result<(), (i32, String)> {
     // SAFETY: plain system calls on integers and a one-element array.
     let ok = unsafe { libc::setgroups(1, &gid) == 0 && libc::setgid(gid) == 0 && libc::setuid(target) == 0 };
     if !ok {
-        return Err((EX_TEMPFAIL, format!("cannot switch to uid {target}: {}", std::io::Error::last_os_error())));
+        return Err((
+            EX_TEMPFAIL,
+            format!("cannot switch to uid {target}: {}", std::io::Error::last_os_error()),
+        ));
     }
     // So that `~` and the filter's home resolve for the recipient.
     // SAFETY: single-threaded at this point.

@@ -22,7 +22,10 @@ pub fn from_line(sender: &str, time: SystemTime) -> String {
     let sender: String = if sender.is_empty() {
         "MAILER-DAEMON".to_owned()
     } else {
-        sender.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect()
+        sender
+            .chars()
+            .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+            .collect()
     };
     format!("From {sender} {}\n", asctime(time))
 }
@@ -30,7 +33,9 @@ pub fn from_line(sender: &str, time: SystemTime) -> String {
 /// `Thu Nov 28 01:02:03 2026`: the 24-character asctime date, UTC.
 pub fn asctime(time: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
@@ -118,7 +123,11 @@ pub fn parse(data: &[u8]) -> Vec<Stored<'_>> {
                 message.extend_from_slice(line);
             }
         }
-        messages.push(Stored { offset: start, from_line, message });
+        messages.push(Stored {
+            offset: start,
+            from_line,
+            message,
+        });
     }
     messages
 }
@@ -133,7 +142,10 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_827_723); // 2026-11-28 01:02:03 UTC
         assert_eq!(asctime(t), "Sat Nov 28 01:02:03 2026");
         assert_eq!(asctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
-        assert_eq!(from_line("<>", UNIX_EPOCH), "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n");
+        assert_eq!(
+            from_line("<>", UNIX_EPOCH),
+            "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n"
+        );
         assert_eq!(from_line("a b@c", UNIX_EPOCH), "From a_b@c Thu Jan  1 00:00:00 1970\n");
     }
 
@@ -164,7 +176,14 @@ mod tests {
     #[test]
     fn quoting_is_mboxrd() {
         let mut out = Vec::new();
-        encode("From a Thu Jan  1 00:00:00 1970\n", b"X: y\n\nFrom a\n>From b\nfrom c\n", &mut out);
-        assert_eq!(out, b"From a Thu Jan  1 00:00:00 1970\nX: y\n\n>From a\n>>From b\nfrom c\n\n".to_vec());
+        encode(
+            "From a Thu Jan  1 00:00:00 1970\n",
+            b"X: y\n\nFrom a\n>From b\nfrom c\n",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            b"From a Thu Jan  1 00:00:00 1970\nX: y\n\n>From a\n>>From b\nfrom c\n\n".to_vec()
+        );
     }
 }

@@ -84,7 +84,11 @@ impl std::fmt::Display for TableError {
 
 /// Parses a passwd-file.
 pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
-    let text = std::fs::read(path).map_err(|e| TableError { path: path.to_owned(), line: 0, message: e.to_string() })?;
+    let text = std::fs::read(path).map_err(|e| TableError {
+        path: path.to_owned(),
+        line: 0,
+        message: e.to_string(),
+    })?;
     let text = String::from_utf8_lossy(&text);
     let mut users = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -92,7 +96,11 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |message: &str| TableError { path: path.to_owned(), line: i + 1, message: message.to_owned() };
+        let bad = |message: &str| TableError {
+            path: path.to_owned(),
+            line: i + 1,
+            message: message.to_owned(),
+        };
         let fields: Vec<&str> = line.splitn(8, ':').collect();
         let name = fields[0];
         if name.is_empty() {
@@ -101,7 +109,10 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
         let number = |idx: usize, what: &str| -> Result<Option<u32>, TableError> {
             match fields.get(idx).copied().unwrap_or("") {
                 "" => Ok(None),
-                v => v.parse().map(Some).map_err(|_| bad(&format!("{what} {v:?} is not a number"))),
+                v => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| bad(&format!("{what} {v:?} is not a number"))),
             }
         };
         let uid = number(2, "uid")?;
@@ -109,7 +120,9 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
         let home = fields.get(5).copied().unwrap_or("");
         let extra = fields.get(7).copied().unwrap_or("");
         let mail_location = extra.split_whitespace().find_map(|kv| {
-            kv.strip_prefix("userdb_mail=").or_else(|| kv.strip_prefix("mail=")).map(str::to_owned)
+            kv.strip_prefix("userdb_mail=")
+                .or_else(|| kv.strip_prefix("mail="))
+                .map(str::to_owned)
         });
         users.push(User {
             name: name.to_owned(),

@@ -1,0 +1,373 @@
+//! The `lda` binary delivering into real mbox files.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use bsfilter::store::{Action, Class};
+use bsfilter::{Filter, FilterConfig};
+use lda::mbox;
+
+const LDA: &str = env!("CARGO_BIN_EXE_lda");
+
+/// A scratch site: one user in a passwd-file, a home, a configuration.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new(extra_config: &str) -> Site {
+        Site::with_mailbox("", extra_config)
+    }
+    /// `mailbox_keys` go into [mailbox], `extra_config` after it.
+    fn with_mailbox(mailbox_keys: &str, extra_config: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home/alice");
+        std::fs::create_dir_all(&home).unwrap();
+        // the uid we run as, so lda may deliver (as root it stays root)
+        let uid = std::fs::metadata(&home).unwrap().uid();
+        std::fs::write(
+            dir.path().join("passwd"),
+            format!("alice:{{PLAIN}}pw:{uid}:{uid}::{}::\n", home.display()),
+        )
+        .unwrap();
+        let config = format!(
+            "[users]\npasswd_file = \"{}\"\nsystem_users = false\n[mailbox]\ninbox = \"~/mail/inbox\"\nfolders = \"~/mail\"\n{mailbox_keys}\n{extra_config}",
+            dir.path().join("passwd").display()
+        );
+        std::fs::write(dir.path().join("mailkit.toml"), config).unwrap();
+        Site { dir }
+    }
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home/alice")
+    }
+    fn mbox(&self, name: &str) -> PathBuf {
+        if name == "INBOX" {
+            self.home().join("mail/inbox")
+        } else {
+            self.home().join("mail").join(name)
+        }
+    }
+    fn lda(&self, args: &[&str], message: &[u8]) -> Output {
+        let mut child = Command::new(LDA)
+            .arg("--config")
+            .arg(self.dir.path().join("mailkit.toml"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let message = message.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&message);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    }
+    fn messages(&self, folder: &str) -> Vec<Vec<u8>> {
+        match std::fs::read(self.mbox(folder)) {
+            Ok(data) => mbox::parse(&data).into_iter().map(|m| m.message).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+    /// Trains alice's filter on a few spam and clean messages.
+    fn train(&self) {
+        let filter = Filter::new(FilterConfig::new(self.home().join(".bsfilter")));
+        let mut db = filter.open_user_db().unwrap();
+        let spam: Vec<_> = (0..20).map(|i| filter.analyze(spam(i).as_bytes(), None)).collect();
+        let ham: Vec<_> = (0..20).map(|i| filter.analyze(ham(i).as_bytes(), None)).collect();
+        filter
+            .train(&mut db, &spam.iter().collect::<Vec<_>>(), Action::Add(Class::Spam))
+            .unwrap();
+        filter
+            .train(&mut db, &ham.iter().collect::<Vec<_>>(), Action::Add(Class::Clean))
+            .unwrap();
+    }
+}
+
+fn spam(n: usize) -> String {
+    format!(
+        "From: Deals <promo@cheap-pills.example>\nSubject: Cheap pills offer {n}\nMessage-ID: <s{n}@x>\n\n\
+         Buy cheap pills now, viagra discount at http://cheap-pills.example/buy unique{n}\n"
+    )
+}
+
+fn ham(n: usize) -> String {
+    format!(
+        "From: Carol <carol@work.example>\nSubject: Project meeting {n}\nMessage-ID: <h{n}@x>\n\n\
+         The project review moved to Thursday; bring the quarterly report. note{n}\n"
+    )
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn clean_to_inbox_spam_to_spam_with_verdict_headers() {
+    let site = Site::new("");
+    site.train();
+    let forged = spam(100).replacen("Subject:", "X-Spam-Flag: NO\nX-Spam-Probability: 0.000000\nSubject:", 1);
+    let o = site.lda(&["-d", "alice", "-f", "promo@cheap-pills.example"], forged.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = site.lda(&["-d", "alice", "-f", "carol@work.example"], ham(100).as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let spam_box = site.messages("Spam");
+    assert_eq!(spam_box.len(), 1);
+    let s = String::from_utf8(spam_box[0].clone()).unwrap();
+    assert_eq!(s.matches("X-Spam-Flag:").count(), 1, "{s}");
+    assert!(
+        s.contains("X-Spam-Flag: Yes\n") && !s.contains("X-Spam-Probability: 0.000000"),
+        "{s}"
+    );
+    let inbox = site.messages("INBOX");
+    assert_eq!(inbox.len(), 1);
+    let h = String::from_utf8(inbox[0].clone()).unwrap();
+    assert!(h.contains("X-Spam-Flag: No\n"), "{h}");
+    // the body is what was sent
+    assert!(h.ends_with(ham(100).split_once("\n\n").unwrap().1), "{h}");
+    // the From line carries the envelope sender and an asctime date
+    let data = std::fs::read(site.mbox("INBOX")).unwrap();
+    let first = String::from_utf8_lossy(&data[..data.iter().position(|&b| b == b'\n').unwrap()]).into_owned();
+    assert!(
+        first.starts_with("From carol@work.example ") && first.len() == "From carol@work.example ".len() + 24,
+        "{first}"
+    );
+    // mode 0600 mailboxes
+    assert_eq!(std::fs::metadata(site.mbox("INBOX")).unwrap().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn folder_option_user_errors() {
+    let site = Site::new("[filter]\nenabled = false\n");
+    assert_eq!(
+        site.lda(&["-d", "alice", "-m", "lists/rust"], b"Subject: x\n\nhi\n")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(site.messages("lists/rust"), vec![b"Subject: x\n\nhi\n".to_vec()]);
+    let o = site.lda(&["-d", "nobody-here"], b"x");
+    assert_eq!(o.status.code(), Some(67), "{}", stderr(&o));
+    for bad in ["../../etc/x", "/tmp/x", "a/../../b"] {
+        let o = site.lda(&["-d", "alice", "-m", bad], b"x");
+        assert_eq!(o.status.code(), Some(64), "{bad}: {}", stderr(&o));
+    }
+    assert_eq!(site.lda(&["-d", "alice", "--bogus"], b"x").status.code(), Some(64));
+    // a bad configuration file
+    let bad = site.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[mailbox]\ninbx = 1\n").unwrap();
+    let o = Command::new(LDA)
+        .arg("--config")
+        .arg(&bad)
+        .args(["-d", "alice"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+}
+
+#[test]
+fn filter_failure_never_loses_mail() {
+    let site = Site::new("");
+    std::fs::create_dir_all(site.home().join(".bsfilter")).unwrap();
+    std::fs::write(site.home().join(".bsfilter/bsfilter.sqlite3"), vec![b'x'; 8192]).unwrap();
+    let o = site.lda(&["-d", "alice"], ham(1).as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("delivered unfiltered"), "{}", stderr(&o));
+    let inbox = site.messages("INBOX");
+    assert_eq!(inbox.len(), 1);
+    let m = String::from_utf8(inbox[0].clone()).unwrap();
+    assert!(m.contains("X-Spam-Filter-Error: not filtered: token database"), "{m}");
+    assert!(!m.contains("X-Spam-Flag"), "{m}");
+
+    // with on_error = "tempfail": exit 75 and nothing written
+    let strict = Site::new("[filter]\non_error = \"tempfail\"\n");
+    std::fs::create_dir_all(strict.home().join(".bsfilter")).unwrap();
+    std::fs::write(strict.home().join(".bsfilter/bsfilter.sqlite3"), vec![b'x'; 8192]).unwrap();
+    let o = strict.lda(&["-d", "alice"], ham(1).as_bytes());
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(!strict.mbox("INBOX").exists());
+}
+
+#[test]
+fn discard_and_auto_train() {
+    let site = Site::new("[filter]\ndiscard_above = 0.99\nauto_train = true\n");
+    site.train();
+    let o = site.lda(&["-d", "alice", "-v"], spam(500).as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("discarded"), "{}", stderr(&o));
+    assert!(site.messages("Spam").is_empty());
+    // clean mail is delivered and learned
+    let filter = Filter::new(FilterConfig::new(site.home().join(".bsfilter")));
+    let before = filter.open_user_db().unwrap().read(|r| r.totals()).unwrap();
+    assert_eq!(site.lda(&["-d", "alice"], ham(501).as_bytes()).status.code(), Some(0));
+    let after = filter.open_user_db().unwrap().read(|r| r.totals()).unwrap();
+    assert_eq!(after.clean_messages, before.clean_messages + 1);
+}
+
+#[test]
+fn awkward_messages_round_trip_exactly() {
+    let site = Site::new("[filter]\nenabled = false\n");
+    let mut big = b"Subject: big\n\n".to_vec();
+    for i in 0..(50 << 20) / 64 {
+        big.extend_from_slice(format!("{i:063}\n").as_bytes());
+        if i % 10_000 == 0 {
+            big.extend_from_slice(b"From inside the big one\n");
+        }
+    }
+    let messages: Vec<Vec<u8>> = vec![
+        b"Subject: from lines\n\nFrom the start\n>From quoted\n>>From twice\nFrom\n".to_vec(),
+        b"Subject: nul\n\nNUL\0bytes\0\n".to_vec(),
+        b"Subject: no final newline\n\nlast line".to_vec(),
+        b"Subject: crlf\r\n\r\nFrom crlf\r\nline\r\n".to_vec(),
+        big,
+        b"Subject: after the big one\n\nok\n".to_vec(),
+    ];
+    for m in &messages {
+        let o = site.lda(&["-d", "alice", "-f", "sender@example.com"], m);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let got = site.messages("INBOX");
+    assert_eq!(got.len(), messages.len());
+    for (g, m) in got.iter().zip(&messages) {
+        assert!(g == m, "message of {} bytes differs (got {} bytes)", m.len(), g.len());
+    }
+}
+
+#[test]
+fn eight_concurrent_deliverers_each_message_exactly_once() {
+    const WORKERS: usize = 8;
+    const EACH: usize = 500;
+    let site = std::sync::Arc::new(Site::new("[filter]\nenabled = false\n"));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let site = site.clone();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let m = format!("Subject: w{w} m{i}\nMessage-ID: <{w}.{i}@t>\n\nFrom worker {w}\nbody {i}\n");
+                    let o = site.lda(&["-d", "alice"], m.as_bytes());
+                    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let got = site.messages("INBOX");
+    assert_eq!(got.len(), WORKERS * EACH);
+    let mut seen = std::collections::HashSet::new();
+    for m in &got {
+        let text = String::from_utf8(m.clone()).unwrap();
+        let subject = text.lines().next().unwrap().to_owned();
+        let (w, i) = subject.strip_prefix("Subject: w").unwrap().split_once(" m").unwrap();
+        let expected = format!("Subject: w{w} m{i}\nMessage-ID: <{w}.{i}@t>\n\nFrom worker {w}\nbody {i}\n");
+        assert_eq!(text, expected);
+        assert!(seen.insert(subject), "delivered twice");
+    }
+    assert!(!lda::lock::dotlock_path(&site.mbox("INBOX")).exists());
+}
+
+#[test]
+fn lock_held_past_the_timeout_is_a_temporary_failure() {
+    let site = Site::with_mailbox("lock_timeout = 0.3", "[filter]\nenabled = false\n");
+    assert_eq!(
+        site.lda(&["-d", "alice"], b"Subject: 1\n\none\n").status.code(),
+        Some(0)
+    );
+    let before = std::fs::read(site.mbox("INBOX")).unwrap();
+    // a live process holds the dotlock (our own pid is alive)
+    let dotlock = lda::lock::dotlock_path(&site.mbox("INBOX"));
+    std::fs::write(&dotlock, format!("{}\n", std::process::id())).unwrap();
+    let o = site.lda(&["-d", "alice"], b"Subject: 2\n\ntwo\n");
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_eq!(std::fs::read(site.mbox("INBOX")).unwrap(), before);
+    std::fs::remove_file(&dotlock).unwrap();
+    assert_eq!(
+        site.lda(&["-d", "alice"], b"Subject: 2\n\ntwo\n").status.code(),
+        Some(0)
+    );
+    assert_eq!(site.messages("INBOX").len(), 2);
+}
+
+#[test]
+fn file_size_limit_mid_write_leaves_nothing_behind() {
+    let site = Site::new("[filter]\nenabled = false\n");
+    assert_eq!(
+        site.lda(&["-d", "alice"], b"Subject: 1\n\none\n").status.code(),
+        Some(0)
+    );
+    let before = std::fs::read(site.mbox("INBOX")).unwrap();
+    let big = vec![b'a'; 4 << 20];
+    // ulimit -f counts 512-byte blocks: 1 MiB
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 2048; exec {LDA} --config {} -d alice",
+            site.dir.path().join("mailkit.toml").display()
+        ))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&big).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_eq!(std::fs::read(site.mbox("INBOX")).unwrap(), before);
+    assert!(!lda::lock::dotlock_path(&site.mbox("INBOX")).exists());
+}
+
+#[test]
+fn deliverer_killed_mid_write_leaves_no_partial_message() {
+    let site = Site::new("[filter]\nenabled = false\n");
+    assert_eq!(
+        site.lda(&["-d", "alice"], b"Subject: 1\n\none\n").status.code(),
+        Some(0)
+    );
+    let inbox = site.mbox("INBOX");
+    let before = std::fs::metadata(&inbox).unwrap().len();
+    // Deliver a huge message and kill the deliverer once the mbox grows.
+    let mut huge = b"Subject: huge\n\n".to_vec();
+    huge.resize(400 << 20, b'x');
+    let mut child = Command::new(LDA)
+        .arg("--config")
+        .arg(site.dir.path().join("mailkit.toml"))
+        .args(["-d", "alice"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&huge);
+    });
+    let mut killed_mid_write = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let len = std::fs::metadata(&inbox).map(|m| m.len()).unwrap_or(0);
+        if len > before {
+            child.kill().unwrap();
+            killed_mid_write = std::fs::metadata(&inbox).unwrap().len() < before + (400 << 20);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let _ = child.wait();
+    feeder.join().unwrap();
+    assert!(killed_mid_write, "the deliverer was not caught mid-write");
+    // The next delivery finds the dead writer's dotlock and cuts the mbox back.
+    assert_eq!(
+        site.lda(&["-d", "alice"], b"Subject: 2\n\ntwo\n").status.code(),
+        Some(0)
+    );
+    let got = site.messages("INBOX");
+    assert_eq!(
+        got,
+        vec![b"Subject: 1\n\none\n".to_vec(), b"Subject: 2\n\ntwo\n".to_vec()]
+    );
+}
