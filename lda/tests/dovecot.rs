@@ -1,0 +1,135 @@
+//! Dovecot (Debian's dovecot-core, installed by .ci/run) reads what lda
+//! wrote: same messages, same boundaries, same bodies — using the very
+//! passwd-file lda read the user from.
+//!
+//! Runs as root: Dovecot refuses to access mail as uid 0, so the mailbox
+//! belongs to `nobody` (65534), which lda switches to as an MTA would make
+//! it do.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const LDA: &str = env!("CARGO_BIN_EXE_lda");
+const NOBODY: u32 = 65534;
+
+/// A Dovecot master (auth only, no listeners) on a scratch configuration.
+struct Dovecot {
+    conf: PathBuf,
+    run: PathBuf,
+}
+
+impl Dovecot {
+    fn start(dir: &Path, passwd: &Path) -> Dovecot {
+        let run = dir.join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let conf = dir.join("dovecot.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "base_dir = {run}\nstate_dir = {state}\nlog_path = {log}\nssl = no\nprotocols =\n\
+                 passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {passwd}\n}}\n\
+                 userdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n\
+                 mail_location = mbox:~/mail:INBOX=~/mail/inbox\n",
+                run = run.display(),
+                state = dir.join("state").display(),
+                log = dir.join("dovecot.log").display(),
+                passwd = passwd.display(),
+            ),
+        )
+        .unwrap();
+        let status = Command::new("dovecot").arg("-c").arg(&conf).status().expect("dovecot is installed (.ci/run)");
+        assert!(status.success());
+        let dovecot = Dovecot { conf, run };
+        for _ in 0..100 {
+            if dovecot.run.join("auth-userdb").exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        dovecot
+    }
+
+    fn doveadm(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("doveadm").arg("-c").arg(&self.conf).args(args).output().unwrap();
+        assert!(out.status.success(), "doveadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.run.join("master.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+#[test]
+fn dovecot_reads_what_lda_delivered() {
+    let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    assert!(is_root, "this test runs as root (as CI does): Dovecot needs a non-root mail uid to switch to");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let home = dir.path().join("home/alice");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let passwd = dir.path().join("passwd");
+    std::fs::write(&passwd, format!("alice:{{PLAIN}}pw:{NOBODY}:{NOBODY}::{}::\n", home.display())).unwrap();
+    let config = dir.path().join("mailkit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[users]\npasswd_file = \"{}\"\nsystem_users = false\n[mailbox]\ninbox = \"~/mail/inbox\"\n[filter]\nenabled = false\n",
+            passwd.display()
+        ),
+    )
+    .unwrap();
+
+    let mut bodies: Vec<Vec<u8>> = vec![
+        b"plain body\n".to_vec(),
+        b"no final newline".to_vec(),
+        b"crlf line\r\nsecond\r\n".to_vec(),
+        b"\n\nbody with leading blank lines\n\n\n".to_vec(),
+    ];
+    bodies.extend((0..50).map(|i| format!("message number {i}\n").into_bytes()));
+    for (i, body) in bodies.iter().enumerate() {
+        let mut message = format!("Subject: message {i}\nMessage-ID: <{i}@lda.test>\n\n").into_bytes();
+        message.extend_from_slice(body);
+        let mut child = Command::new(LDA)
+            .arg("--config")
+            .arg(&config)
+            .args(["-d", "alice", "-f", "sender@example.com"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&message).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let inbox = home.join("mail/inbox");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&inbox).unwrap().uid(), NOBODY, "lda switched to the recipient");
+
+    let dovecot = Dovecot::start(dir.path(), &passwd);
+    let status = dovecot.doveadm(&["mailbox", "status", "-u", "alice", "messages", "INBOX"]);
+    assert_eq!(String::from_utf8_lossy(&status).trim(), format!("INBOX messages={}", bodies.len()));
+    for (i, body) in bodies.iter().enumerate() {
+        let uid = (i + 1).to_string();
+        let subject = dovecot.doveadm(&["fetch", "-u", "alice", "hdr.subject", "mailbox", "INBOX", "uid", &uid]);
+        assert!(
+            String::from_utf8_lossy(&subject).contains(&format!("message {i}")),
+            "{}",
+            String::from_utf8_lossy(&subject)
+        );
+        let fetched = dovecot.doveadm(&["fetch", "-u", "alice", "body", "mailbox", "INBOX", "uid", &uid]);
+        // the pager format: "body:\n" then the body, then a form feed
+        let fetched = fetched.strip_prefix(b"body:\n").expect("pager format");
+        let fetched = fetched.strip_suffix(b"\x0c\n").or_else(|| fetched.strip_suffix(b"\x0c")).unwrap_or(fetched);
+        assert_eq!(
+            String::from_utf8_lossy(fetched),
+            String::from_utf8_lossy(body),
+            "message {i} as Dovecot reads it"
+        );
+    }
+}
