@@ -39,7 +39,11 @@ impl Dovecot {
             ),
         )
         .unwrap();
-        let status = Command::new("dovecot").arg("-c").arg(&conf).status().expect("dovecot is installed (.ci/run)");
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(&conf)
+            .status()
+            .expect("dovecot is installed (.ci/run)");
         assert!(status.success());
         let dovecot = Dovecot { conf, run };
         for _ in 0..100 {
@@ -52,8 +56,17 @@ impl Dovecot {
     }
 
     fn doveadm(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("doveadm").arg("-c").arg(&self.conf).args(args).output().unwrap();
-        assert!(out.status.success(), "doveadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "doveadm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 }
@@ -69,14 +82,21 @@ impl Drop for Dovecot {
 #[test]
 fn dovecot_reads_what_lda_delivered() {
     let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
-    assert!(is_root, "this test runs as root (as CI does): Dovecot needs a non-root mail uid to switch to");
+    assert!(
+        is_root,
+        "this test runs as root (as CI does): Dovecot needs a non-root mail uid to switch to"
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let home = dir.path().join("home/alice");
     std::fs::create_dir_all(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
     let passwd = dir.path().join("passwd");
-    std::fs::write(&passwd, format!("alice:{{PLAIN}}pw:{NOBODY}:{NOBODY}::{}::\n", home.display())).unwrap();
+    std::fs::write(
+        &passwd,
+        format!("alice:{{PLAIN}}pw:{NOBODY}:{NOBODY}::{}::\n", home.display()),
+    )
+    .unwrap();
     let config = dir.path().join("mailkit.toml");
     std::fs::write(
         &config,
@@ -109,11 +129,18 @@ fn dovecot_reads_what_lda_delivered() {
     }
     let inbox = home.join("mail/inbox");
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(&inbox).unwrap().uid(), NOBODY, "lda switched to the recipient");
+    assert_eq!(
+        std::fs::metadata(&inbox).unwrap().uid(),
+        NOBODY,
+        "lda switched to the recipient"
+    );
 
     let dovecot = Dovecot::start(dir.path(), &passwd);
     let status = dovecot.doveadm(&["mailbox", "status", "-u", "alice", "messages", "INBOX"]);
-    assert_eq!(String::from_utf8_lossy(&status).trim(), format!("INBOX messages={}", bodies.len()));
+    assert_eq!(
+        String::from_utf8_lossy(&status).trim(),
+        format!("INBOX messages={}", bodies.len())
+    );
     for (i, body) in bodies.iter().enumerate() {
         let uid = (i + 1).to_string();
         let subject = dovecot.doveadm(&["fetch", "-u", "alice", "hdr.subject", "mailbox", "INBOX", "uid", &uid]);
@@ -125,7 +152,10 @@ fn dovecot_reads_what_lda_delivered() {
         let fetched = dovecot.doveadm(&["fetch", "-u", "alice", "body", "mailbox", "INBOX", "uid", &uid]);
         // the pager format: "body:\n" then the body, then a form feed
         let fetched = fetched.strip_prefix(b"body:\n").expect("pager format");
-        let fetched = fetched.strip_suffix(b"\x0c\n").or_else(|| fetched.strip_suffix(b"\x0c")).unwrap_or(fetched);
+        let fetched = fetched
+            .strip_suffix(b"\x0c\n")
+            .or_else(|| fetched.strip_suffix(b"\x0c"))
+            .unwrap_or(fetched);
         assert_eq!(
             String::from_utf8_lossy(fetched),
             String::from_utf8_lossy(body),
