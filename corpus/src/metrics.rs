@@ -111,9 +111,12 @@ pub fn auc(scored: &[Scored]) -> f64 {
     (rank_sum - spam * (spam + 1.0) / 2.0) / (spam * ham)
 }
 
-/// ROC points (false-positive rate, true-positive rate, threshold), from
-/// the strictest threshold to the loosest.
-pub fn roc(scored: &[Scored]) -> Vec<(f64, f64, f64)> {
+/// A point of a ROC curve: (false-positive rate, true-positive rate,
+/// score threshold).
+pub type RocPoint = (f64, f64, f64);
+
+/// ROC points from the strictest threshold to the loosest.
+pub fn roc(scored: &[Scored]) -> Vec<RocPoint> {
     let mut by_score: Vec<&Scored> = scored.iter().filter(|s| !s.score.is_nan()).collect();
     by_score.sort_by(|a, b| b.score.total_cmp(&a.score));
     let spam = by_score.iter().filter(|s| s.label == Label::Spam).count().max(1) as f64;
@@ -135,7 +138,7 @@ pub fn roc(scored: &[Scored]) -> Vec<(f64, f64, f64)> {
     points
 }
 
-pub fn roc_csv(points: &[(f64, f64, f64)]) -> String {
+pub fn roc_csv(points: &[RocPoint]) -> String {
     let mut out = String::from("fpr,tpr,threshold\n");
     for (fpr, tpr, t) in points {
         let _ = writeln!(out, "{fpr},{tpr},{t}");
@@ -145,7 +148,7 @@ pub fn roc_csv(points: &[(f64, f64, f64)]) -> String {
 
 /// The ROC curve as an SVG: false-positive rate on a log axis (where
 /// filters differ: 0.01 % to 100 %), true-positive rate linear.
-pub fn roc_svg(curves: &[(&str, &[(f64, f64, f64)])]) -> String {
+pub fn roc_svg(curves: &[(&str, &[RocPoint])]) -> String {
     const W: f64 = 640.0;
     const H: f64 = 480.0;
     const LEFT: f64 = 70.0;
