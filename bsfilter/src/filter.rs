@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use crate::decode::DecodedMessage;
 use crate::error::{Error, Result};
-use crate::score::{Evidence, Method, Scorer};
+use crate::score::{Evidence, Method, RobinsonParams, Scorer};
 use crate::store::{self, Action, Counts, Lesson, MessageKey, Outcome, Store, Totals};
 use crate::tokenize::{Bigram, Segmenter, TokenSet, Tokenizer, TokenizerOptions};
 
@@ -21,6 +21,8 @@ pub struct FilterConfig {
     /// The system-wide database (a file, or a directory holding one).
     pub system_db: Option<PathBuf>,
     pub method: Method,
+    /// Robinson's s, x and minimum deviation (methods r and rf).
+    pub robinson: RobinsonParams,
     /// Probability above which a message is spam.
     pub spam_cutoff: f64,
     pub tokenizer: TokenizerOptions,
@@ -33,6 +35,7 @@ impl FilterConfig {
             homedir,
             system_db: None,
             method: Method::RobinsonFisher,
+            robinson: RobinsonParams::default(),
             spam_cutoff: Method::RobinsonFisher.default_cutoff(),
             tokenizer: TokenizerOptions::default(),
             busy_timeout: store::DEFAULT_BUSY_TIMEOUT,
@@ -53,6 +56,9 @@ pub struct Analyzed {
 pub struct Verdict {
     pub probability: f64,
     pub is_spam: bool,
+    /// How strongly the evidence leans (see [`crate::score::Combined`]):
+    /// for ranking messages where probabilities tie at 0 or 1.
+    pub strength: f64,
 }
 
 pub struct Filter {
@@ -68,7 +74,10 @@ impl Filter {
 
     pub fn with_segmenter(config: FilterConfig, segmenter: Box<dyn Segmenter>) -> Filter {
         let tokenizer = Tokenizer::new(config.tokenizer.clone(), segmenter);
-        let scorer = Scorer::new(config.method);
+        let scorer = Scorer {
+            method: config.method,
+            robinson: config.robinson,
+        };
         Filter {
             config,
             tokenizer,
@@ -275,10 +284,11 @@ impl Classifier<'_> {
                     let s = system.as_ref().and_then(|s| s[i][j]);
                     scorer.token_probability(*u, s)
                 });
-                let probability = scorer.combine(probabilities);
+                let combined = scorer.combine_with_strength(probabilities);
                 Verdict {
-                    probability,
-                    is_spam: probability > self.filter.config.spam_cutoff,
+                    probability: combined.probability,
+                    is_spam: combined.probability > self.filter.config.spam_cutoff,
+                    strength: combined.strength,
                 }
             })
             .collect())

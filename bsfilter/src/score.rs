@@ -57,6 +57,8 @@ pub struct RobinsonParams {
     pub robx: f64,
     /// Tokens with |f(w) − 0.5| ≤ min_dev are ignored.
     pub min_dev: f64,
+    /// Combine at most this many tokens, the most telling first (0 = all).
+    pub max_tokens: usize,
 }
 
 impl Default for RobinsonParams {
@@ -65,6 +67,7 @@ impl Default for RobinsonParams {
             robs: 0.001,
             robx: 0.415,
             min_dev: 0.1,
+            max_tokens: 0,
         }
     }
 }
@@ -129,6 +132,12 @@ impl Scorer {
     /// Combines token probabilities (`None` = unknown token) into the
     /// message's spam probability.
     pub fn combine(&self, probabilities: impl Iterator<Item = Option<f64>>) -> f64 {
+        self.combine_with_strength(probabilities).probability
+    }
+
+    /// The message's spam probability and the strength of the evidence
+    /// behind it.
+    pub fn combine_with_strength(&self, probabilities: impl Iterator<Item = Option<f64>>) -> Combined {
         match self.method {
             Method::Graham => {
                 let mut probs: Vec<f64> = probabilities.map(|p| p.unwrap_or(GRAHAM_UNKNOWN)).collect();
@@ -140,40 +149,75 @@ impl Scorer {
                     ln_q += (1.0 - p).ln();
                 }
                 // p / (p + q), computed without underflow
-                1.0 / (1.0 + (ln_q - ln_p).exp())
+                Combined {
+                    probability: 1.0 / (1.0 + (ln_q - ln_p).exp()),
+                    strength: ln_p - ln_q,
+                }
             }
             Method::Robinson | Method::RobinsonFisher => {
                 let params = &self.robinson;
+                let mut telling: Vec<f64> = probabilities
+                    .map(|f| f.unwrap_or(params.robx))
+                    .filter(|f| (f - 0.5).abs() > params.min_dev)
+                    .collect();
+                if params.max_tokens > 0 && telling.len() > params.max_tokens {
+                    telling.sort_unstable_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
+                    telling.truncate(params.max_tokens);
+                }
                 let (mut ln_not_spam, mut ln_spam, mut n) = (0.0f64, 0.0f64, 0usize);
-                for f in probabilities {
-                    let f = f.unwrap_or(params.robx);
-                    if (f - 0.5).abs() <= params.min_dev {
-                        continue;
-                    }
+                for f in telling {
                     let f = f.clamp(1e-7, 1.0 - 1e-7);
                     ln_not_spam += (1.0 - f).ln();
                     ln_spam += f.ln();
                     n += 1;
                 }
                 if n == 0 {
-                    return 0.0;
+                    return Combined {
+                        probability: 0.0,
+                        strength: 0.0,
+                    };
                 }
                 if self.method == Method::Robinson {
-                    let p = 1.0 - (ln_not_spam / n as f64).exp();
-                    let q = 1.0 - (ln_spam / n as f64).exp();
+                    let p = -(ln_not_spam / n as f64).exp_m1();
+                    let q = -(ln_spam / n as f64).exp_m1();
                     if p + q == 0.0 {
-                        0.5
+                        Combined {
+                            probability: 0.5,
+                            strength: 0.0,
+                        }
                     } else {
-                        (1.0 + (p - q) / (p + q)) / 2.0
+                        Combined {
+                            probability: (1.0 + (p - q) / (p + q)) / 2.0,
+                            strength: p.ln() - q.ln(),
+                        }
                     }
                 } else {
-                    let h = 1.0 - chi2q(-2.0 * ln_not_spam, n);
-                    let s = 1.0 - chi2q(-2.0 * ln_spam, n);
-                    (1.0 + h - s) / 2.0
+                    // Fisher: each side's chi-square tail; the message is as
+                    // spammy as its tokens are unlikely under "ham" and likely
+                    // under "spam". The tails are kept as logarithms for the
+                    // strength, which the probability (a difference of
+                    // tails near 1) cannot resolve for strong evidence.
+                    let ln_spam_tail = ln_chi2q(-2.0 * ln_spam, n);
+                    let ln_ham_tail = ln_chi2q(-2.0 * ln_not_spam, n);
+                    Combined {
+                        probability: (1.0 + ln_spam_tail.exp() - ln_ham_tail.exp()) / 2.0,
+                        strength: ln_spam_tail - ln_ham_tail,
+                    }
                 }
             }
         }
     }
+}
+
+/// A message's combined score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Combined {
+    /// Spam probability, the original's scale (cutoffs apply to it).
+    pub probability: f64,
+    /// A log-odds-like measure of the same verdict that keeps growing
+    /// where the probability has saturated at 0 or 1: it ranks messages
+    /// (ROC, AUC) and is positive for spam-leaning evidence.
+    pub strength: f64,
 }
 
 /// Graham's probability of a token never seen.
@@ -210,21 +254,33 @@ fn robinson_pw(e: Evidence) -> Option<(f64, f64)> {
     Some((bad / (bad + good), n))
 }
 
-/// Upper tail of the chi-square distribution with 2·n degrees of freedom at
-/// x2, in log space so thousands of tokens neither overflow nor underflow.
-fn chi2q(x2: f64, n: usize) -> f64 {
+/// Natural logarithm of the upper tail of the chi-square distribution with
+/// 2·n degrees of freedom at x2, summed in log space so thousands of tokens
+/// neither overflow nor underflow.
+fn ln_chi2q(x2: f64, n: usize) -> f64 {
     let m = x2 / 2.0;
     if m <= 0.0 {
-        return 1.0;
+        return 0.0;
     }
     let ln_m = m.ln();
+    // log-sum-exp over the terms e^-m m^i / i!, i < n
     let mut ln_term = -m;
-    let mut sum = ln_term.exp();
+    let mut max = ln_term;
+    let mut terms = Vec::with_capacity(n);
+    terms.push(ln_term);
     for i in 1..n {
         ln_term += ln_m - (i as f64).ln();
-        sum += ln_term.exp();
+        max = max.max(ln_term);
+        terms.push(ln_term);
     }
-    sum.min(1.0)
+    let sum: f64 = terms.iter().map(|t| (t - max).exp()).sum();
+    (max + sum.ln()).min(0.0)
+}
+
+/// The upper tail itself.
+#[cfg(test)]
+fn chi2q(x2: f64, n: usize) -> f64 {
+    ln_chi2q(x2, n).exp()
 }
 
 #[cfg(test)]
@@ -265,6 +321,25 @@ mod tests {
         // many strong tokens: no NaN
         let p = s.combine(std::iter::repeat_n(Some(0.9999999), 5000));
         assert!(p > 0.99 && p.is_finite());
+    }
+
+    #[test]
+    fn strength_orders_what_the_probability_cannot() {
+        let s = Scorer::new(Method::RobinsonFisher);
+        let some = s.combine_with_strength(std::iter::repeat_n(Some(0.999), 200));
+        let more = s.combine_with_strength(std::iter::repeat_n(Some(0.999), 400));
+        assert_eq!((some.probability, more.probability), (1.0, 1.0));
+        assert!(
+            more.strength > some.strength && some.strength > 0.0,
+            "{some:?} {more:?}"
+        );
+        let hammy = s.combine_with_strength(std::iter::repeat_n(Some(0.001), 200));
+        assert!(hammy.probability < 1e-12 && hammy.strength < 0.0, "{hammy:?}");
+        for method in [Method::Graham, Method::Robinson] {
+            let m = Scorer::new(method);
+            let c = m.combine_with_strength([Some(0.99), Some(0.95), Some(0.3)].into_iter());
+            assert!(c.probability > 0.5 && c.strength > 0.0, "{method:?}: {c:?}");
+        }
     }
 
     #[test]

@@ -180,6 +180,8 @@ pub struct TokenizerOptions {
     pub ignore_body: bool,
     /// `--ignore-plain-text-part`: when an HTML part exists, skip plain ones.
     pub ignore_plain_text_part: bool,
+    /// Also a token for each pair of adjacent body words (`cheap~viagra`).
+    pub word_pairs: bool,
 }
 
 impl Default for TokenizerOptions {
@@ -191,6 +193,7 @@ impl Default for TokenizerOptions {
             verdict_header_prefix: "x-spam-".to_owned(),
             ignore_body: false,
             ignore_plain_text_part: false,
+            word_pairs: false,
         }
     }
 }
@@ -284,6 +287,10 @@ impl Tokenizer {
             }
             if self.options.ignore_body {
                 self.addresses_only(text, &mut out);
+            } else if self.options.word_pairs {
+                let start = out.len();
+                self.text(text, None, &mut out);
+                push_word_pairs(&mut out, start);
             } else {
                 self.text(text, None, &mut out);
             }
@@ -435,6 +442,16 @@ impl Tokenizer {
             return;
         }
         push_tagged(out, tag, &word.to_lowercase());
+    }
+}
+
+/// Adds `a~b` for each two adjacent plain words among `out[start..]`
+/// (tagged tokens such as `url:…` are not words and break no pair).
+fn push_word_pairs(out: &mut Vec<String>, start: usize) {
+    let words: Vec<usize> = (start..out.len()).filter(|&i| !out[i].contains(':')).collect();
+    for pair in words.windows(2) {
+        let token = format!("{}~{}", out[pair[0]], out[pair[1]]);
+        out.push(token);
     }
 }
 

@@ -33,8 +33,18 @@ pub trait Engine {
     /// Starts over with an empty token database.
     fn reset(&mut self) -> Result<(), EvalError>;
     fn train(&mut self, messages: &[usize], label: Label) -> Result<(), EvalError>;
-    /// Spam probabilities, in order.
-    fn score(&mut self, messages: &[usize]) -> Result<Vec<f64>, EvalError>;
+    /// Spam probability and ranking strength of each message, in order.
+    fn score(&mut self, messages: &[usize]) -> Result<Vec<Score>, EvalError>;
+}
+
+/// A filter's score for one message.
+#[derive(Debug, Clone, Copy)]
+pub struct Score {
+    /// The spam probability the cutoffs apply to.
+    pub probability: f64,
+    /// The ranking key (higher is spammier), finer than the probability
+    /// where that saturates.
+    pub strength: f64,
 }
 
 /// Thresholds turning a score into a verdict: spam above `spam_cutoff`,
@@ -123,13 +133,16 @@ impl Engine for InProcess {
         Ok(())
     }
 
-    fn score(&mut self, messages: &[usize]) -> Result<Vec<f64>, EvalError> {
+    fn score(&mut self, messages: &[usize]) -> Result<Vec<Score>, EvalError> {
         let classifier = self.filter.classifier(messages.len())?;
         let batch: Vec<&Analyzed> = messages.iter().map(|&i| &self.analyzed[i]).collect();
         Ok(classifier
             .classify(&batch)?
             .into_iter()
-            .map(|v| v.probability)
+            .map(|v| Score {
+                probability: v.probability,
+                strength: v.strength,
+            })
             .collect())
     }
 }
@@ -203,7 +216,7 @@ impl Engine for Binary {
         Ok(())
     }
 
-    fn score(&mut self, messages: &[usize]) -> Result<Vec<f64>, EvalError> {
+    fn score(&mut self, messages: &[usize]) -> Result<Vec<Score>, EvalError> {
         let mut scores = Vec::with_capacity(messages.len());
         for chunk in messages.chunks(2000) {
             let out = self
@@ -226,12 +239,15 @@ impl Engine for Binary {
                 }
             }
             for &i in chunk {
-                scores.push(
-                    by_file
-                        .get(&*self.files[i].to_string_lossy())
-                        .copied()
-                        .unwrap_or(f64::NAN),
-                );
+                // The CLI prints 6 decimals: that is all the ranking there is.
+                let probability = by_file
+                    .get(&*self.files[i].to_string_lossy())
+                    .copied()
+                    .unwrap_or(f64::NAN);
+                scores.push(Score {
+                    probability,
+                    strength: probability,
+                });
             }
         }
         Ok(scores)
@@ -249,17 +265,33 @@ fn split_by_label(corpus: &[Sample], messages: &[usize]) -> (Vec<usize>, Vec<usi
     messages.iter().partition(|&&i| corpus[i].label == Label::Spam)
 }
 
-fn scored(corpus: &[Sample], messages: &[usize], scores: Vec<f64>, cutoffs: Cutoffs) -> Vec<Scored> {
+fn scored(corpus: &[Sample], messages: &[usize], scores: Vec<Score>, cutoffs: Cutoffs) -> Vec<Scored> {
     messages
         .iter()
         .zip(scores)
         .map(|(&i, score)| Scored {
             label: corpus[i].label,
-            score,
-            verdict: cutoffs.verdict(score),
+            score: ranking_key(score),
+            verdict: cutoffs.verdict(score.probability),
             name: corpus[i].name.clone(),
         })
         .collect()
+}
+
+/// The probability, with ties at its saturated ends (0 and 1, where f64
+/// runs out of digits) broken by the strength of the evidence: saturated
+/// spam maps into (1, 2), saturated ham into (-1, 0), monotone in the
+/// strength, so the order of unsaturated messages is the probability's.
+pub fn ranking_key(score: Score) -> f64 {
+    const EDGE: f64 = 1e-9;
+    let squash = score.strength.atan() / std::f64::consts::PI + 0.5; // (0, 1)
+    if score.probability >= 1.0 - EDGE {
+        1.0 + squash
+    } else if score.probability <= EDGE {
+        squash - 1.0
+    } else {
+        score.probability
+    }
 }
 
 /// Train on `train`, test on `test`.
@@ -352,4 +384,17 @@ pub fn online(
         messages_per_second: all.len() as f64 / seconds.max(1e-9),
         scored: all,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_key_keeps_probability_order_and_breaks_saturated_ties() {
+        let key = |probability, strength| ranking_key(Score { probability, strength });
+        assert!(key(0.3, 5.0) < key(0.7, -5.0), "unsaturated: the probability decides");
+        assert!(key(1.0, 10.0) < key(1.0, 20.0) && key(0.999, 100.0) < key(1.0, 1.0));
+        assert!(key(0.0, -20.0) < key(0.0, -10.0) && key(0.0, -1.0) < key(0.001, -100.0));
+    }
 }

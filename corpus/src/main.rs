@@ -65,6 +65,35 @@ fn command() -> Command {
         ))
         .arg(value("method", "g|r|rf", "Scoring method (default rf)"))
         .arg(value("spam-cutoff", "P", "Spam above P (default: the method's)"))
+        .arg(value("robs", "S", "Robinson's s: weight of the prior for rare tokens"))
+        .arg(value("robx", "X", "Robinson's x: probability of an unknown token"))
+        .arg(value(
+            "min-dev",
+            "D",
+            "Ignore tokens whose probability is within D of 0.5",
+        ))
+        .arg(value(
+            "max-tokens",
+            "K",
+            "Combine only the K most telling tokens (0 = all)",
+        ))
+        .arg(value(
+            "max-line",
+            "N",
+            "Read only the first N body lines (default 500; 0 = all)",
+        ))
+        .arg(
+            Arg::new("word-pairs")
+                .long("word-pairs")
+                .action(ArgAction::SetTrue)
+                .help("Also learn pairs of adjacent words"),
+        )
+        .arg(
+            Arg::new("refer-all-header")
+                .long("refer-all-header")
+                .action(ArgAction::SetTrue)
+                .help("Tokenize every header field"),
+        )
         .arg(value(
             "ham-cutoff",
             "P",
@@ -122,6 +151,25 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     let mut config = bsfilter::FilterConfig::new(PathBuf::new());
     config.method = method;
     config.spam_cutoff = cutoffs.spam;
+    if let Some(v) = number("robs")? {
+        config.robinson.robs = v;
+    }
+    if let Some(v) = number("robx")? {
+        config.robinson.robx = v;
+    }
+    if let Some(v) = number("min-dev")? {
+        config.robinson.min_dev = v;
+    }
+    if let Some(v) = number("max-tokens")? {
+        config.robinson.max_tokens = v as usize;
+    }
+    if let Some(v) = number("max-line")? {
+        config.tokenizer.max_line = v as usize;
+    }
+    config.tokenizer.word_pairs = m.get_flag("word-pairs");
+    if m.get_flag("refer-all-header") {
+        config.tokenizer.headers = bsfilter::tokenize::HeaderSelection::All;
+    }
     let mut engine: Box<dyn Engine> = match get("binary") {
         Some(program) => {
             let mut args = vec!["--method".to_owned(), get("method").unwrap_or("rf").to_owned()];
