@@ -328,7 +328,8 @@ mod tests {
         let s = Scorer::new(Method::RobinsonFisher);
         let some = s.combine_with_strength(std::iter::repeat_n(Some(0.999), 200));
         let more = s.combine_with_strength(std::iter::repeat_n(Some(0.999), 400));
-        assert_eq!((some.probability, more.probability), (1.0, 1.0));
+        // both saturated: f64 cannot tell them apart by probability
+        assert!(some.probability > 1.0 - 1e-12 && more.probability > 1.0 - 1e-12);
         assert!(
             more.strength > some.strength && some.strength > 0.0,
             "{some:?} {more:?}"
