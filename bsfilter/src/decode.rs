@@ -44,6 +44,8 @@ pub struct DecodedMessage {
     pub texts: Vec<TextPart>,
     /// Link and image targets found in HTML parts (`href`, `src`, …).
     pub links: Vec<String>,
+    /// Start-tag names found in HTML parts.
+    pub html_tags: Vec<String>,
     pub attachments: Vec<Attachment>,
     pub message_id: Option<String>,
 }
@@ -87,6 +89,7 @@ impl DecodedMessage {
                     if !is_attachment(part, index) {
                         let extracted = html::extract(markup);
                         self.links.extend(extracted.links);
+                        self.html_tags.extend(extracted.tags);
                         self.texts.push(TextPart {
                             text: extracted.text,
                             from_html: true,

@@ -182,6 +182,8 @@ pub struct TokenizerOptions {
     pub ignore_plain_text_part: bool,
     /// Also a token for each pair of adjacent body words (`cheap~viagra`).
     pub word_pairs: bool,
+    /// A token for each HTML start-tag name (`html:font`).
+    pub html_tags: bool,
 }
 
 impl Default for TokenizerOptions {
@@ -194,6 +196,7 @@ impl Default for TokenizerOptions {
             ignore_body: false,
             ignore_plain_text_part: false,
             word_pairs: false,
+            html_tags: false,
         }
     }
 }
@@ -297,6 +300,9 @@ impl Tokenizer {
         }
         for link in &message.links {
             url_tokens(link, &mut out);
+        }
+        if self.options.html_tags {
+            out.extend(message.html_tags.iter().map(|t| format!("html:{t}")));
         }
         for attachment in &message.attachments {
             out.push(format!("attachment:{}", attachment.content_type));

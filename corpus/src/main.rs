@@ -83,6 +83,12 @@ fn command() -> Command {
             "Read only the first N body lines (default 500; 0 = all)",
         ))
         .arg(
+            Arg::new("html-tags")
+                .long("html-tags")
+                .action(ArgAction::SetTrue)
+                .help("Learn HTML tag names"),
+        )
+        .arg(
             Arg::new("word-pairs")
                 .long("word-pairs")
                 .action(ArgAction::SetTrue)
@@ -167,6 +173,7 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         config.tokenizer.max_line = v as usize;
     }
     config.tokenizer.word_pairs = m.get_flag("word-pairs");
+    config.tokenizer.html_tags = m.get_flag("html-tags");
     if m.get_flag("refer-all-header") {
         config.tokenizer.headers = bsfilter::tokenize::HeaderSelection::All;
     }
