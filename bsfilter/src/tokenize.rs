@@ -655,6 +655,20 @@ mod tests {
     }
 
     #[test]
+    fn optional_word_pairs_and_html_tags() {
+        let options = TokenizerOptions { word_pairs: true, html_tags: true, ..TokenizerOptions::default() };
+        let t = Tokenizer::new(options, Box::new(Bigram));
+        let m = "Subject: s\nContent-Type: text/html\n\n<html><body><font color=red>cheap pills</font> http://x.example/ now</body></html>\n";
+        let tokens = t.tokenize(&DecodedMessage::parse(m.as_bytes()), None).0;
+        for want in ["cheap~pills", "pills~now", "html:font", "html:body"] {
+            assert!(tokens.iter().any(|x| x == want), "missing {want} in {tokens:?}");
+        }
+        // off by default
+        let plain = tokens_of(m);
+        assert!(!plain.iter().any(|x| x.contains('~') || x.starts_with("html:")), "{plain:?}");
+    }
+
+    #[test]
     fn max_line_limits_body() {
         let body: String = (0..600).map(|i| format!("word{i:03}x\n")).collect();
         let t = tokens_of(&format!("Subject: s\n\n{body}"));
