@@ -86,7 +86,7 @@ fn command() -> Command {
         ))
         .arg(flag(
             "show-tokens",
-            "Print the tokens each message yields, one per line, and quit",
+            "Print the tokens each message yields, sorted, one per line, and quit",
         ))
         .arg(value(
             "homedir",
@@ -494,7 +494,10 @@ fn execute(options: &Options) -> Result<i32> {
         let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
         let status = for_each_chunk(options, &filter, false, |items| {
             for item in items {
-                for t in item.analyzed.tokens.iter() {
+                // sorted, for people reading and diffing them
+                let mut tokens: Vec<&str> = item.analyzed.tokens.iter().collect();
+                tokens.sort_unstable();
+                for t in tokens {
                     writeln!(stdout, "{t}").map_err(Error::Output)?;
                 }
             }
