@@ -179,8 +179,15 @@ fn become_user(user: &User) -> Result<(), (i32, String)> {
         return Ok(());
     }
     let gid = user.gid.unwrap_or(target);
-    // SAFETY: plain system calls on integers and a one-element array.
-    let ok = unsafe { libc::setgroups(1, &gid) == 0 && libc::setgid(gid) == 0 && libc::setuid(target) == 0 };
+    // Keep the `mail` group, as Dovecot's mail_privileged_group does: the
+    // spool (/var/mail, root:mail 2775 on Debian) lets only that group
+    // create a user's mailbox and its dotlock.
+    let mut groups = vec![gid];
+    groups.extend(users::group_id("mail").filter(|&g| g != gid));
+    // SAFETY: plain system calls on integers and an array of groups.
+    let ok = unsafe {
+        libc::setgroups(groups.len(), groups.as_ptr()) == 0 && libc::setgid(gid) == 0 && libc::setuid(target) == 0
+    };
     if !ok {
         return Err((
             EX_TEMPFAIL,

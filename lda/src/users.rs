@@ -153,6 +153,31 @@ pub fn system_user_by_uid(uid: u32) -> Option<User> {
     })
 }
 
+/// The id of a system group by name.
+pub fn group_id(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        // SAFETY: group is plain data; getgrnam_r fills it, strings in buf.
+        let mut group: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut group,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        return (rc == 0 && !result.is_null()).then_some(group.gr_gid);
+    }
+}
+
 fn lookup(call: impl Fn(*mut libc::passwd, &mut [u8], *mut *mut libc::passwd) -> libc::c_int) -> Option<User> {
     let mut buf = vec![0u8; 4096];
     loop {
@@ -207,6 +232,12 @@ mod tests {
         std::fs::write(&path, "dave:x:notanumber:1::/h\n").unwrap();
         let err = read_passwd_file(&path).unwrap_err();
         assert_eq!(err.line, 1);
+    }
+
+    #[test]
+    fn system_groups() {
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(group_id("no-such-group-here"), None);
     }
 
     #[test]

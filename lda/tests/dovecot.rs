@@ -163,3 +163,54 @@ fn dovecot_reads_what_lda_delivered() {
         );
     }
 }
+
+/// The Debian spool: /var/mail is root:mail 2775, so only the `mail` group
+/// can create a user's mailbox there. lda, switched to the recipient, keeps
+/// that group.
+#[test]
+fn delivers_into_a_mail_group_spool_as_the_recipient() {
+    let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    assert!(is_root, "this test runs as root (as CI does)");
+    let mail_gid = lda::users::group_id("mail").expect("Debian has a mail group");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::os::unix::fs::chown(&spool, Some(0), Some(mail_gid)).unwrap();
+    std::fs::set_permissions(&spool, std::os::unix::fs::PermissionsExt::from_mode(0o2775)).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let passwd = dir.path().join("passwd");
+    std::fs::write(&passwd, format!("alice:x:{NOBODY}:{NOBODY}::{}::\n", home.display())).unwrap();
+    let config = dir.path().join("mailkit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[users]\npasswd_file = \"{}\"\nsystem_users = false\n[mailbox]\ninbox = \"{}/%u\"\n[filter]\nenabled = false\n",
+            passwd.display(),
+            spool.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(LDA)
+        .arg("--config")
+        .arg(&config)
+        .args(["-d", "alice"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: spool\n\nhello\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(spool.join("alice")).unwrap();
+    assert_eq!(meta.uid(), NOBODY, "the mailbox belongs to the recipient");
+    assert!(!spool.join("alice.lock").exists());
+}
