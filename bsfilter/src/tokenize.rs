@@ -28,6 +28,8 @@
 //! Each message yields a *set* of tokens: counts are "messages containing
 //! the token", as Robinson's and Graham's formulas assume.
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::decode::DecodedMessage;
 
 /// Longest word kept, in bytes (the original: fewer than 20 characters).
@@ -373,6 +375,17 @@ impl Tokenizer {
 
     /// Tokens of free text; `tag` prefixes every word token.
     fn text(&self, text: &str, tag: Option<&str>, out: &mut Vec<String>) {
+        // NFKC: full-width letters and digits become ASCII, half-width kana
+        // full-width, ① becomes 1 — one token for what a reader sees as
+        // one word. ASCII text (most of it) is already normalised.
+        let normalized;
+        let text = if text.is_ascii() {
+            text
+        } else {
+            normalized = text.nfkc().collect::<String>();
+            normalized.as_str()
+        };
+        spelled_out_words(text, tag, out);
         let marks = self.options.mark_in_token.as_str();
         let is_word_char = |c: char| c.is_alphanumeric() && !is_cjk(c) || marks.contains(c);
         let bytes = text.as_bytes();
@@ -458,7 +471,86 @@ impl Tokenizer {
         if word.len() > MAX_WORD_BYTES || word.chars().count() > MAX_WORD_CHARS {
             return;
         }
-        push_tagged(out, tag, &word.to_lowercase());
+        let lower = word.to_lowercase();
+        if let Some(plain) = unleet(&lower) {
+            push_tagged(out, tag, &plain);
+        }
+        push_tagged(out, tag, &lower);
+    }
+}
+
+/// `v1agra` → `viagra`: a word of letters with a few digits or `@`/`$`
+/// standing in for look-alike letters, read as the letters. Words that are
+/// mostly digits (`b2b`, `mp3`, part numbers) are left alone.
+fn unleet(word: &str) -> Option<String> {
+    let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+    let stand_ins = word
+        .chars()
+        .filter(|c| matches!(c, '0' | '1' | '3' | '4' | '5' | '@' | '$'))
+        .count();
+    if stand_ins == 0
+        || letters < 3
+        || stand_ins * 3 > letters
+        || word.chars().any(|c| c.is_ascii_digit() && !"01345".contains(c))
+    {
+        return None;
+    }
+    Some(
+        word.chars()
+            .map(|c| match c {
+                '0' => 'o',
+                '1' => 'i',
+                '3' => 'e',
+                '4' | '@' => 'a',
+                '5' | '$' => 's',
+                c => c,
+            })
+            .collect(),
+    )
+}
+
+/// `F.R.E.E`, `F-R-E-E`, `F R E E`, `F¥.R¥.E`: three or more single letters
+/// kept apart by one to two separator characters, as spam spells out words
+/// to slip past filters, give the word they spell (`free`). Real text has
+/// such runs only as initials (`U.S.A` → `usa`, harmless).
+fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut Vec<String>) {
+    let chars: Vec<char> = text.chars().collect();
+    let is_letter = |c: char| c.is_alphanumeric() && !is_cjk(c);
+    let is_separator = |c: char| !c.is_alphanumeric() && c != '\n' && c != '\r' && !is_cjk(c);
+    let mut i = 0;
+    while i < chars.len() {
+        // a single letter: not preceded or followed by another letter
+        let single = |j: usize| {
+            is_letter(chars[j])
+                && (j == 0 || !is_letter(chars[j - 1]))
+                && (j + 1 >= chars.len() || !is_letter(chars[j + 1]))
+        };
+        if !single(i) {
+            i += 1;
+            continue;
+        }
+        let mut letters = vec![chars[i]];
+        let mut j = i;
+        loop {
+            // one or two separators, then another single letter
+            let gap = (1..=2).find(|&g| {
+                j + g + 1 <= chars.len() - 1
+                    && chars[j + 1..=j + g].iter().all(|&c| is_separator(c))
+                    && single(j + g + 1)
+            });
+            match gap {
+                Some(g) => {
+                    j += g + 1;
+                    letters.push(chars[j]);
+                }
+                None => break,
+            }
+        }
+        if letters.len() >= 3 && letters.len() <= MAX_WORD_CHARS {
+            let word: String = letters.iter().collect::<String>().to_lowercase();
+            push_tagged(out, tag, &word);
+        }
+        i = j + 1;
     }
 }
 
@@ -684,6 +776,38 @@ mod tests {
             !plain.iter().any(|x| x.contains('~') || x.starts_with("html:")),
             "{plain:?}"
         );
+    }
+
+    #[test]
+    fn normalisation_and_obfuscation() {
+        let t = tokens_of(
+            "Subject: ＦＲＥＥ ｶﾀｶﾅ\n\nGet F.R.E.E V1agra now, Ｆ￥．Ｒ￥．Ｅ money, C-H-E-A-P and U S A. mp3 b2b\n",
+        );
+        for want in [
+            "subject:free",
+            "subject:カタカナ",
+            "free",
+            "viagra",
+            "v1agra",
+            "cheap",
+            "usa",
+            "mp3",
+            "b2b",
+        ] {
+            assert!(has(&t, want), "missing {want} in {t:?}");
+        }
+        // the full-width, yen-separated spelling gives its letters
+        assert!(has(&t, "fre"), "{t:?}");
+        // ordinary words are not glued together
+        assert!(
+            !t.iter().any(|x| x.starts_with("getf") || x.starts_with("nowm")),
+            "{t:?}"
+        );
+        assert_eq!(unleet("b2b"), None);
+        assert_eq!(unleet("mp3"), None);
+        assert_eq!(unleet("pa$$word").as_deref(), Some("password"));
+        assert_eq!(unleet("1a5e"), None, "too many stand-ins for the letters");
+        assert_eq!(unleet("c1alis").as_deref(), Some("cialis"));
     }
 
     #[test]
