@@ -534,7 +534,7 @@ fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut Vec<String>) {
         loop {
             // one or two separators, then another single letter
             let gap = (1..=2).find(|&g| {
-                j + g + 1 <= chars.len() - 1
+                j + g + 1 < chars.len()
                     && chars[j + 1..=j + g].iter().all(|&c| is_separator(c))
                     && single(j + g + 1)
             });
