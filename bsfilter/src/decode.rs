@@ -8,7 +8,7 @@
 
 use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 
-use crate::html;
+use crate::{charset, html};
 
 /// Nested message/rfc822 parts deeper than this are not descended into.
 const MAX_NESTING: usize = 8;
@@ -77,17 +77,16 @@ impl DecodedMessage {
             match &part.body {
                 PartType::Text(text) => {
                     if !is_attachment(part, index) {
-                        self.texts.push(TextPart {
-                            text: text.to_string(),
-                            from_html: false,
-                        });
+                        let text = redecode(part, raw, text).unwrap_or_else(|| text.to_string());
+                        self.texts.push(TextPart { text, from_html: false });
                     } else {
                         self.add_attachment(part);
                     }
                 }
                 PartType::Html(markup) => {
                     if !is_attachment(part, index) {
-                        let extracted = html::extract(markup);
+                        let redecoded = redecode(part, raw, markup);
+                        let extracted = html::extract(redecoded.as_deref().unwrap_or(markup));
                         self.links.extend(extracted.links);
                         self.html_tags.extend(extracted.tags);
                         self.texts.push(TextPart {
@@ -112,12 +111,20 @@ impl DecodedMessage {
     fn add_headers(&mut self, part: &MessagePart<'_>, raw: &[u8]) {
         for header in part.headers() {
             let name = header.name().to_ascii_lowercase();
+            let raw_value = raw
+                .get(header.offset_start() as usize..header.offset_end() as usize)
+                .unwrap_or_default();
             let value = match header.value() {
                 // Received is kept raw: the hosts and addresses in it are the
                 // tokens, and mail-parser's structured form drops some.
-                HeaderValue::Received(_) => raw
-                    .get(header.offset_start() as usize..header.offset_end() as usize)
-                    .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
+                HeaderValue::Received(_) => Some(String::from_utf8_lossy(raw_value).into_owned()),
+                // Encoded words and raw 8-bit bytes: decoded by our rules
+                // (words joined per charset, 8-bit detected), see charset.rs.
+                HeaderValue::Text(_) | HeaderValue::TextList(_) | HeaderValue::Address(_)
+                    if needs_own_decoding(raw_value) =>
+                {
+                    Some(charset::decode_header(raw_value))
+                }
                 other => flatten_value(other),
             };
             if let Some(value) = value {
@@ -153,6 +160,30 @@ impl DecodedMessage {
         }
         all
     }
+}
+
+/// Header bytes that mail-parser's per-word decoding may get wrong.
+fn needs_own_decoding(raw_value: &[u8]) -> bool {
+    raw_value.windows(2).any(|w| w == b"=?") || std::str::from_utf8(raw_value).is_err()
+}
+
+/// A text part's text when its charset label cannot be right (see
+/// [`charset::redecode_body`]): the part's bytes, transfer-decoded, and
+/// decoded again.
+fn redecode(part: &MessagePart<'_>, raw: &[u8], decoded: &str) -> Option<String> {
+    let label = part.content_type().and_then(|ct| ct.attribute("charset"));
+    if !charset::worth_checking(label, decoded) {
+        return None;
+    }
+    let body = raw.get(part.offset_body as usize..part.offset_end as usize)?;
+    let bytes = match part.encoding {
+        mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body)?,
+        mail_parser::Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)?
+        }
+        mail_parser::Encoding::None => body.to_vec(),
+    };
+    charset::redecode_body(&bytes, label, decoded)
 }
 
 /// A text part that is explicitly an attachment (a `.txt` file sent along)

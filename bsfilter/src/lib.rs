@@ -6,7 +6,8 @@
 //! - [`mbox`] splits an mbox into messages (`--mbox`);
 //! - [`decode`] turns raw bytes into decoded UTF-8 header values, text,
 //!   link targets and attachment names (MIME and charsets by mail-parser),
-//!   with [`html`] extracting the text and links of HTML parts;
+//!   with [`html`] extracting the text and links of HTML parts and
+//!   [`charset`] fixing what charset labels get wrong;
 //! - [`tokenize`] turns a decoded message into its set of tokens (the
 //!   Japanese segmenter plugs in here);
 //! - [`store`] keeps per-token counts and the training ledger in SQLite;
@@ -17,6 +18,7 @@
 //! - [`export`] reads and writes the original's export format;
 //! - [`cli`] is the `bsfilter` command line; [`error`] its exit codes.
 
+pub mod charset;
 pub mod cli;
 pub mod decode;
 pub mod error;

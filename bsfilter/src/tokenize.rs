@@ -514,44 +514,45 @@ fn unleet(word: &str) -> Option<String> {
 /// to slip past filters, give the word they spell (`free`). Real text has
 /// such runs only as initials (`U.S.A` → `usa`, harmless).
 fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut Vec<String>) {
-    let chars: Vec<char> = text.chars().collect();
     let is_letter = |c: char| c.is_alphanumeric() && !is_cjk(c);
     let is_separator = |c: char| !c.is_alphanumeric() && c != '\n' && c != '\r' && !is_cjk(c);
-    let mut i = 0;
-    while i < chars.len() {
-        // a single letter: not preceded or followed by another letter
-        let single = |j: usize| {
-            is_letter(chars[j])
-                && (j == 0 || !is_letter(chars[j - 1]))
-                && (j + 1 >= chars.len() || !is_letter(chars[j + 1]))
-        };
-        if !single(i) {
-            i += 1;
-            continue;
+    let mut run = String::new();
+    let mut letters = 0;
+    // separators since the last single letter; None outside a run
+    let mut gap: Option<usize> = None;
+    let mut flush = |run: &mut String, letters: &mut usize| {
+        if (3..=MAX_WORD_CHARS).contains(letters) {
+            push_tagged(out, tag, &run.to_lowercase());
         }
-        let mut letters = vec![chars[i]];
-        let mut j = i;
-        loop {
-            // one or two separators, then another single letter
-            let gap = (1..=2).find(|&g| {
-                j + g + 1 < chars.len()
-                    && chars[j + 1..=j + g].iter().all(|&c| is_separator(c))
-                    && single(j + g + 1)
-            });
-            match gap {
-                Some(g) => {
-                    j += g + 1;
-                    letters.push(chars[j]);
+        run.clear();
+        *letters = 0;
+    };
+    let mut prev = ' ';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied().unwrap_or(' ');
+        if is_letter(c) {
+            if !is_letter(prev) && !is_letter(next) {
+                // a single letter: continues the run after one or two separators
+                if !matches!(gap, Some(1 | 2)) {
+                    flush(&mut run, &mut letters);
                 }
-                None => break,
+                run.push(c);
+                letters += 1;
+                gap = Some(0);
+            } else {
+                flush(&mut run, &mut letters);
+                gap = None;
             }
+        } else if is_separator(c) && gap.is_some() {
+            gap = gap.map(|g| g + 1);
+        } else {
+            flush(&mut run, &mut letters);
+            gap = None;
         }
-        if letters.len() >= 3 && letters.len() <= MAX_WORD_CHARS {
-            let word: String = letters.iter().collect::<String>().to_lowercase();
-            push_tagged(out, tag, &word);
-        }
-        i = j + 1;
+        prev = c;
     }
+    flush(&mut run, &mut letters);
 }
 
 /// Adds `a~b` for each two adjacent plain words among `out[start..]`
