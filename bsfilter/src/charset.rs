@@ -42,11 +42,36 @@ fn high_byte_runs(bytes: &[u8]) -> bool {
         >= 4
 }
 
+/// The charset an HTML document declares in its first KiB
+/// (`<meta charset=…>` or `<meta http-equiv=Content-Type content="…; charset=…">`).
+fn html_meta_charset(bytes: &[u8]) -> Option<&'static Encoding> {
+    let head = &bytes[..bytes.len().min(1024)];
+    let lower = head.to_ascii_lowercase();
+    let at = lower.windows(8).position(|w| w == b"charset=")? + 8;
+    let value = &head[at..];
+    let value = value
+        .strip_prefix(b"\"")
+        .or_else(|| value.strip_prefix(b"'"))
+        .unwrap_or(value);
+    let end = value
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || b"-_:.".contains(b)))
+        .unwrap_or(value.len());
+    // only from inside a tag
+    if !lower[..at].contains(&b'<') {
+        return None;
+    }
+    Encoding::for_label(&value[..end])
+}
+
 /// Guesses the encoding of `bytes` and decodes them, if the guess decodes
 /// them without a single error.
 pub fn detect(bytes: &[u8]) -> Option<(String, &'static Encoding)> {
+    // The first 8 KiB tell the encoding as well as the whole part does, and
+    // the detector is the costliest step of decoding a big part.
+    const SAMPLE: usize = 8 << 10;
     let mut detector = chardetng::EncodingDetector::new();
-    detector.feed(bytes, true);
+    detector.feed(&bytes[..bytes.len().min(SAMPLE)], bytes.len() <= SAMPLE);
     let encoding = detector.guess(Some(b"jp"), true);
     let text = encoding.decode_without_bom_handling_and_without_replacement(bytes)?;
     Some((text.into_owned(), encoding))
@@ -75,6 +100,13 @@ pub fn redecode_body(bytes: &[u8], label: Option<&str>, decoded: &str) -> Option
         return None;
     }
     let label_wrong = label_excludes_8bit(label) || decoded.contains('\u{FFFD}');
+    // An HTML part may name its charset itself, as browsers read it.
+    if label_wrong
+        && let Some(encoding) = html_meta_charset(bytes)
+        && let Some(text) = encoding.decode_without_bom_handling_and_without_replacement(bytes)
+    {
+        return Some(text.into_owned());
+    }
     let labelled = label.and_then(|l| Encoding::for_label(l.as_bytes()));
     if !label_wrong && !high_byte_runs(bytes) {
         // isolated 8-bit bytes are accents of a single-byte charset, which
@@ -221,6 +253,18 @@ mod tests {
         assert_eq!(decode_header(b"=?utf-8?b?w6k=?= =?utf-8?b?w6k=?="), "éé");
         assert_eq!(decode_header(b"plain\n\tfolded"), "plain\tfolded");
         assert_eq!(decode_header(b"=?bogus"), "=?bogus");
+    }
+
+    #[test]
+    fn html_meta_charset_is_honoured() {
+        let mut html =
+            b"<html><head><META http-equiv=Content-Type content=\"text/html; charset=big5\"></head><body>".to_vec();
+        html.extend_from_slice(&encoding_rs::BIG5.encode("中文郵件測試").0);
+        html.extend_from_slice(b"</body></html>");
+        let text = redecode_body(&html, None, &String::from_utf8_lossy(&html)).unwrap();
+        assert!(text.contains("中文郵件測試"), "{text}");
+        assert_eq!(html_meta_charset(b"<meta charset='shift_jis'>"), Some(SHIFT_JIS));
+        assert_eq!(html_meta_charset(b"charset=utf-8 outside any tag"), None);
     }
 
     #[test]

@@ -126,6 +126,22 @@ proptest! {
     }
 
     #[test]
+    fn charset_repair_is_total(bytes in prop::collection::vec(any::<u8>(), 0..600), label in prop::sample::select(vec!["", "us-ascii", "iso-2022-jp", "shift_jis", "utf-8", "iso-8859-1", "x-bogus"])) {
+        let _ = bsfilter::charset::decode_header(&bytes);
+        let mut word = b"=?".to_vec();
+        word.extend_from_slice(label.as_bytes());
+        word.extend_from_slice(b"?B?");
+        word.extend_from_slice(&bytes);
+        word.extend_from_slice(b"?=");
+        let _ = bsfilter::charset::decode_header(&word);
+        let label = (!label.is_empty()).then_some(label);
+        let decoded = String::from_utf8_lossy(&bytes);
+        if let Some(text) = bsfilter::charset::redecode_body(&bytes, label, &decoded) {
+            prop_assert!(!text.contains('\u{FFFD}') || decoded.contains('\u{FFFD}'));
+        }
+    }
+
+    #[test]
     fn header_editing_is_total(bytes in prop::collection::vec(any::<u8>(), 0..500)) {
         let out = headers::set_field(&bytes, "X-Spam-Flag", "Yes");
         let end = headers::header_end(&out);
