@@ -16,7 +16,8 @@
 //! - [`filter`] ties these together for every program of the toolkit;
 //! - [`headers`] edits verdict headers into a message;
 //! - [`export`] reads and writes the original's export format;
-//! - [`cli`] is the `bsfilter` command line; [`error`] its exit codes.
+//! - [`cli`] is the `bsfilter` command line; [`error`] its exit codes;
+//!   [`time`] the UTC dates it and the delivery agent write.
 
 pub mod charset;
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod html;
 pub mod mbox;
 pub mod score;
 pub mod store;
+pub mod time;
 pub mod tokenize;
 
 pub use error::{Error, Result};

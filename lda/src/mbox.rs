@@ -13,6 +13,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bsfilter::time::UtcTime;
+
 /// The `From ` line for a message from `sender` delivered at `time` (UTC),
 /// newline included. An empty sender (a bounce, `<>`) is `MAILER-DAEMON`,
 /// as Dovecot and procmail write it; white space in a sender would break
@@ -32,31 +34,20 @@ pub fn from_line(sender: &str, time: SystemTime) -> String {
 
 /// `Thu Nov 28 01:02:03 2026`: the 24-character asctime date, UTC.
 pub fn asctime(time: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Howard Hinnant's civil_from_days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = UtcTime::from_unix(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
     format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {year}",
-        DAYS[(days.rem_euclid(7)) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[t.weekday as usize],
+        MONTHS[(t.month - 1) as usize],
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.year
     )
 }
 
