@@ -9,7 +9,8 @@ use bsfilter::store::{Action, Class};
 use bsfilter::{Filter, FilterConfig};
 use lda::mbox;
 
-const LDA: &str = env!("CARGO_BIN_EXE_lda");
+mod common;
+use common::LDA;
 
 /// A scratch site: one user in a passwd-file, a home, a configuration.
 struct Site {
@@ -27,16 +28,7 @@ impl Site {
         std::fs::create_dir_all(&home).unwrap();
         // the uid we run as, so lda may deliver (as root it stays root)
         let uid = std::fs::metadata(&home).unwrap().uid();
-        std::fs::write(
-            dir.path().join("passwd"),
-            format!("alice:{{PLAIN}}pw:{uid}:{uid}::{}::\n", home.display()),
-        )
-        .unwrap();
-        let config = format!(
-            "[users]\npasswd_file = \"{}\"\nsystem_users = false\n[mailbox]\ninbox = \"~/mail/inbox\"\nfolders = \"~/mail\"\n{mailbox_keys}\n{extra_config}",
-            dir.path().join("passwd").display()
-        );
-        std::fs::write(dir.path().join("mailkit.toml"), config).unwrap();
+        common::write_site(dir.path(), uid, &home, "~/mail/inbox", mailbox_keys, extra_config);
         Site { dir }
     }
     fn home(&self) -> PathBuf {
@@ -50,23 +42,7 @@ impl Site {
         }
     }
     fn lda(&self, args: &[&str], message: &[u8]) -> Output {
-        let mut child = Command::new(LDA)
-            .arg("--config")
-            .arg(self.dir.path().join("mailkit.toml"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let message = message.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&message);
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        out
+        common::run_lda(&self.dir.path().join("mailkit.toml"), args, message)
     }
     fn messages(&self, folder: &str) -> Vec<Vec<u8>> {
         match std::fs::read(self.mbox(folder)) {

@@ -6,11 +6,10 @@
 //! belongs to `nobody` (65534), which lda switches to as an MTA would make
 //! it do.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-const LDA: &str = env!("CARGO_BIN_EXE_lda");
+mod common;
 const NOBODY: u32 = 65534;
 
 /// A Dovecot master (auth only, no listeners) on a scratch configuration.
@@ -91,21 +90,15 @@ fn dovecot_reads_what_lda_delivered() {
     let home = dir.path().join("home/alice");
     std::fs::create_dir_all(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let config = common::write_site(
+        dir.path(),
+        NOBODY,
+        &home,
+        "~/mail/inbox",
+        "",
+        "[filter]\nenabled = false\n",
+    );
     let passwd = dir.path().join("passwd");
-    std::fs::write(
-        &passwd,
-        format!("alice:{{PLAIN}}pw:{NOBODY}:{NOBODY}::{}::\n", home.display()),
-    )
-    .unwrap();
-    let config = dir.path().join("mailkit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[users]\npasswd_file = \"{}\"\nsystem_users = false\n[mailbox]\ninbox = \"~/mail/inbox\"\n[filter]\nenabled = false\n",
-            passwd.display()
-        ),
-    )
-    .unwrap();
 
     let mut bodies: Vec<Vec<u8>> = vec![
         b"plain body\n".to_vec(),
@@ -117,15 +110,8 @@ fn dovecot_reads_what_lda_delivered() {
     for (i, body) in bodies.iter().enumerate() {
         let mut message = format!("Subject: message {i}\nMessage-ID: <{i}@lda.test>\n\n").into_bytes();
         message.extend_from_slice(body);
-        let mut child = Command::new(LDA)
-            .arg("--config")
-            .arg(&config)
-            .args(["-d", "alice", "-f", "sender@example.com"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&message).unwrap();
-        assert!(child.wait().unwrap().success());
+        let out = common::run_lda(&config, &["-d", "alice", "-f", "sender@example.com"], &message);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let inbox = home.join("mail/inbox");
     use std::os::unix::fs::MetadataExt;
@@ -181,33 +167,9 @@ fn delivers_into_a_mail_group_spool_as_the_recipient() {
     let home = dir.path().join("home");
     std::fs::create_dir(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
-    let passwd = dir.path().join("passwd");
-    std::fs::write(&passwd, format!("alice:x:{NOBODY}:{NOBODY}::{}::\n", home.display())).unwrap();
-    let config = dir.path().join("mailkit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[users]\npasswd_file = \"{}\"\nsystem_users = false\n[mailbox]\ninbox = \"{}/%u\"\n[filter]\nenabled = false\n",
-            passwd.display(),
-            spool.display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(LDA)
-        .arg("--config")
-        .arg(&config)
-        .args(["-d", "alice"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: spool\n\nhello\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let inbox = format!("{}/%u", spool.display());
+    let config = common::write_site(dir.path(), NOBODY, &home, &inbox, "", "[filter]\nenabled = false\n");
+    let out = common::run_lda(&config, &["-d", "alice"], b"Subject: spool\n\nhello\n");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(spool.join("alice")).unwrap();

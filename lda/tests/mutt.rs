@@ -3,11 +3,10 @@
 //! terminal, so it runs under `script`, copying every message into a
 //! Maildir that the test then reads.
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 
-const LDA: &str = env!("CARGO_BIN_EXE_lda");
+mod common;
 
 #[test]
 fn mutt_reads_what_lda_delivered() {
@@ -15,17 +14,7 @@ fn mutt_reads_what_lda_delivered() {
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let uid = std::fs::metadata(&home).unwrap().uid();
-    let passwd = dir.path().join("passwd");
-    std::fs::write(&passwd, format!("alice:x:{uid}:{uid}::{}::\n", home.display())).unwrap();
-    let config = dir.path().join("mailkit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[users]\npasswd_file = \"{}\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\n[filter]\nenabled = false\n",
-            passwd.display()
-        ),
-    )
-    .unwrap();
+    let config = common::write_site(dir.path(), uid, &home, "~/inbox", "", "[filter]\nenabled = false\n");
     let bodies: Vec<Vec<u8>> = vec![
         b"plain body\n".to_vec(),
         b"no final newline".to_vec(),
@@ -35,15 +24,7 @@ fn mutt_reads_what_lda_delivered() {
     for (i, body) in bodies.iter().enumerate() {
         let mut message = format!("Subject: message {i}\nMessage-ID: <{i}@lda.test>\n\n").into_bytes();
         message.extend_from_slice(body);
-        let mut child = Command::new(LDA)
-            .arg("--config")
-            .arg(&config)
-            .args(["-d", "alice"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&message).unwrap();
-        assert!(child.wait().unwrap().success());
+        assert!(common::run_lda(&config, &["-d", "alice"], &message).status.success());
     }
 
     let out = dir.path().join("copied");
