@@ -48,12 +48,6 @@ impl Class {
     fn from_code(code: i64) -> Class {
         if code == 1 { Class::Spam } else { Class::Clean }
     }
-    pub fn other(self) -> Class {
-        match self {
-            Class::Spam => Class::Clean,
-            Class::Clean => Class::Spam,
-        }
-    }
     pub fn name(self) -> &'static str {
         match self {
             Class::Spam => "spam",
@@ -195,10 +189,6 @@ impl Store {
             .map_err(|e| store.err(e))?;
         store.check_schema()?;
         Ok(Some(store))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
@@ -530,15 +520,6 @@ impl Reader<'_> {
         self.store
             .conn
             .query_row(sql, [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(|e| self.store.err(e))
-    }
-
-    /// Number of messages in the ledger.
-    pub fn ledger_count(&self) -> Result<u64> {
-        self.store
-            .conn
-            .query_row("SELECT count(*) FROM ledger", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(|e| self.store.err(e))
     }

@@ -260,10 +260,6 @@ impl Tokenizer {
         Tokenizer { options, segmenter }
     }
 
-    pub fn options(&self) -> &TokenizerOptions {
-        &self.options
-    }
-
     /// Tokens of a message; `envelope_sender` is the mbox `From ` line's
     /// address when there is one (the original's `ufrom` header).
     pub fn tokenize(&self, message: &DecodedMessage, envelope_sender: Option<&str>) -> TokenSet {

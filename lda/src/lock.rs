@@ -53,7 +53,6 @@ impl Default for LockTimeouts {
 /// An mbox held under both locks. Dropping it releases them.
 pub struct LockedMbox {
     file: File,
-    path: PathBuf,
     dotlock: PathBuf,
 }
 
@@ -198,11 +197,7 @@ impl LockedMbox {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-        let mut locked = LockedMbox {
-            file,
-            path: path.to_owned(),
-            dotlock,
-        };
+        let mut locked = LockedMbox { file, dotlock };
         if let Some(pending) = recovered {
             locked
                 .undo_partial_append(&pending)
@@ -213,10 +208,6 @@ impl LockedMbox {
 
     pub fn file(&mut self) -> &mut File {
         &mut self.file
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Records, in the dotlock, that `prefix` is about to be written at
