@@ -82,6 +82,11 @@ fn command() -> Command {
             "N",
             "Read only the first N body lines (default 500; 0 = all)",
         ))
+        .arg(value(
+            "refer-header",
+            "LIST",
+            "Tokenize these header fields (comma-separated) instead of the default list",
+        ))
         .arg(
             Arg::new("html-tags")
                 .long("html-tags")
@@ -174,6 +179,14 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     }
     config.tokenizer.word_pairs = m.get_flag("word-pairs");
     config.tokenizer.html_tags = m.get_flag("html-tags");
+    if let Some(list) = get("refer-header") {
+        config.tokenizer.headers = bsfilter::tokenize::HeaderSelection::Listed(
+            list.split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        );
+    }
     if m.get_flag("refer-all-header") {
         config.tokenizer.headers = bsfilter::tokenize::HeaderSelection::All;
     }
