@@ -516,8 +516,11 @@ fn unleet(word: &str) -> Option<String> {
 /// to slip past filters, give the word they spell (`free`). Real text has
 /// such runs only as initials (`U.S.A` → `usa`, harmless).
 fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut Vec<String>) {
-    let is_letter = |c: char| c.is_alphanumeric() && !is_cjk(c);
-    let is_separator = |c: char| !c.is_alphanumeric() && c != '\n' && c != '\r' && !is_cjk(c);
+    // Most text is ASCII: classify its characters without Unicode tables.
+    let ascii = text.is_ascii();
+    let alphanumeric = |c: char| if ascii { c.is_ascii_alphanumeric() } else { c.is_alphanumeric() };
+    let is_letter = |c: char| alphanumeric(c) && (ascii || !is_cjk(c));
+    let is_separator = |c: char| !alphanumeric(c) && c != '\n' && c != '\r' && (ascii || !is_cjk(c));
     let mut run = String::new();
     let mut letters = 0;
     // separators since the last single letter; None outside a run
