@@ -518,7 +518,13 @@ fn unleet(word: &str) -> Option<String> {
 fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut Vec<String>) {
     // Most text is ASCII: classify its characters without Unicode tables.
     let ascii = text.is_ascii();
-    let alphanumeric = |c: char| if ascii { c.is_ascii_alphanumeric() } else { c.is_alphanumeric() };
+    let alphanumeric = |c: char| {
+        if ascii {
+            c.is_ascii_alphanumeric()
+        } else {
+            c.is_alphanumeric()
+        }
+    };
     let is_letter = |c: char| alphanumeric(c) && (ascii || !is_cjk(c));
     let is_separator = |c: char| !alphanumeric(c) && c != '\n' && c != '\r' && (ascii || !is_cjk(c));
     let mut run = String::new();
