@@ -389,7 +389,15 @@ impl Tokenizer {
         };
         spelled_out_words(text, tag, out);
         let marks = self.options.mark_in_token.as_str();
-        let is_word_char = |c: char| c.is_alphanumeric() && !is_cjk(c) || marks.contains(c);
+        // ASCII text (most of it) needs no Unicode tables
+        let ascii = text.is_ascii();
+        let is_word_char = |c: char| {
+            (if ascii {
+                c.is_ascii_alphanumeric()
+            } else {
+                c.is_alphanumeric() && !is_cjk(c)
+            }) || marks.contains(c)
+        };
         let bytes = text.as_bytes();
         let mut pos = 0;
         while pos < text.len() {
