@@ -255,6 +255,86 @@ impl TokenSet {
     }
 }
 
+/// Collects the tokens of one message as they are found, each once: a
+/// token already seen costs a hash and no allocation (most of a message's
+/// tokens repeat: allocating each and dropping duplicates later was a tenth
+/// of the time of classifying a message). Tokens that would break the
+/// one-token-per-field formats (empty, white space, control characters —
+/// odd header values produce them) are dropped here.
+struct TokenSink {
+    tokens: Vec<String>,
+    /// token hash → index in `tokens` of the first token with that hash
+    index: rustc_hash::FxHashMap<u64, usize>,
+    /// the token being built
+    scratch: String,
+    /// when recording word pairs: every token pushed, repeats included
+    trail: Option<Vec<usize>>,
+}
+
+impl TokenSink {
+    fn new() -> TokenSink {
+        TokenSink {
+            tokens: Vec::with_capacity(512),
+            index: rustc_hash::FxHashMap::with_capacity_and_hasher(512, Default::default()),
+            scratch: String::with_capacity(64),
+            trail: None,
+        }
+    }
+
+    fn push(&mut self, tag: Option<&str>, token: &str) {
+        self.push_with(tag, |s| s.push_str(token));
+    }
+
+    /// Pushes `token` lower-cased.
+    fn push_lower(&mut self, tag: Option<&str>, token: &str) {
+        if token.is_ascii() {
+            self.push_with(tag, |s| {
+                s.extend(token.bytes().map(|b| char::from(b.to_ascii_lowercase())))
+            });
+        } else {
+            self.push(tag, &token.to_lowercase());
+        }
+    }
+
+    /// Pushes the token `write` appends to an empty buffer, after `tag:`.
+    fn push_with(&mut self, tag: Option<&str>, write: impl FnOnce(&mut String)) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        if let Some(tag) = tag {
+            scratch.push_str(tag);
+            scratch.push(':');
+        }
+        let start = scratch.len();
+        write(&mut scratch);
+        if scratch.len() > start && !scratch.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.add(&scratch);
+        }
+        self.scratch = scratch;
+    }
+
+    fn add(&mut self, token: &str) {
+        let hash = xxhash_rust::xxh3::xxh3_64(token.as_bytes());
+        let at = match self.index.get(&hash) {
+            Some(&i) if self.tokens[i] == token => Some(i),
+            // a 64-bit collision: fall back to a scan
+            Some(_) => self.tokens.iter().position(|t| t == token),
+            None => None,
+        };
+        let at = at.unwrap_or_else(|| {
+            self.index.entry(hash).or_insert(self.tokens.len());
+            self.tokens.push(token.to_owned());
+            self.tokens.len() - 1
+        });
+        if let Some(trail) = &mut self.trail {
+            trail.push(at);
+        }
+    }
+
+    fn into_set(self) -> TokenSet {
+        TokenSet(self.tokens)
+    }
+}
+
 /// Turns decoded messages into token sets.
 pub struct Tokenizer {
     options: TokenizerOptions,
@@ -269,7 +349,7 @@ impl Tokenizer {
     /// Tokens of a message; `envelope_sender` is the mbox `From ` line's
     /// address when there is one (the original's `ufrom` header).
     pub fn tokenize(&self, message: &DecodedMessage, envelope_sender: Option<&str>) -> TokenSet {
-        let mut out = Vec::with_capacity(512);
+        let mut out = TokenSink::new();
         if let Some(sender) = envelope_sender
             && self.options.headers.includes("ufrom")
         {
@@ -306,9 +386,10 @@ impl Tokenizer {
             if self.options.ignore_body {
                 self.addresses_only(text, &mut out);
             } else if self.options.word_pairs {
-                let start = out.len();
+                out.trail = Some(Vec::new());
                 self.text(text, None, &mut out);
-                push_word_pairs(&mut out, start);
+                let trail = out.trail.take().unwrap_or_default();
+                push_word_pairs(&mut out, &trail);
             } else {
                 self.text(text, None, &mut out);
             }
@@ -317,25 +398,30 @@ impl Tokenizer {
             url_tokens(link, &mut out);
         }
         if self.options.html_tags {
-            out.extend(message.html_tags.iter().map(|t| format!("html:{t}")));
+            for tag in &message.html_tags {
+                out.push(Some("html"), tag);
+            }
         }
         for attachment in &message.attachments {
-            out.push(format!("attachment:{}", attachment.content_type));
+            out.push(Some("attachment"), &attachment.content_type);
             if let Some(name) = &attachment.file_name {
                 if let Some((_, ext)) = name.rsplit_once('.')
                     && !ext.is_empty()
                     && ext.len() <= 8
                     && !ext.contains(char::is_whitespace)
                 {
-                    out.push(format!("attachment:.{}", ext.to_lowercase()));
+                    out.push_with(Some("attachment"), |s| {
+                        s.push('.');
+                        s.push_str(&ext.to_lowercase());
+                    });
                 }
                 self.text(name, Some("attachment"), &mut out);
             }
         }
-        TokenSet::from_unsorted(out)
+        out.into_set()
     }
 
-    fn header(&self, name: &str, value: &str, out: &mut Vec<String>) {
+    fn header(&self, name: &str, value: &str, out: &mut TokenSink) {
         if VOLATILE_HEADERS.contains(&name)
             || (!self.options.verdict_header_prefix.is_empty() && name.starts_with(&self.options.verdict_header_prefix))
         {
@@ -369,14 +455,16 @@ impl Tokenizer {
     }
 
     /// `--ignore-body`: URLs and addresses only.
-    fn addresses_only(&self, text: &str, out: &mut Vec<String>) {
-        let mut scratch = Vec::new();
-        self.text(text, None, &mut scratch);
-        out.extend(scratch.into_iter().filter(|t| t.starts_with("url:")));
+    fn addresses_only(&self, text: &str, out: &mut TokenSink) {
+        let mut all = TokenSink::new();
+        self.text(text, None, &mut all);
+        for token in all.tokens.iter().filter(|t| t.starts_with("url:")) {
+            out.add(token);
+        }
     }
 
     /// Tokens of free text; `tag` prefixes every word token.
-    fn text(&self, text: &str, tag: Option<&str>, out: &mut Vec<String>) {
+    fn text(&self, text: &str, tag: Option<&str>, out: &mut TokenSink) {
         // NFKC: full-width letters and digits become ASCII, half-width kana
         // full-width, ① becomes 1 — one token for what a reader sees as
         // one word. ASCII text (most of it) is already normalised.
@@ -408,7 +496,7 @@ impl Tokenizer {
                 pos += len;
             } else if is_cjk(c) {
                 let len = rest.find(|c: char| !is_cjk(c)).unwrap_or(rest.len());
-                self.segmenter.segment(&rest[..len], &mut |t| push_tagged(out, tag, t));
+                self.segmenter.segment(&rest[..len], &mut |t| out.push(tag, t));
                 pos += len;
             } else if is_word_char(c) {
                 // A chunk: word characters joined by internal . - @ _
@@ -433,7 +521,7 @@ impl Tokenizer {
         }
     }
 
-    fn chunk(&self, chunk: &str, tag: Option<&str>, out: &mut Vec<String>) {
+    fn chunk(&self, chunk: &str, tag: Option<&str>, out: &mut TokenSink) {
         if let Some((local, domain)) = chunk.rsplit_once('@')
             && is_hostname(domain)
         {
@@ -441,7 +529,7 @@ impl Tokenizer {
             if let Some(tag) = tag {
                 // an address in a header: the whole address is evidence too
                 if chunk.len() <= 64 {
-                    out.push(format!("{tag}:{}", chunk.to_lowercase()));
+                    out.push_lower(Some(tag), chunk);
                 }
             }
             self.chunk(local, tag, out);
@@ -449,9 +537,9 @@ impl Tokenizer {
         }
         if is_dotted_number(chunk) {
             if let Some(prefix) = ipv4_prefix(chunk) {
-                push_tagged(out, tag, prefix);
+                out.push(tag, prefix);
             }
-            push_tagged(out, tag, chunk);
+            out.push(tag, chunk);
             return;
         }
         if is_hostname(chunk) {
@@ -466,26 +554,28 @@ impl Tokenizer {
         }
     }
 
-    fn word(&self, word: &str, tag: Option<&str>, out: &mut Vec<String>) {
+    fn word(&self, word: &str, tag: Option<&str>, out: &mut TokenSink) {
         if word.len() < 2 && word.chars().next().is_none_or(|c| c.len_utf8() <= 1) {
             return;
         }
         if word.bytes().all(|b| b.is_ascii_digit()) {
             if word.len() <= 4 {
-                push_tagged(out, tag, word);
+                out.push(tag, word);
             } else {
-                push_tagged(out, tag, &format!("num:{}", word.len()));
+                out.push_with(tag, |s| {
+                    s.push_str("num:");
+                    s.push_str(&word.len().to_string());
+                });
             }
             return;
         }
         if word.len() > MAX_WORD_BYTES || word.chars().count() > MAX_WORD_CHARS {
             return;
         }
-        let lower = word.to_lowercase();
-        if let Some(plain) = unleet(&lower) {
-            push_tagged(out, tag, &plain);
+        if let Some(plain) = unleet(word) {
+            out.push_lower(tag, &plain);
         }
-        push_tagged(out, tag, &lower);
+        out.push_lower(tag, word);
     }
 }
 
@@ -493,6 +583,12 @@ impl Tokenizer {
 /// standing in for look-alike letters, read as the letters. Words that are
 /// mostly digits (`b2b`, `mp3`, part numbers) are left alone.
 fn unleet(word: &str) -> Option<String> {
+    if !word
+        .bytes()
+        .any(|b| matches!(b, b'0' | b'1' | b'3' | b'4' | b'5' | b'@' | b'$'))
+    {
+        return None;
+    }
     let letters = word.chars().filter(|c| c.is_alphabetic()).count();
     let stand_ins = word
         .chars()
@@ -523,7 +619,7 @@ fn unleet(word: &str) -> Option<String> {
 /// kept apart by one to two separator characters, as spam spells out words
 /// to slip past filters, give the word they spell (`free`). Real text has
 /// such runs only as initials (`U.S.A` → `usa`, harmless).
-fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut Vec<String>) {
+fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut TokenSink) {
     // Most text is ASCII: classify its characters without Unicode tables.
     let ascii = text.is_ascii();
     let alphanumeric = |c: char| {
@@ -541,7 +637,7 @@ fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut Vec<String>) {
     let mut gap: Option<usize> = None;
     let mut flush = |run: &mut String, letters: &mut usize| {
         if (3..=MAX_WORD_CHARS).contains(letters) {
-            push_tagged(out, tag, &run.to_lowercase());
+            out.push_lower(tag, run);
         }
         run.clear();
         *letters = 0;
@@ -574,26 +670,19 @@ fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut Vec<String>) {
     flush(&mut run, &mut letters);
 }
 
-/// Adds `a~b` for each two adjacent plain words among `out[start..]`
-/// (tagged tokens such as `url:…` are not words and break no pair).
-fn push_word_pairs(out: &mut Vec<String>, start: usize) {
-    let words: Vec<usize> = (start..out.len()).filter(|&i| !out[i].contains(':')).collect();
+/// Adds `a~b` for each two adjacent plain words in `trail`, the tokens of
+/// a text in order (tagged tokens such as `url:…` are not words and break
+/// no pair).
+fn push_word_pairs(out: &mut TokenSink, trail: &[usize]) {
+    let words: Vec<usize> = trail
+        .iter()
+        .copied()
+        .filter(|&i| !out.tokens[i].contains(':'))
+        .collect();
     for pair in words.windows(2) {
-        let token = format!("{}~{}", out[pair[0]], out[pair[1]]);
-        out.push(token);
-    }
-}
-
-fn push_tagged(out: &mut Vec<String>, tag: Option<&str>, token: &str) {
-    match tag {
-        Some(tag) => {
-            let mut s = String::with_capacity(tag.len() + 1 + token.len());
-            s.push_str(tag);
-            s.push(':');
-            s.push_str(token);
-            out.push(s);
-        }
-        None => out.push(token.to_owned()),
+        let (first, second) = (pair[0], pair[1]);
+        let token = format!("{}~{}", out.tokens[first], out.tokens[second]);
+        out.add(&token);
     }
 }
 
@@ -639,7 +728,7 @@ fn url_at(s: &str, at_boundary: bool) -> Option<usize> {
 
 /// `url:` tokens of a URL or link target: its host (and parent domains) and
 /// the words of its path.
-pub fn url_tokens(url: &str, out: &mut Vec<String>) {
+fn url_tokens(url: &str, out: &mut TokenSink) {
     let lower = url.trim().to_lowercase();
     let rest = if let Some(i) = lower.find("://") {
         &lower[i + 3..]
@@ -657,23 +746,23 @@ pub fn url_tokens(url: &str, out: &mut Vec<String>) {
     }
     for word in rest[host_end..].split(|c: char| !c.is_alphanumeric()) {
         if (2..=MAX_WORD_CHARS).contains(&word.chars().count()) && !word.bytes().all(|b| b.is_ascii_digit()) {
-            out.push(format!("url:{word}"));
+            out.push(Some("url"), word);
         }
     }
 }
 
 /// `url:` tokens of a host: the name itself and each parent domain of two
 /// or more labels; for an IPv4 address, the address and its /24.
-fn host_tokens(host: &str, out: &mut Vec<String>) {
+fn host_tokens(host: &str, out: &mut TokenSink) {
     let host = host.trim_end_matches('.').to_lowercase();
     if host.len() > 253 {
         return;
     }
     if is_dotted_number(&host) {
         if let Some(prefix) = ipv4_prefix(&host) {
-            out.push(format!("url:{prefix}"));
+            out.push(Some("url"), prefix);
         }
-        out.push(format!("url:{host}"));
+        out.push(Some("url"), &host);
         return;
     }
     let mut suffix = host.as_str();
@@ -681,7 +770,7 @@ fn host_tokens(host: &str, out: &mut Vec<String>) {
         if suffix.matches('.').count() == 0 {
             break;
         }
-        out.push(format!("url:{suffix}"));
+        out.push(Some("url"), suffix);
         match suffix.split_once('.') {
             Some((_, parent)) => suffix = parent,
             None => break,
