@@ -1,1 +1,32 @@
-//! imapd: IMAP4rev1 and POP3 over the users' mbox folders, training on moves. (Filled by the imapd issue.)
+//! imapd: IMAP4rev1 over the users' mbox folders, and the training that
+//! follows what users do with their mail.
+//!
+//! - [`config`]: the `[imapd]` section of the toolkit's TOML file;
+//! - [`auth`]: passwords (libcrypt schemes), failure delay, per-IP limit;
+//! - [`names`]: mailbox names (modified UTF-7), confinement, the folder tree;
+//! - [`mailbox`]: one mbox folder with UIDs and flags in Dovecot's headers;
+//! - [`mime`]: MIME structure with byte ranges (sections, BODYSTRUCTURE);
+//! - [`imap`]: the protocol: sessions, FETCH, SEARCH, sequence sets;
+//! - [`training`]: the queue that teaches users' filters from their moves;
+//! - [`server`]: sockets: framing, literals, IDLE; `run` takes a listener.
+
+pub mod auth;
+pub mod config;
+pub mod imap;
+pub mod mailbox;
+pub mod mime;
+pub mod names;
+pub mod server;
+pub mod training;
+pub mod wire;
+
+use std::sync::Arc;
+
+/// What every session shares.
+pub struct Context {
+    /// Mailbox layout, locking and filter settings (shared with lda).
+    pub config: Arc<lda::config::Config>,
+    pub imapd: config::ImapdConfig,
+    pub auth: auth::Authenticator,
+    pub trainer: training::Trainer,
+}

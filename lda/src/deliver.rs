@@ -185,7 +185,9 @@ fn one_line(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-fn filter_config(config: &Config, user: &User) -> FilterConfig {
+/// The filter settings for `user`: their token database layered on the
+/// system-wide one (shared with imapd, which trains the same databases).
+pub fn filter_config(config: &Config, user: &User) -> FilterConfig {
     let settings = &config.filter;
     let mut fc = FilterConfig::new(user.expand(&settings.bsfilter_home));
     fc.system_db = settings.system_db.clone();

@@ -1,0 +1,109 @@
+//! The `[imapd]` section of the toolkit's configuration file (the other
+//! sections — users, mailbox, filter — are lda's and read by lda's code):
+//!
+//! ```toml
+//! [imapd]
+//! listen = ["0.0.0.0:143"]
+//! plaintext_auth = "loopback"   # "always", "never" (no TLS yet: see README)
+//! trash_folder = "Trash"        # moving spam here does not train
+//! sent_folder = "Sent"
+//! drafts_folder = "Drafts"
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+
+/// Where passwords may be sent in the clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaintextAuth {
+    /// Only from 127.0.0.0/8 and ::1 (Dovecot's default notion of secure).
+    Loopback,
+    Always,
+    Never,
+}
+
+impl PlaintextAuth {
+    pub fn allows(self, client: IpAddr) -> bool {
+        match self {
+            PlaintextAuth::Always => true,
+            PlaintextAuth::Never => false,
+            PlaintextAuth::Loopback => client.is_loopback() || client.to_canonical().is_loopback(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapdConfig {
+    pub listen: Vec<SocketAddr>,
+    pub plaintext_auth: PlaintextAuth,
+    pub trash_folder: String,
+    pub sent_folder: String,
+    pub drafts_folder: String,
+}
+
+impl Default for ImapdConfig {
+    fn default() -> Self {
+        ImapdConfig {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 143))],
+            plaintext_auth: PlaintextAuth::Loopback,
+            trash_folder: "Trash".into(),
+            sent_folder: "Sent".into(),
+            drafts_folder: "Drafts".into(),
+        }
+    }
+}
+
+impl ImapdConfig {
+    /// The `[imapd]` section of `text` (defaults for what it leaves out).
+    pub fn parse(text: &str) -> Result<ImapdConfig, String> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        let mut config = ImapdConfig::default();
+        let Some(section) = table.get("imapd") else {
+            return Ok(config);
+        };
+        let section = section.as_table().ok_or("`imapd` should be a [section]")?;
+        for (key, value) in section {
+            let text = |v: &toml::Value| v.as_str().map(str::to_owned).ok_or(format!("[imapd] {key}: expected a string"));
+            match key.as_str() {
+                "listen" => {
+                    let list = value.as_array().ok_or("[imapd] listen: expected a list of addresses")?;
+                    config.listen = list
+                        .iter()
+                        .map(|v| {
+                            let s = text(v)?;
+                            s.parse().map_err(|_| format!("[imapd] listen: {s:?} is not an address:port"))
+                        })
+                        .collect::<Result<_, String>>()?;
+                }
+                "plaintext_auth" => {
+                    config.plaintext_auth = match text(value)?.as_str() {
+                        "loopback" => PlaintextAuth::Loopback,
+                        "always" => PlaintextAuth::Always,
+                        "never" => PlaintextAuth::Never,
+                        other => return Err(format!("[imapd] plaintext_auth = {other:?}: expected loopback, always or never")),
+                    }
+                }
+                "trash_folder" => config.trash_folder = text(value)?,
+                "sent_folder" => config.sent_folder = text(value)?,
+                "drafts_folder" => config.drafts_folder = text(value)?,
+                other => return Err(format!("unknown key `{other}` in [imapd]")),
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        let c = ImapdConfig::parse("[imapd]\nlisten = [\"127.0.0.1:1143\"]\nplaintext_auth = \"always\"\n").unwrap();
+        assert_eq!(c.listen, vec!["127.0.0.1:1143".parse().unwrap()]);
+        assert_eq!(c.plaintext_auth, PlaintextAuth::Always);
+        assert!(ImapdConfig::parse("[imapd]\nbogus = 1\n").is_err());
+        assert!(ImapdConfig::parse("[imapd]\nlisten = [\"nowhere\"]\n").is_err());
+        assert!(PlaintextAuth::Loopback.allows("127.0.0.1".parse().unwrap()));
+        assert!(!PlaintextAuth::Loopback.allows("192.0.2.1".parse().unwrap()));
+    }
+}

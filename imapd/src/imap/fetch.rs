@@ -1,0 +1,239 @@
+//! FETCH: one message's data items.
+
+use imap_types::fetch::{MessageDataItemName, Section};
+
+use crate::mailbox::{self, Message, SYSTEM_FLAGS};
+use crate::mime::{self, Node};
+use crate::wire::{literal, nstring};
+
+/// The message as clients see it, parsed once per FETCH of that message.
+pub struct View {
+    pub data: Vec<u8>,
+    root: Option<Node>,
+}
+
+impl View {
+    pub fn new(message: &Message) -> View {
+        View {
+            data: mailbox::to_crlf(&message.content),
+            root: None,
+        }
+    }
+
+    fn root(&mut self) -> &Node {
+        let len = self.data.len();
+        let data = &self.data;
+        self.root.get_or_insert_with(|| mime::parse(data, 0..len, ("text", "plain"), 0))
+    }
+}
+
+/// `(\Seen $Junk …)`.
+pub fn flags_list(message: &Message, recent: bool) -> String {
+    let mut names: Vec<&str> = SYSTEM_FLAGS
+        .iter()
+        .filter(|(f, _)| message.has(*f))
+        .map(|&(_, n)| n)
+        .collect();
+    names.extend(message.keywords.iter().map(String::as_str));
+    if recent {
+        names.push("\\Recent");
+    }
+    format!("({})", names.join(" "))
+}
+
+/// `"28-Nov-2026 04:03:56 +0000"`.
+pub fn internal_date(seconds: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t = bsfilter::time::UtcTime::from_unix(seconds.max(0) as u64);
+    format!(
+        "\"{:02}-{}-{} {:02}:{:02}:{:02} +0000\"",
+        t.day,
+        MONTHS[(t.month - 1) as usize],
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
+    )
+}
+
+/// Does fetching `item` set `\Seen`?
+pub fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::BodyExt { peek: false, .. } | MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text
+    )
+}
+
+/// Writes one item (name and value) of `message`.
+pub fn write_item(
+    item: &MessageDataItemName<'_>,
+    message: &Message,
+    view: &mut View,
+    recent: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    match item {
+        MessageDataItemName::Uid => out.extend_from_slice(format!("UID {}", message.uid).as_bytes()),
+        MessageDataItemName::Flags => {
+            out.extend_from_slice(format!("FLAGS {}", flags_list(message, recent)).as_bytes())
+        }
+        MessageDataItemName::InternalDate => {
+            out.extend_from_slice(format!("INTERNALDATE {}", internal_date(message.internal_date())).as_bytes())
+        }
+        MessageDataItemName::Rfc822Size => out.extend_from_slice(format!("RFC822.SIZE {}", message.size()).as_bytes()),
+        MessageDataItemName::Rfc822 => {
+            out.extend_from_slice(b"RFC822 ");
+            literal(out, &view.data);
+        }
+        MessageDataItemName::Rfc822Header => {
+            let range = view.root().header.clone();
+            out.extend_from_slice(b"RFC822.HEADER ");
+            literal(out, &view.data[range]);
+        }
+        MessageDataItemName::Rfc822Text => {
+            let range = view.root().body.clone();
+            out.extend_from_slice(b"RFC822.TEXT ");
+            literal(out, &view.data[range]);
+        }
+        MessageDataItemName::Envelope => {
+            out.extend_from_slice(b"ENVELOPE ");
+            let root = view.root().clone();
+            root.write_envelope(&view.data, out);
+        }
+        MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+            let extended = matches!(item, MessageDataItemName::BodyStructure);
+            out.extend_from_slice(if extended { b"BODYSTRUCTURE " } else { b"BODY " });
+            let root = view.root().clone();
+            root.write_structure(&view.data, extended, out);
+        }
+        MessageDataItemName::BodyExt { section, partial, .. } => {
+            let content = section_bytes(view, section.as_ref())?;
+            out.extend_from_slice(b"BODY[");
+            out.extend_from_slice(section_name(section.as_ref()).as_bytes());
+            out.push(b']');
+            match partial {
+                Some((start, length)) => {
+                    out.extend_from_slice(format!("<{start}> ").as_bytes());
+                    let start = (*start as usize).min(content.len());
+                    let end = start.saturating_add(length.get() as usize).min(content.len());
+                    literal(out, &content[start..end]);
+                }
+                None => {
+                    out.push(b' ');
+                    literal(out, &content);
+                }
+            }
+        }
+        #[allow(unreachable_patterns)]
+        _ => return Err("unsupported FETCH item".into()),
+    }
+    Ok(())
+}
+
+fn part_numbers(part: &imap_types::fetch::Part) -> Vec<u32> {
+    part.0.as_ref().iter().map(|n| n.get()).collect()
+}
+
+/// The bytes of `BODY[section]`; an empty string for parts that do not
+/// exist (as Dovecot answers).
+fn section_bytes(view: &mut View, section: Option<&Section<'_>>) -> Result<Vec<u8>, String> {
+    let Some(section) = section else {
+        return Ok(view.data.clone());
+    };
+    let root = view.root().clone();
+    let data = &view.data;
+    let bytes = match section {
+        Section::Part(part) => {
+            let path = part_numbers(part);
+            root.part(&path).map(|n| data[n.body_range()].to_vec())
+        }
+        Section::Header(part) => {
+            let path = part.as_ref().map(part_numbers).unwrap_or_default();
+            root.message_of(&path).map(|n| data[n.header.clone()].to_vec())
+        }
+        Section::Text(part) => {
+            let path = part.as_ref().map(part_numbers).unwrap_or_default();
+            root.message_of(&path).map(|n| data[n.body.clone()].to_vec())
+        }
+        Section::Mime(part) => {
+            let path = part_numbers(part);
+            root.part(&path).map(|n| data[n.header.clone()].to_vec())
+        }
+        Section::HeaderFields(part, names) | Section::HeaderFieldsNot(part, names) => {
+            let path = part.as_ref().map(part_numbers).unwrap_or_default();
+            let wanted: Vec<String> = names
+                .as_ref()
+                .iter()
+                .map(|n| String::from_utf8_lossy(n.as_ref()).to_ascii_lowercase())
+                .collect();
+            let not = matches!(section, Section::HeaderFieldsNot(..));
+            root.message_of(&path)
+                .map(|n| filter_header(&data[n.header.clone()], &wanted, not))
+        }
+    };
+    Ok(bytes.unwrap_or_default())
+}
+
+/// The header lines (with continuations) whose names are (or, with `not`,
+/// are not) in `names`, followed by the blank line.
+fn filter_header(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !matches!(line[0], b' ' | b'\t') {
+            let name = line
+                .iter()
+                .position(|&b| b == b':')
+                .map(|i| String::from_utf8_lossy(&line[..i]).trim().to_ascii_lowercase());
+            keep = name.is_some_and(|n| names.contains(&n) != not);
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn section_name(section: Option<&Section<'_>>) -> String {
+    let Some(section) = section else {
+        return String::new();
+    };
+    let part = |p: &imap_types::fetch::Part| {
+        part_numbers(p)
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let prefixed = |p: &Option<imap_types::fetch::Part>, name: &str| match p {
+        Some(p) => format!("{}.{name}", part(p)),
+        None => name.to_owned(),
+    };
+    match section {
+        Section::Part(p) => part(p),
+        Section::Header(p) => prefixed(p, "HEADER"),
+        Section::Text(p) => prefixed(p, "TEXT"),
+        Section::Mime(p) => format!("{}.MIME", part(p)),
+        Section::HeaderFields(p, names) | Section::HeaderFieldsNot(p, names) => {
+            let kind = if matches!(section, Section::HeaderFields(..)) {
+                "HEADER.FIELDS"
+            } else {
+                "HEADER.FIELDS.NOT"
+            };
+            let mut list = Vec::new();
+            for (i, n) in names.as_ref().iter().enumerate() {
+                if i > 0 {
+                    list.push(b' ');
+                }
+                nstring(&mut list, Some(n.as_ref()));
+            }
+            format!("{} ({})", prefixed(p, kind), String::from_utf8_lossy(&list))
+        }
+    }
+}

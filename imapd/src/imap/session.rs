@@ -1,0 +1,1167 @@
+//! One IMAP connection's state and its commands.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bsfilter::store::Class;
+use imap_codec::CommandCodec;
+use imap_codec::decode::{CommandDecodeError, Decoder};
+use imap_types::auth::AuthMechanism;
+use imap_types::command::{Command, CommandBody};
+use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
+use imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_types::search::SearchKey;
+use imap_types::sequence::SequenceSet;
+use imap_types::status::StatusDataItemName;
+use lda::lock::LockTimeouts;
+use lda::users::User;
+
+use super::fetch::{self, View};
+use super::search::{self, Scope};
+use super::sequence::{compact, positions};
+use crate::Context;
+use crate::auth::{FAILURE_DELAY, LoginError};
+use crate::mailbox::{DELETED, Folder, FolderError, Message, SEEN, Stamp};
+use crate::names::{self, Layout};
+use crate::training::Lesson;
+use crate::wire;
+
+/// What the connection does after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// Close the connection (after LOGOUT, or too many errors).
+    Close,
+    /// IDLE: send the continuation, then poll until `DONE`.
+    Idle,
+    /// AUTHENTICATE without an initial response: send `+ ` and pass the
+    /// client's next line to [`Session::authenticate_response`].
+    AuthenticateContinue,
+}
+
+struct Selected {
+    name: String,
+    path: PathBuf,
+    read_only: bool,
+    folder: Folder,
+    /// UIDs that are `\Recent` in this session.
+    recent: HashSet<u32>,
+}
+
+pub struct Session {
+    ctx: Arc<Context>,
+    client: IpAddr,
+    user: Option<(User, Layout)>,
+    selected: Option<Selected>,
+    /// Tag of the command waiting for a continuation (IDLE, AUTHENTICATE).
+    pending_tag: String,
+    /// Responses to send.
+    pub out: Vec<u8>,
+    bad_commands: u32,
+}
+
+/// Commands answered BAD this many times in a row close the connection.
+const MAX_BAD_COMMANDS: u32 = 20;
+
+const FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk $NotJunk";
+
+impl Session {
+    pub fn new(ctx: Arc<Context>, client: IpAddr) -> Session {
+        Session {
+            ctx,
+            client,
+            user: None,
+            selected: None,
+            pending_tag: String::new(),
+            out: Vec::new(),
+            bad_commands: 0,
+        }
+    }
+
+    pub fn greeting(&mut self) {
+        let caps = self.capabilities();
+        self.untagged(&format!("OK [CAPABILITY {caps}] mailkit imapd ready."));
+    }
+
+    fn plaintext_allowed(&self) -> bool {
+        self.ctx.imapd.plaintext_auth.allows(self.client)
+    }
+
+    fn capabilities(&self) -> String {
+        let mut caps = String::from(
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN",
+        );
+        if self.user.is_none() {
+            if self.plaintext_allowed() {
+                caps.push_str(" AUTH=PLAIN");
+            } else {
+                caps.push_str(" LOGINDISABLED");
+            }
+        }
+        caps
+    }
+
+    fn untagged(&mut self, text: &str) {
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn tagged(&mut self, tag: &str, text: &str) {
+        self.out.extend_from_slice(tag.as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn timeouts(&self) -> LockTimeouts {
+        LockTimeouts {
+            wait: self.ctx.config.lock_timeout,
+            stale_after: self.ctx.config.dotlock_stale,
+        }
+    }
+
+    /// Handles one complete command line (with its literals).
+    pub fn handle(&mut self, input: &[u8]) -> Step {
+        let tag = tag_of(input);
+        if let Some(step) = self.handle_unparsed(&tag, input) {
+            return step;
+        }
+        let command = match CommandCodec::default().decode(input) {
+            Ok((_, command)) => command,
+            Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
+                return self.bad(&tag, "Syntax error in command.");
+            }
+            Err(CommandDecodeError::LiteralFound { .. }) => {
+                return self.bad(&tag, "Literal without its data.");
+            }
+        };
+        self.bad_commands = 0;
+        self.dispatch(command)
+    }
+
+    fn bad(&mut self, tag: &str, text: &str) -> Step {
+        self.tagged(tag, &format!("BAD {text}"));
+        self.bad_commands += 1;
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            self.untagged("BYE Too many invalid commands.");
+            return Step::Close;
+        }
+        Step::Continue
+    }
+
+    /// Commands imap-codec 1.0 does not parse: NAMESPACE, ID, UID EXPUNGE.
+    fn handle_unparsed(&mut self, tag: &str, input: &[u8]) -> Option<Step> {
+        let line = String::from_utf8_lossy(input);
+        let mut words = line.split_whitespace().skip(1);
+        let first = words.next()?.to_ascii_uppercase();
+        match first.as_str() {
+            "NAMESPACE" if self.user.is_some() => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.tagged(tag, "OK Namespace completed.");
+            }
+            "ID" => {
+                self.untagged("ID (\"name\" \"mailkit imapd\")");
+                self.tagged(tag, "OK ID completed.");
+            }
+            "UID" if words.next().is_some_and(|w| w.eq_ignore_ascii_case("EXPUNGE")) && self.selected.is_some() => {
+                let set = words.next().unwrap_or_default();
+                // parse the set through imap-codec by wrapping it in a FETCH
+                let probe = format!("{tag} UID FETCH {set} UID\r\n");
+                match CommandCodec::default().decode(probe.as_bytes()) {
+                    Ok((_, Command { body: CommandBody::Fetch { sequence_set, .. }, .. })) => {
+                        self.expunge(tag, Some(&sequence_set));
+                    }
+                    _ => return Some(self.bad(tag, "UID EXPUNGE needs a UID set.")),
+                }
+            }
+            _ => return None,
+        }
+        Some(Step::Continue)
+    }
+
+    fn dispatch(&mut self, command: Command<'_>) -> Step {
+        let tag = command.tag.inner().to_owned();
+        let tag = tag.as_str();
+        let authenticated = self.user.is_some();
+        let selected = self.selected.is_some();
+        match command.body {
+            CommandBody::Capability => {
+                let caps = self.capabilities();
+                self.untagged(&format!("CAPABILITY {caps}"));
+                self.tagged(tag, "OK Capability completed.");
+            }
+            CommandBody::Noop | CommandBody::Check => {
+                self.refresh(true);
+                self.tagged(tag, "OK Completed.");
+            }
+            CommandBody::Logout => {
+                self.untagged("BYE Logging out.");
+                self.tagged(tag, "OK Logout completed.");
+                return Step::Close;
+            }
+            CommandBody::StartTLS => self.tagged(tag, "NO [UNAVAILABLE] TLS is not configured on this port."),
+            CommandBody::Login { username, password } if !authenticated => {
+                if !self.plaintext_allowed() {
+                    self.tagged(tag, "NO [PRIVACYREQUIRED] Plaintext logins are disabled here.");
+                } else {
+                    let name = String::from_utf8_lossy(username.as_ref()).into_owned();
+                    self.login(tag, &name, password.declassify().as_ref());
+                }
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } if !authenticated => {
+                if !matches!(mechanism, AuthMechanism::Plain) {
+                    self.tagged(tag, "NO [CANNOT] Only AUTHENTICATE PLAIN is supported.");
+                } else if !self.plaintext_allowed() {
+                    self.tagged(tag, "NO [PRIVACYREQUIRED] Plaintext logins are disabled here.");
+                } else if let Some(response) = initial_response {
+                    self.authenticate_plain(tag, response.declassify());
+                } else {
+                    self.pending_tag = tag.to_owned();
+                    return Step::AuthenticateContinue;
+                }
+            }
+            CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
+                self.tagged(tag, "BAD Already logged in.");
+            }
+            _ if !authenticated => self.tagged(tag, "BAD Log in first."),
+            CommandBody::Select { mailbox } => self.select(tag, &mailbox, false),
+            CommandBody::Examine { mailbox } => self.select(tag, &mailbox, true),
+            CommandBody::Create { mailbox } => self.create(tag, &mailbox),
+            CommandBody::Delete { mailbox } => self.delete(tag, &mailbox),
+            CommandBody::Rename { from, to } => self.rename(tag, &from, &to),
+            CommandBody::Subscribe { mailbox } => self.subscribe(tag, &mailbox, true),
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(tag, &mailbox, false),
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, &reference, &mailbox_wildcard, false),
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, &reference, &mailbox_wildcard, true),
+            CommandBody::Status { mailbox, item_names } => self.status(tag, &mailbox, &item_names),
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                let date = date.map(|d| d.as_ref().timestamp());
+                self.append(tag, &mailbox, &flags, date, message.as_ref());
+            }
+            CommandBody::Enable { .. } => {
+                self.untagged("ENABLED");
+                self.tagged(tag, "OK Enabled.");
+            }
+            CommandBody::Idle => {
+                self.pending_tag = tag.to_owned();
+                self.refresh(true);
+                return Step::Idle;
+            }
+            _ if !selected => self.tagged(tag, "BAD Select a mailbox first."),
+            CommandBody::Close => {
+                if self.selected.as_ref().is_some_and(|s| !s.read_only) {
+                    self.expunge_silently();
+                }
+                self.selected = None;
+                self.tagged(tag, "OK Close completed.");
+            }
+            CommandBody::Unselect => {
+                self.selected = None;
+                self.tagged(tag, "OK Unselect completed.");
+            }
+            CommandBody::Expunge => self.expunge(tag, None),
+            CommandBody::Search { charset, criteria, uid } => {
+                self.refresh(uid);
+                let charset = charset.map(|c| c.as_ref().to_ascii_uppercase());
+                self.search(tag, charset.as_deref(), &criteria, uid);
+            }
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+            } => {
+                self.refresh(uid);
+                self.fetch(tag, &sequence_set, macro_or_item_names, uid);
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+            } => {
+                self.refresh(uid);
+                self.store(tag, &sequence_set, kind, response, &flags, uid);
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.refresh(uid);
+                self.copy(tag, &sequence_set, &mailbox, uid, false);
+            }
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.refresh(uid);
+                self.copy(tag, &sequence_set, &mailbox, uid, true);
+            }
+            _ => self.tagged(tag, "BAD Command not supported."),
+        }
+        Step::Continue
+    }
+
+    // ----- authentication -----
+
+    fn login(&mut self, tag: &str, name: &str, password: &[u8]) {
+        match self.ctx.auth.login(self.client, name, password) {
+            Ok(user) => {
+                let location = user.mail_location(&self.ctx.config.inbox, &self.ctx.config.folders);
+                tracing::info!(user = %user.name, client = %self.client, "logged in");
+                self.user = Some((
+                    user,
+                    Layout {
+                        inbox: location.inbox,
+                        folders: location.folders,
+                    },
+                ));
+                let caps = self.capabilities();
+                self.tagged(tag, &format!("OK [CAPABILITY {caps}] Logged in."));
+            }
+            Err(LoginError::Rejected) => {
+                tracing::warn!(user = %name, client = %self.client, "login failed");
+                std::thread::sleep(FAILURE_DELAY);
+                self.tagged(tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+            }
+            Err(LoginError::TooManyFailures) => {
+                std::thread::sleep(FAILURE_DELAY);
+                self.tagged(tag, "NO [UNAVAILABLE] Too many failed logins from your address; try later.");
+            }
+            Err(LoginError::Unavailable(e)) => {
+                tracing::error!("user table: {e}");
+                self.tagged(tag, "NO [UNAVAILABLE] Authentication is temporarily unavailable.");
+            }
+        }
+    }
+
+    /// `authzid NUL authcid NUL password`.
+    fn authenticate_plain(&mut self, tag: &str, data: &[u8]) {
+        let parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+        match parts.as_slice() {
+            [authz, authc, password] if authz.is_empty() || authz == authc => {
+                let name = String::from_utf8_lossy(authc).into_owned();
+                self.login(tag, &name, password);
+            }
+            _ => self.tagged(tag, "BAD Malformed PLAIN response."),
+        }
+    }
+
+    /// The client's answer to AUTHENTICATE's `+ ` (base64, or `*` to cancel).
+    pub fn authenticate_response(&mut self, line: &[u8]) {
+        let tag = std::mem::take(&mut self.pending_tag);
+        let line = trim_crlf(line);
+        if line == b"*" {
+            self.tagged(&tag, "BAD Authentication cancelled.");
+            return;
+        }
+        match base64_decode(line) {
+            Some(data) => self.authenticate_plain(&tag, &data),
+            None => self.tagged(&tag, "BAD Invalid base64."),
+        }
+    }
+
+    // ----- IDLE -----
+
+    /// Called periodically while idling: reports changes.
+    pub fn idle_poll(&mut self) {
+        self.refresh(true);
+    }
+
+    pub fn idle_done(&mut self, line: &[u8]) -> Step {
+        let tag = std::mem::take(&mut self.pending_tag);
+        if trim_crlf(line).eq_ignore_ascii_case(b"DONE") {
+            self.tagged(&tag, "OK Idle completed.");
+            Step::Continue
+        } else {
+            self.bad(&tag, "Expected DONE.")
+        }
+    }
+
+    // ----- mailboxes -----
+
+    fn layout(&self) -> &Layout {
+        &self.user.as_ref().expect("authenticated").1
+    }
+
+    /// A checked name and its path, or a tagged NO already written.
+    fn resolve(&mut self, tag: &str, mailbox: &Mailbox<'_>) -> Option<(String, PathBuf)> {
+        let raw: &[u8] = match mailbox {
+            Mailbox::Inbox => b"INBOX",
+            Mailbox::Other(other) => other.as_ref(),
+        };
+        match names::check(raw) {
+            Ok(name) => {
+                let path = self.layout().path(&name);
+                Some((name, path))
+            }
+            Err(names::BadName(why)) => {
+                self.tagged(tag, &format!("NO [CANNOT] Invalid mailbox name: {why}."));
+                None
+            }
+        }
+    }
+
+    fn is_spam_folder(&self, name: &str) -> bool {
+        let spam = &self.ctx.config.spam_folder;
+        name == spam || name.starts_with(&format!("{spam}/"))
+    }
+
+    fn is_trash_folder(&self, name: &str) -> bool {
+        let trash = &self.ctx.imapd.trash_folder;
+        name == trash || name.starts_with(&format!("{trash}/"))
+    }
+
+    fn folder_error(&mut self, tag: &str, e: FolderError) {
+        match e {
+            FolderError::NotFound(_) => self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist."),
+            FolderError::Locked(_) => self.tagged(tag, "NO [INUSE] Mailbox is locked; try again."),
+            FolderError::Io(p, e) => {
+                tracing::error!("{}: {e}", p.display());
+                self.tagged(tag, "NO [SERVERBUG] Internal error reading the mailbox.");
+            }
+        }
+    }
+
+    /// INBOX exists from the first delivery on; before that it reads as empty.
+    fn ensure_inbox(&self, name: &str, path: &std::path::Path) {
+        if name == "INBOX" && !path.exists() {
+            let _ = Folder::create(path);
+        }
+    }
+
+    fn select(&mut self, tag: &str, mailbox: &Mailbox<'_>, read_only: bool) {
+        self.selected = None;
+        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        self.ensure_inbox(&name, &path);
+        let loaded = if read_only {
+            Folder::read(&path, self.timeouts()).map(|f| {
+                let recent = f.messages.iter().filter(|m| m.recent).map(|m| m.uid).collect();
+                (f, recent)
+            })
+        } else {
+            Folder::update(&path, self.timeouts(), claim_recent)
+        };
+        let (folder, recent) = match loaded {
+            Ok(x) => x,
+            Err(e) => return self.folder_error(tag, e),
+        };
+        let keywords = folder_keywords(&folder);
+        self.untagged(&format!("FLAGS ({FLAGS}{keywords})"));
+        self.untagged(&format!(
+            "OK [PERMANENTFLAGS ({FLAGS}{keywords} \\*)] Flags permitted."
+        ));
+        self.untagged(&format!("{} EXISTS", folder.messages.len()));
+        self.untagged(&format!("{} RECENT", recent.len()));
+        if let Some(first) = folder.messages.iter().position(|m| !m.has(SEEN)) {
+            self.untagged(&format!("OK [UNSEEN {}] First unseen.", first + 1));
+        }
+        self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid.", folder.uid_validity));
+        self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID.", folder.uid_next));
+        self.tagged(
+            tag,
+            if read_only {
+                "OK [READ-ONLY] Examine completed."
+            } else {
+                "OK [READ-WRITE] Select completed."
+            },
+        );
+        self.selected = Some(Selected {
+            name,
+            path,
+            read_only,
+            folder,
+            recent,
+        });
+    }
+
+    /// Re-reads the selected folder if its file changed and reports the
+    /// differences. Expunges by others are only reported where the
+    /// protocol allows (`allow_expunge`); otherwise the old view stays.
+    fn refresh(&mut self, allow_expunge: bool) {
+        let timeouts = self.timeouts();
+        let Some(sel) = &mut self.selected else { return };
+        if Stamp::of(&sel.path) == Some(sel.folder.stamp) {
+            return;
+        }
+        let loaded = if sel.read_only {
+            Folder::read(&sel.path, timeouts).map(|f| {
+                let recent: HashSet<u32> = f.messages.iter().filter(|m| m.recent).map(|m| m.uid).collect();
+                (f, recent)
+            })
+        } else {
+            Folder::update(&sel.path, timeouts, claim_recent)
+        };
+        let Ok((new, new_recent)) = loaded else { return };
+        let new_uids: HashSet<u32> = new.messages.iter().map(|m| m.uid).collect();
+        let gone: Vec<usize> = (0..sel.folder.messages.len())
+            .filter(|&i| !new_uids.contains(&sel.folder.messages[i].uid))
+            .collect();
+        if !gone.is_empty() && !allow_expunge {
+            return;
+        }
+        let mut out = Vec::new();
+        for &i in gone.iter().rev() {
+            out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+        }
+        let old: std::collections::HashMap<u32, &Message> = sel.folder.messages.iter().map(|m| (m.uid, m)).collect();
+        sel.recent.extend(new_recent);
+        let mut added = false;
+        for (i, m) in new.messages.iter().enumerate() {
+            match old.get(&m.uid) {
+                Some(o) if o.flags != m.flags || o.keywords != m.keywords => {
+                    let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
+                    out.extend_from_slice(format!("* {} FETCH (FLAGS {flags})\r\n", i + 1).as_bytes());
+                }
+                Some(_) => {}
+                None => added = true,
+            }
+        }
+        if added || !gone.is_empty() {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", new.messages.len()).as_bytes());
+            let recent = new.messages.iter().filter(|m| sel.recent.contains(&m.uid)).count();
+            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+        }
+        sel.folder = new;
+        self.out.extend_from_slice(&out);
+    }
+
+    fn create(&mut self, tag: &str, mailbox: &Mailbox<'_>) {
+        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        if name == "INBOX" || path.exists() {
+            return self.tagged(tag, "NO [ALREADYEXISTS] Mailbox already exists.");
+        }
+        let as_directory = match mailbox {
+            Mailbox::Other(o) => o.as_ref().ends_with(b"/"),
+            Mailbox::Inbox => false,
+        };
+        let result = if as_directory {
+            std::fs::DirBuilder::new().recursive(true).create(&path)
+        } else {
+            Folder::create(&path)
+        };
+        match result {
+            Ok(()) => self.tagged(tag, "OK Create completed."),
+            Err(e) => {
+                tracing::warn!("create {}: {e}", path.display());
+                self.tagged(tag, "NO [CANNOT] Cannot create that mailbox here.");
+            }
+        }
+    }
+
+    fn delete(&mut self, tag: &str, mailbox: &Mailbox<'_>) {
+        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        if name == "INBOX" {
+            return self.tagged(tag, "NO [CANNOT] INBOX cannot be deleted.");
+        }
+        if self.selected.as_ref().is_some_and(|s| s.name == name) {
+            self.selected = None;
+        }
+        let result = if path.is_dir() {
+            std::fs::remove_dir(&path)
+        } else if path.is_file() {
+            std::fs::remove_file(&path)
+        } else {
+            return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist.");
+        };
+        match result {
+            Ok(()) => self.tagged(tag, "OK Delete completed."),
+            Err(_) => self.tagged(tag, "NO [INUSE] Mailbox has children; delete them first."),
+        }
+    }
+
+    fn rename(&mut self, tag: &str, from: &Mailbox<'_>, to: &Mailbox<'_>) {
+        let Some((from_name, from_path)) = self.resolve(tag, from) else { return };
+        let Some((to_name, to_path)) = self.resolve(tag, to) else { return };
+        if from_name == "INBOX" || to_name == "INBOX" {
+            return self.tagged(tag, "NO [CANNOT] Renaming INBOX is not supported.");
+        }
+        if !from_path.exists() {
+            return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist.");
+        }
+        if to_path.exists() {
+            return self.tagged(tag, "NO [ALREADYEXISTS] Target mailbox already exists.");
+        }
+        if let Some(parent) = to_path.parent() {
+            let _ = std::fs::DirBuilder::new().recursive(true).create(parent);
+        }
+        match std::fs::rename(&from_path, &to_path) {
+            Ok(()) => self.tagged(tag, "OK Rename completed."),
+            Err(_) => self.tagged(tag, "NO [CANNOT] Cannot rename that mailbox."),
+        }
+    }
+
+    fn subscriptions(&self) -> Vec<String> {
+        std::fs::read_to_string(self.layout().subscriptions_path())
+            .map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    fn subscribe(&mut self, tag: &str, mailbox: &Mailbox<'_>, on: bool) {
+        let Some((name, _)) = self.resolve(tag, mailbox) else { return };
+        let mut subs = self.subscriptions();
+        subs.retain(|s| s != &name);
+        if on {
+            subs.push(name);
+        }
+        let path = self.layout().subscriptions_path();
+        let _ = std::fs::create_dir_all(&self.layout().folders);
+        let text: String = subs.iter().map(|s| format!("{s}\n")).collect();
+        let tmp = path.with_extension("tmp");
+        match std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            Ok(()) => self.tagged(tag, if on { "OK Subscribe completed." } else { "OK Unsubscribe completed." }),
+            Err(_) => self.tagged(tag, "NO [SERVERBUG] Cannot write the subscriptions."),
+        }
+    }
+
+    fn special_use(&self, name: &str) -> Option<&'static str> {
+        let imapd = &self.ctx.imapd;
+        if name == self.ctx.config.spam_folder {
+            Some("\\Junk")
+        } else if name == imapd.trash_folder {
+            Some("\\Trash")
+        } else if name == imapd.sent_folder {
+            Some("\\Sent")
+        } else if name == imapd.drafts_folder {
+            Some("\\Drafts")
+        } else {
+            None
+        }
+    }
+
+    fn list(&mut self, tag: &str, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>, lsub: bool) {
+        let reference = match reference {
+            Mailbox::Inbox => "INBOX".to_owned(),
+            Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
+        };
+        let pattern = match pattern {
+            ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
+            ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
+        };
+        let command = if lsub { "LSUB" } else { "LIST" };
+        if pattern.is_empty() && !lsub {
+            self.untagged("LIST (\\Noselect) \"/\" \"\"");
+            return self.tagged(tag, "OK List completed.");
+        }
+        let full = format!("{reference}{pattern}");
+        let mut entries: Vec<(String, Vec<&'static str>)> = Vec::new();
+        if lsub {
+            for name in self.subscriptions() {
+                if names::matches(&full, &name) {
+                    entries.push((name, Vec::new()));
+                }
+            }
+        } else {
+            entries.push(("INBOX".to_owned(), vec!["\\HasNoChildren"]));
+            for (name, selectable, children) in self.layout().folders() {
+                let mut attrs = Vec::new();
+                if !selectable {
+                    attrs.push("\\Noselect");
+                }
+                attrs.push(if children { "\\HasChildren" } else { "\\HasNoChildren" });
+                if let Some(special) = self.special_use(&name) {
+                    attrs.push(special);
+                }
+                entries.push((name, attrs));
+            }
+            entries.retain(|(name, _)| names::matches(&full, name));
+        }
+        for (name, attrs) in entries {
+            let mut line = format!("{command} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            wire::mailbox(&mut line, &name);
+            self.out.extend_from_slice(b"* ");
+            self.out.extend_from_slice(&line);
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self.tagged(tag, &format!("OK {} completed.", if lsub { "Lsub" } else { "List" }));
+    }
+
+    fn status(&mut self, tag: &str, mailbox: &Mailbox<'_>, items: &[StatusDataItemName]) {
+        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        self.ensure_inbox(&name, &path);
+        let folder = match Folder::read(&path, self.timeouts()) {
+            Ok(f) if f.needs_write => match Folder::update(&path, self.timeouts(), |_| ()) {
+                Ok((f, ())) => f,
+                Err(_) => f,
+            },
+            Ok(f) => f,
+            Err(e) => return self.folder_error(tag, e),
+        };
+        let mut values = Vec::new();
+        for item in items {
+            let value = match item {
+                StatusDataItemName::Messages => format!("MESSAGES {}", folder.messages.len()),
+                StatusDataItemName::Recent => {
+                    format!("RECENT {}", folder.messages.iter().filter(|m| m.recent).count())
+                }
+                StatusDataItemName::UidNext => format!("UIDNEXT {}", folder.uid_next),
+                StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", folder.uid_validity),
+                StatusDataItemName::Unseen => {
+                    format!("UNSEEN {}", folder.messages.iter().filter(|m| !m.has(SEEN)).count())
+                }
+                StatusDataItemName::Deleted => {
+                    format!("DELETED {}", folder.messages.iter().filter(|m| m.has(DELETED)).count())
+                }
+                _ => continue,
+            };
+            values.push(value);
+        }
+        let mut line = b"STATUS ".to_vec();
+        wire::mailbox(&mut line, &name);
+        line.extend_from_slice(format!(" ({})", values.join(" ")).as_bytes());
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(&line);
+        self.out.extend_from_slice(b"\r\n");
+        self.tagged(tag, "OK Status completed.");
+    }
+
+    fn append(&mut self, tag: &str, mailbox: &Mailbox<'_>, flags: &[Flag<'_>], date: Option<i64>, message: &[u8]) {
+        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        self.ensure_inbox(&name, &path);
+        if !path.is_file() {
+            return self.tagged(tag, "NO [TRYCREATE] Mailbox doesn't exist.");
+        }
+        if message.is_empty() {
+            return self.tagged(tag, "NO Empty message.");
+        }
+        let (system, mut keywords) = split_flags(flags);
+        let class = if self.is_spam_folder(&name) {
+            mark_junk(&mut keywords, Class::Spam);
+            Some(Class::Spam)
+        } else {
+            None
+        };
+        let when = date.map_or_else(SystemTime::now, |s| UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+        let content = message.to_vec();
+        let result = Folder::update(&path, self.timeouts(), |f| {
+            let uid = f.push(content.clone(), system, keywords.clone(), when, None);
+            (uid, f.uid_validity)
+        });
+        match result {
+            Ok((_, (uid, validity))) => {
+                if let Some(class) = class {
+                    self.train(Arc::new(content), class, format!("APPEND to {name}"));
+                }
+                self.refresh(false);
+                self.tagged(tag, &format!("OK [APPENDUID {validity} {uid}] Append completed."));
+            }
+            Err(e) => self.folder_error(tag, e),
+        }
+    }
+
+    fn train(&self, message: Arc<Vec<u8>>, class: Class, reason: String) {
+        if let Some((user, _)) = &self.user {
+            self.ctx.trainer.submit(Lesson {
+                user: user.clone(),
+                message,
+                class,
+                reason,
+            });
+        }
+    }
+
+    // ----- selected state -----
+
+    fn expunge_silently(&mut self) {
+        let timeouts = self.timeouts();
+        if let Some(sel) = &mut self.selected {
+            let _ = Folder::update(&sel.path, timeouts, |f| f.messages.retain(|m| !m.has(DELETED)));
+        }
+    }
+
+    fn expunge(&mut self, tag: &str, uids: Option<&SequenceSet>) {
+        let timeouts = self.timeouts();
+        let Some(sel) = &self.selected else { return };
+        if sel.read_only {
+            return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only.");
+        }
+        let allowed: Option<HashSet<u32>> =
+            uids.map(|set| positions(set, &sel.folder.messages, true).iter().map(|&i| sel.folder.messages[i].uid).collect());
+        let result = Folder::update(&sel.path, timeouts, |f| {
+            f.messages
+                .retain(|m| !(m.has(DELETED) && allowed.as_ref().is_none_or(|a| a.contains(&m.uid))))
+        });
+        match result {
+            Ok(_) => {
+                self.refresh(true);
+                self.tagged(tag, "OK Expunge completed.");
+            }
+            Err(e) => self.folder_error(tag, e),
+        }
+    }
+
+    fn search(&mut self, tag: &str, charset: Option<&str>, criteria: &SearchKey<'_>, uid: bool) {
+        let decode: Box<dyn Fn(&[u8]) -> String> = match charset {
+            None | Some("UTF-8" | "US-ASCII") => Box::new(|b: &[u8]| String::from_utf8_lossy(b).into_owned()),
+            Some("ISO-2022-JP") => Box::new(|b: &[u8]| encoding_rs::ISO_2022_JP.decode(b).0.into_owned()),
+            Some(_) => return self.tagged(tag, "NO [BADCHARSET (UTF-8 US-ASCII ISO-2022-JP)] Unsupported charset."),
+        };
+        let sel = self.selected.as_ref().expect("selected");
+        let recent = |uid: u32| sel.recent.contains(&uid);
+        let scope = Scope {
+            messages: &sel.folder.messages,
+            recent: &recent,
+            decode: &*decode,
+        };
+        match search::search(criteria, &scope) {
+            Ok(found) => {
+                let numbers: Vec<String> = found
+                    .iter()
+                    .map(|&i| if uid { sel.folder.messages[i].uid } else { i as u32 + 1 }.to_string())
+                    .collect();
+                let line = if numbers.is_empty() {
+                    "SEARCH".to_owned()
+                } else {
+                    format!("SEARCH {}", numbers.join(" "))
+                };
+                self.untagged(&line);
+                self.tagged(tag, "OK Search completed.");
+            }
+            Err(e) => self.tagged(tag, &format!("NO {e}")),
+        }
+    }
+
+    fn fetch(&mut self, tag: &str, set: &SequenceSet, items: MacroOrMessageDataItemNames<'_>, uid: bool) {
+        let expanded;
+        let mut items = match items {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                expanded = m;
+                expanded.expand()
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
+        };
+        if uid && !items.iter().any(|i| matches!(i, MessageDataItemName::Uid)) {
+            items.insert(0, MessageDataItemName::Uid);
+        }
+        let timeouts = self.timeouts();
+        let sel = self.selected.as_mut().expect("selected");
+        let targets = positions(set, &sel.folder.messages, uid);
+        // fetching a body without PEEK sets \Seen
+        if !sel.read_only && items.iter().any(fetch::sets_seen) {
+            let unseen: HashSet<u32> = targets
+                .iter()
+                .map(|&i| &sel.folder.messages[i])
+                .filter(|m| !m.has(SEEN))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let _ = Folder::update(&sel.path, timeouts, |f| {
+                    for m in f.messages.iter_mut().filter(|m| unseen.contains(&m.uid)) {
+                        m.flags |= SEEN;
+                    }
+                });
+                for m in sel.folder.messages.iter_mut().filter(|m| unseen.contains(&m.uid)) {
+                    m.flags |= SEEN;
+                }
+                if !items.iter().any(|i| matches!(i, MessageDataItemName::Flags)) {
+                    items.push(MessageDataItemName::Flags);
+                }
+                // our own write: not news for the next refresh
+                sel.folder.stamp = Stamp::of(&sel.path).unwrap_or_default();
+            }
+        }
+        let mut out = Vec::new();
+        for i in targets {
+            let m = &sel.folder.messages[i];
+            let mut view = View::new(m);
+            out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b' ');
+                }
+                if let Err(e) = fetch::write_item(item, m, &mut view, sel.recent.contains(&m.uid), &mut out) {
+                    tracing::warn!("FETCH: {e}");
+                }
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        self.out.extend_from_slice(&out);
+        self.tagged(tag, "OK Fetch completed.");
+    }
+
+    fn store(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        kind: StoreType,
+        response: StoreResponse,
+        flags: &[Flag<'_>],
+        uid: bool,
+    ) {
+        let timeouts = self.timeouts();
+        let sel = self.selected.as_ref().expect("selected");
+        if sel.read_only {
+            return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only.");
+        }
+        let targets: HashSet<u32> = positions(set, &sel.folder.messages, uid)
+            .iter()
+            .map(|&i| sel.folder.messages[i].uid)
+            .collect();
+        let (system, mut keywords) = split_flags(flags);
+        let junk = keywords.iter().any(|k| k.eq_ignore_ascii_case("$Junk"));
+        let not_junk = keywords.iter().any(|k| k.eq_ignore_ascii_case("$NotJunk"));
+        let lesson = match (kind, junk, not_junk) {
+            (StoreType::Add | StoreType::Replace, true, false) => Some(Class::Spam),
+            (StoreType::Add | StoreType::Replace, false, true) => Some(Class::Clean),
+            _ => None,
+        };
+        if let Some(class) = lesson {
+            mark_junk(&mut keywords, class);
+        }
+        let path = sel.path.clone();
+        let result = Folder::update(&path, timeouts, |f| {
+            let mut learned = Vec::new();
+            for m in f.messages.iter_mut().filter(|m| targets.contains(&m.uid)) {
+                match kind {
+                    StoreType::Replace => {
+                        m.flags = system;
+                        m.keywords = keywords.clone();
+                    }
+                    StoreType::Add => {
+                        m.flags |= system;
+                        if let Some(class) = lesson {
+                            // $Junk and $NotJunk exclude each other
+                            let other = if class == Class::Spam { "$NotJunk" } else { "$Junk" };
+                            m.keywords.retain(|k| !k.eq_ignore_ascii_case(other));
+                        }
+                        for k in &keywords {
+                            if !m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                                m.keywords.push(k.clone());
+                            }
+                        }
+                    }
+                    StoreType::Remove => {
+                        m.flags &= !system;
+                        m.keywords.retain(|k| !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)));
+                    }
+                }
+                if lesson.is_some() {
+                    learned.push((m.uid, m.content.clone()));
+                }
+            }
+            learned
+        });
+        let learned = match result {
+            Ok((_, learned)) => learned,
+            Err(e) => return self.folder_error(tag, e),
+        };
+        for (uid, content) in learned {
+            let class = lesson.expect("only with a lesson");
+            let name = self.selected.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+            self.train(content, class, format!("STORE {} on {name} UID {uid}", if class == Class::Spam { "$Junk" } else { "$NotJunk" }));
+        }
+        // report the new flags of the stored messages (and anything else)
+        let before: Vec<(u32, u8, Vec<String>)> = self
+            .selected
+            .as_ref()
+            .map(|s| s.folder.messages.iter().map(|m| (m.uid, m.flags, m.keywords.clone())).collect())
+            .unwrap_or_default();
+        self.refresh(false);
+        if response == StoreResponse::Answer {
+            let sel = self.selected.as_ref().expect("selected");
+            let mut out = Vec::new();
+            for (i, m) in sel.folder.messages.iter().enumerate() {
+                let changed = before
+                    .iter()
+                    .find(|(u, _, _)| *u == m.uid)
+                    .is_some_and(|(_, f, k)| *f != m.flags || *k != m.keywords);
+                if targets.contains(&m.uid) && !changed {
+                    let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
+                    let uid_part = if uid { format!(" UID {}", m.uid) } else { String::new() };
+                    out.extend_from_slice(format!("* {} FETCH (FLAGS {flags}{uid_part})\r\n", i + 1).as_bytes());
+                }
+            }
+            self.out.extend_from_slice(&out);
+        }
+        self.tagged(tag, "OK Store completed.");
+    }
+
+    fn copy(&mut self, tag: &str, set: &SequenceSet, mailbox: &Mailbox<'_>, uid: bool, is_move: bool) {
+        let Some((dest_name, dest_path)) = self.resolve(tag, mailbox) else { return };
+        self.ensure_inbox(&dest_name, &dest_path);
+        if !dest_path.is_file() {
+            return self.tagged(tag, "NO [TRYCREATE] Mailbox doesn't exist.");
+        }
+        let timeouts = self.timeouts();
+        let sel = self.selected.as_ref().expect("selected");
+        if is_move && sel.read_only {
+            return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only.");
+        }
+        let source_name = sel.name.clone();
+        let source_path = sel.path.clone();
+        let messages: Vec<Message> = positions(set, &sel.folder.messages, uid)
+            .iter()
+            .map(|&i| sel.folder.messages[i].clone())
+            .collect();
+        if messages.is_empty() {
+            return self.tagged(tag, "OK No messages.");
+        }
+        // into Spam: learn spam; out of Spam (not to Trash): learn clean
+        let lesson = match (self.is_spam_folder(&source_name), self.is_spam_folder(&dest_name)) {
+            (false, true) => Some(Class::Spam),
+            (true, false) if !self.is_trash_folder(&dest_name) => Some(Class::Clean),
+            _ => None,
+        };
+        let result = Folder::update(&dest_path, timeouts, |f| {
+            let uids: Vec<u32> = messages
+                .iter()
+                .map(|m| {
+                    let mut keywords = m.keywords.clone();
+                    if let Some(class) = lesson {
+                        mark_junk(&mut keywords, class);
+                    }
+                    f.push(
+                        m.content.to_vec(),
+                        m.flags,
+                        keywords,
+                        UNIX_EPOCH + std::time::Duration::from_secs(m.internal_date().max(0) as u64),
+                        Some(m.from_line.clone()),
+                    )
+                })
+                .collect();
+            (uids, f.uid_validity)
+        });
+        let (dest_uids, validity) = match result {
+            Ok((_, x)) => x,
+            Err(e) => return self.folder_error(tag, e),
+        };
+        let source_uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+        if let Some(class) = lesson {
+            for m in &messages {
+                let verb = if is_move { "MOVE" } else { "COPY" };
+                self.train(m.content.clone(), class, format!("{verb} {source_name} -> {dest_name} UID {}", m.uid));
+            }
+        }
+        let code = format!("COPYUID {validity} {} {}", compact(&source_uids), compact(&dest_uids));
+        if is_move {
+            let moved: HashSet<u32> = source_uids.iter().copied().collect();
+            if let Err(e) = Folder::update(&source_path, timeouts, |f| f.messages.retain(|m| !moved.contains(&m.uid))) {
+                return self.folder_error(tag, e);
+            }
+            self.untagged(&format!("OK [{code}] Moved."));
+            self.refresh(true);
+            self.tagged(tag, "OK Move completed.");
+        } else {
+            self.refresh(false);
+            self.tagged(tag, &format!("OK [{code}] Copy completed."));
+        }
+    }
+}
+
+/// For a read-write SELECT: this session takes the `\Recent` messages.
+fn claim_recent(folder: &mut Folder) -> HashSet<u32> {
+    let mut recent = HashSet::new();
+    for m in folder.messages.iter_mut().filter(|m| m.recent) {
+        recent.insert(m.uid);
+        m.recent = false;
+    }
+    recent
+}
+
+fn folder_keywords(folder: &Folder) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for m in &folder.messages {
+        for k in &m.keywords {
+            if !seen.iter().any(|s| s.eq_ignore_ascii_case(k))
+                && !k.eq_ignore_ascii_case("$Junk")
+                && !k.eq_ignore_ascii_case("$NotJunk")
+            {
+                seen.push(k);
+            }
+        }
+    }
+    seen.iter().map(|k| format!(" {k}")).collect()
+}
+
+/// System flags as bits, keywords as names.
+fn split_flags(flags: &[Flag<'_>]) -> (u8, Vec<String>) {
+    use crate::mailbox::{ANSWERED, DRAFT, FLAGGED};
+    let mut bits = 0;
+    let mut keywords: Vec<String> = Vec::new();
+    for flag in flags {
+        match flag {
+            Flag::Seen => bits |= SEEN,
+            Flag::Answered => bits |= ANSWERED,
+            Flag::Flagged => bits |= FLAGGED,
+            Flag::Deleted => bits |= DELETED,
+            Flag::Draft => bits |= DRAFT,
+            Flag::Keyword(k) => {
+                let k = k.as_ref();
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k.to_owned());
+                }
+            }
+            Flag::Extension(_) => {}
+        }
+    }
+    (bits, keywords)
+}
+
+/// Sets `$Junk` or `$NotJunk` (and drops the other).
+fn mark_junk(keywords: &mut Vec<String>, class: Class) {
+    let (set, drop) = match class {
+        Class::Spam => ("$Junk", "$NotJunk"),
+        Class::Clean => ("$NotJunk", "$Junk"),
+    };
+    keywords.retain(|k| !k.eq_ignore_ascii_case(drop) && !k.eq_ignore_ascii_case(set));
+    keywords.push(set.to_owned());
+}
+
+/// The tag of a command line, for answering even unparsable commands.
+fn tag_of(input: &[u8]) -> String {
+    let end = input
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .unwrap_or(input.len())
+        .min(64);
+    let tag = &input[..end];
+    if !tag.is_empty() && tag.iter().all(|&b| b.is_ascii_graphic() && !b"(){%*\"\\+".contains(&b)) {
+        String::from_utf8_lossy(tag).into_owned()
+    } else {
+        "*".to_owned()
+    }
+}
+
+fn trim_crlf(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let text: Vec<u8> = text.iter().copied().filter(|&b| b != b'=').collect();
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut n) = (0u32, 0);
+    for b in text {
+        let v = ALPHABET.iter().position(|&x| x == b)? as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    Some(out)
+}

@@ -1,0 +1,651 @@
+//! One mbox folder as IMAP sees it: messages with UIDs, flags and keywords,
+//! kept in the mbox itself the way Dovecot and UW-IMAP keep them, so a user
+//! can move between servers without losing either:
+//!
+//! | header | meaning |
+//! |---|---|
+//! | `X-IMAPbase: UIDVALIDITY UIDNEXT [KEYWORD…]` | on the first message |
+//! | `X-IMAP: …` | the same, on UW-IMAP's pseudo message of an empty folder |
+//! | `X-UID: N` | the message's UID |
+//! | `Status: RO` | R = `\Seen`, O = seen by a server (not `\Recent`) |
+//! | `X-Status: AFTD` | `\Answered` `\Flagged` `\Draft` `\Deleted` |
+//! | `X-Keywords: $Junk …` | keywords |
+//!
+//! These headers (and `Content-Length`) are never shown to clients.
+//!
+//! Every change is written as a whole new file under the mailbox locks
+//! (dotlock + fcntl, as lda appends) and renamed over the old one: a crash
+//! at any point leaves either the old or the new mbox, never half of one.
+//! The file is re-read under the lock first, so mail lda appended meanwhile
+//! is kept (and gets its UID then).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lda::lock::{LockError, LockTimeouts, LockedMbox};
+
+pub const SEEN: u8 = 1;
+pub const ANSWERED: u8 = 2;
+pub const FLAGGED: u8 = 4;
+pub const DELETED: u8 = 8;
+pub const DRAFT: u8 = 16;
+
+/// The system flags with their IMAP names.
+pub const SYSTEM_FLAGS: [(u8, &str); 5] = [
+    (SEEN, "\\Seen"),
+    (ANSWERED, "\\Answered"),
+    (FLAGGED, "\\Flagged"),
+    (DELETED, "\\Deleted"),
+    (DRAFT, "\\Draft"),
+];
+
+/// Header fields that hold server state, hidden from clients.
+const STATE_FIELDS: [&str; 7] = [
+    "status",
+    "x-status",
+    "x-keywords",
+    "x-uid",
+    "x-imapbase",
+    "x-imap",
+    "content-length",
+];
+
+const PSEUDO_SUBJECT: &str = "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub uid: u32,
+    /// [`SEEN`] | [`ANSWERED`] | …
+    pub flags: u8,
+    pub keywords: Vec<String>,
+    /// No server had seen it when this state was read (no `O` in Status).
+    pub recent: bool,
+    /// The mbox `From ` line, without its newline.
+    pub from_line: String,
+    /// The message as delivered, state headers removed, line ends as stored.
+    pub content: Arc<Vec<u8>>,
+}
+
+impl Message {
+    /// Seconds since the epoch from the `From ` line's asctime date.
+    pub fn internal_date(&self) -> i64 {
+        parse_asctime(&self.from_line).unwrap_or(0)
+    }
+
+    /// The size a client sees: every line ending as CRLF.
+    pub fn size(&self) -> usize {
+        self.content.len() + lone_newlines(&self.content)
+    }
+
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// A folder's state as read from (or written to) its mbox.
+#[derive(Debug, Clone, Default)]
+pub struct Folder {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: Vec<Message>,
+    /// What the file looked like when read, to notice changes cheaply.
+    pub stamp: Stamp,
+    /// UIDs or state headers are missing: writing the file would add them.
+    pub needs_write: bool,
+}
+
+/// Identity and size of the file a [`Folder`] was read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    inode: u64,
+    len: u64,
+    modified_ns: i128,
+}
+
+impl Stamp {
+    pub fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            inode: meta.ino(),
+            len: meta.len(),
+            modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum FolderError {
+    NotFound(PathBuf),
+    Locked(PathBuf),
+    Io(PathBuf, std::io::Error),
+}
+
+impl std::fmt::Display for FolderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FolderError::NotFound(p) => write!(f, "{}: no such mailbox", p.display()),
+            FolderError::Locked(p) => write!(f, "{}: mailbox is locked, try again", p.display()),
+            FolderError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for FolderError {}
+
+impl From<LockError> for FolderError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Timeout(p) => FolderError::Locked(p),
+            LockError::Io(p, e) => FolderError::Io(p, e),
+        }
+    }
+}
+
+impl Folder {
+    /// Reads the folder at `path` under its locks (a reader must not see
+    /// half of an append in progress).
+    pub fn read(path: &Path, timeouts: LockTimeouts) -> Result<Folder, FolderError> {
+        if !path.is_file() {
+            return Err(FolderError::NotFound(path.to_owned()));
+        }
+        let mut locked = LockedMbox::lock(path, timeouts)?;
+        let (data, stamp) = read_locked(path, &mut locked)?;
+        Ok(Folder::parse(&data, stamp))
+    }
+
+    /// Reads the folder under its locks, applies `change`, and writes the
+    /// result (also when only UIDs were missing). Returns the new state and
+    /// what `change` returned.
+    pub fn update<T>(
+        path: &Path,
+        timeouts: LockTimeouts,
+        change: impl FnOnce(&mut Folder) -> T,
+    ) -> Result<(Folder, T), FolderError> {
+        if !path.is_file() {
+            return Err(FolderError::NotFound(path.to_owned()));
+        }
+        let mut locked = LockedMbox::lock(path, timeouts)?;
+        let (data, _) = read_locked(path, &mut locked)?;
+        let mut folder = Folder::parse(&data, Stamp::default());
+        let before = folder.clone();
+        let result = change(&mut folder);
+        let changed = folder.needs_write
+            || folder.uid_next != before.uid_next
+            || folder.messages.len() != before.messages.len()
+            || folder.messages.iter().zip(&before.messages).any(|(a, b)| {
+                a.uid != b.uid || a.flags != b.flags || a.keywords != b.keywords || a.recent != b.recent
+            });
+        if changed {
+            let io = |e| FolderError::Io(path.to_owned(), e);
+            let original = locked.file().metadata().map_err(io)?;
+            replace_file(path, &folder.serialize(), &original).map_err(io)?;
+            folder.needs_write = false;
+        }
+        drop(locked);
+        folder.stamp = Stamp::of(path).unwrap_or_default();
+        Ok((folder, result))
+    }
+
+    /// Creates an empty mbox at `path` (its directories too).
+    pub fn create(path: &Path) -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+        }
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+        let empty = Folder {
+            uid_validity: new_uid_validity(),
+            uid_next: 1,
+            ..Folder::default()
+        };
+        file.write_all(&empty.serialize())?;
+        file.sync_all()
+    }
+
+    /// Parses an mbox's bytes.
+    pub fn parse(data: &[u8], stamp: Stamp) -> Folder {
+        let mut folder = Folder {
+            stamp,
+            ..Folder::default()
+        };
+        let mut base_seen = false;
+        for (index, stored) in lda::mbox::parse(data).into_iter().enumerate() {
+            let state = split_state(&stored.message);
+            if index == 0 {
+                if let Some(base) = state.imap_base.as_deref().and_then(parse_imap_base) {
+                    (folder.uid_validity, folder.uid_next) = base;
+                    base_seen = true;
+                }
+                if state.pseudo {
+                    continue;
+                }
+            }
+            let last = folder.messages.last().map_or(0, |m: &Message| m.uid);
+            let uid = match state.uid {
+                Some(uid) if uid > last && (uid < folder.uid_next || !base_seen) => uid,
+                _ => {
+                    folder.needs_write = true;
+                    0 // assigned below, once uid_next is known
+                }
+            };
+            folder.messages.push(Message {
+                uid,
+                flags: state.flags,
+                keywords: state.keywords,
+                recent: !state.old,
+                from_line: String::from_utf8_lossy(stored.from_line).into_owned(),
+                content: Arc::new(state.content),
+            });
+        }
+        if !base_seen {
+            folder.uid_validity = new_uid_validity();
+            folder.needs_write = true;
+        }
+        let mut next = folder.uid_next.max(1);
+        let mut last = 0;
+        for m in &mut folder.messages {
+            if m.uid == 0 || m.uid <= last {
+                m.uid = next.max(last + 1);
+                folder.needs_write = true;
+            }
+            last = m.uid;
+            next = next.max(last + 1);
+        }
+        folder.uid_next = next;
+        folder
+    }
+
+    /// The mbox bytes of this state.
+    pub fn serialize(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.messages.iter().map(|m| m.content.len() + 200).sum());
+        if self.messages.is_empty() {
+            // UW-IMAP's and Dovecot's way of keeping UIDVALIDITY and
+            // UIDNEXT in a folder with no mail
+            let pseudo = format!(
+                "Date: {date}\nFrom: Mail System Internal Data <MAILER-DAEMON@localhost>\n\
+                 Subject: {PSEUDO_SUBJECT}\nMessage-ID: <{validity}@localhost>\n\
+                 X-IMAP: {validity} {next:010}\nStatus: RO\n\n\
+                 This text is part of the internal format of your mail folder, and is not\n\
+                 a real message.  It is created automatically by the mail system software.\n\
+                 If deleted, important folder data will be lost, and it will be re-created\n\
+                 with the data reset to initial values.\n",
+                date = lda::mbox::asctime(SystemTime::now()),
+                validity = self.uid_validity,
+                next = self.uid_next,
+            );
+            lda::mbox::encode(
+                &lda::mbox::from_line("MAILER-DAEMON", SystemTime::now()),
+                pseudo.as_bytes(),
+                &mut out,
+            );
+            return out;
+        }
+        for (index, m) in self.messages.iter().enumerate() {
+            let mut fields = String::new();
+            if index == 0 {
+                fields.push_str(&format!("X-IMAPbase: {} {:010}\n", self.uid_validity, self.uid_next));
+            }
+            // O: a server has seen it (no longer \Recent)
+            match (m.has(SEEN), m.recent) {
+                (true, false) => fields.push_str("Status: RO\n"),
+                (true, true) => fields.push_str("Status: R\n"),
+                (false, false) => fields.push_str("Status: O\n"),
+                (false, true) => {}
+            }
+            let x_status: String = [(ANSWERED, 'A'), (FLAGGED, 'F'), (DRAFT, 'T'), (DELETED, 'D')]
+                .iter()
+                .filter(|(f, _)| m.has(*f))
+                .map(|&(_, c)| c)
+                .collect();
+            if !x_status.is_empty() {
+                fields.push_str(&format!("X-Status: {x_status}\n"));
+            }
+            if !m.keywords.is_empty() {
+                fields.push_str(&format!("X-Keywords: {}\n", m.keywords.join(" ")));
+            }
+            fields.push_str(&format!("X-UID: {}\n", m.uid));
+            let message = insert_fields(&m.content, &fields);
+            let mut from_line = m.from_line.clone();
+            from_line.push('\n');
+            lda::mbox::encode(&from_line, &message, &mut out);
+        }
+        out
+    }
+
+    pub fn position(&self, uid: u32) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// Appends a message (UID assigned); returns its UID. `from_line`
+    /// keeps a copied message's envelope; without it one is made from the
+    /// message's Return-Path or From and `internal_date`.
+    pub fn push(
+        &mut self,
+        content: Vec<u8>,
+        flags: u8,
+        keywords: Vec<String>,
+        internal_date: SystemTime,
+        from_line: Option<String>,
+    ) -> u32 {
+        let uid = self.uid_next;
+        self.uid_next += 1;
+        let from_line = from_line.unwrap_or_else(|| {
+            let line = lda::mbox::from_line(&envelope_sender(&content), internal_date);
+            line.trim_end_matches('\n').to_owned()
+        });
+        self.messages.push(Message {
+            uid,
+            flags,
+            keywords,
+            recent: true,
+            from_line,
+            content: Arc::new(split_state(&content).content),
+        });
+        uid
+    }
+}
+
+fn read_locked(path: &Path, locked: &mut LockedMbox) -> Result<(Vec<u8>, Stamp), FolderError> {
+    let io = |e| FolderError::Io(path.to_owned(), e);
+    let file = locked.file();
+    let meta = file.metadata().map_err(io)?;
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    (&*file).read_to_end(&mut data).map_err(io)?;
+    let stamp = Stamp {
+        inode: meta.ino(),
+        len: meta.len(),
+        modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    };
+    Ok((data, stamp))
+}
+
+/// Writes `data` to a temporary file beside `path`, syncs it and renames
+/// it over `path`, keeping the old file's permissions and group.
+fn replace_file(path: &Path, data: &[u8], original: &std::fs::Metadata) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.imapd-{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        file.set_permissions(std::fs::Permissions::from_mode(original.mode() & 0o7777))?;
+        // SAFETY: plain fchown on an open descriptor; failure is harmless
+        // (we may not be in the file's group).
+        unsafe {
+            libc::fchown(std::os::fd::AsRawFd::as_raw_fd(&file), u32::MAX, original.gid());
+        }
+        file.write_all(data)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn new_uid_validity() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32)
+        .max(1)
+}
+
+fn parse_imap_base(value: &str) -> Option<(u32, u32)> {
+    let mut parts = value.split_whitespace();
+    let validity = parts.next()?.parse().ok()?;
+    let next = parts.next()?.parse().ok()?;
+    Some((validity, next))
+}
+
+/// A message split into its server state and what clients see.
+struct StateFields {
+    content: Vec<u8>,
+    imap_base: Option<String>,
+    pseudo: bool,
+    uid: Option<u32>,
+    flags: u8,
+    old: bool,
+    keywords: Vec<String>,
+}
+
+fn split_state(message: &[u8]) -> StateFields {
+    let header_end = header_end(message);
+    let mut state = StateFields {
+        content: Vec::with_capacity(message.len()),
+        imap_base: None,
+        pseudo: false,
+        uid: None,
+        flags: 0,
+        old: false,
+        keywords: Vec::new(),
+    };
+    let mut fields: Vec<&[u8]> = Vec::new();
+    let mut pos = 0;
+    // header fields with their continuation lines
+    while pos < header_end {
+        let mut end = pos;
+        loop {
+            end = message[end..header_end]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(header_end, |i| end + i + 1);
+            if end >= header_end || !matches!(message[end], b' ' | b'\t') {
+                break;
+            }
+        }
+        fields.push(&message[pos..end]);
+        pos = end;
+    }
+    for field in fields {
+        let name_end = field.iter().position(|&b| b == b':');
+        let name = name_end.map(|i| String::from_utf8_lossy(&field[..i]).trim().to_ascii_lowercase());
+        let Some(name) = name.filter(|n| STATE_FIELDS.contains(&n.as_str())) else {
+            state.content.extend_from_slice(field);
+            continue;
+        };
+        let value = String::from_utf8_lossy(&field[name_end.unwrap_or(0) + 1..]).trim().to_owned();
+        match name.as_str() {
+            "x-imapbase" => state.imap_base = Some(value),
+            "x-imap" => {
+                state.imap_base = Some(value);
+                state.pseudo = true;
+            }
+            "x-uid" => state.uid = value.parse().ok(),
+            "status" => {
+                if value.contains('R') {
+                    state.flags |= SEEN;
+                }
+                state.old = value.contains('O');
+            }
+            "x-status" => {
+                for (c, flag) in [('A', ANSWERED), ('F', FLAGGED), ('T', DRAFT), ('D', DELETED)] {
+                    if value.contains(c) {
+                        state.flags |= flag;
+                    }
+                }
+            }
+            "x-keywords" => {
+                for k in value.split([' ', ',', '\t']).filter(|k| !k.is_empty()) {
+                    if !state.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                        state.keywords.push(k.to_owned());
+                    }
+                }
+            }
+            _ => {} // content-length: recomputed by nobody, dropped
+        }
+    }
+    state.content.extend_from_slice(&message[header_end..]);
+    state
+}
+
+/// Offset just past the last header line (the blank line, if any, is not
+/// included), or the message's length when it has no body.
+fn header_end(message: &[u8]) -> usize {
+    let mut pos = 0;
+    while pos < message.len() {
+        if message[pos] == b'\n' || message[pos..].starts_with(b"\r\n") {
+            return pos;
+        }
+        pos = message[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(message.len(), |i| pos + i + 1);
+    }
+    message.len()
+}
+
+/// `content` with `fields` (LF-terminated lines) added at the end of its
+/// header, in the message's own line-ending style.
+fn insert_fields(content: &[u8], fields: &str) -> Vec<u8> {
+    let end = header_end(content);
+    let crlf = content[..end].windows(2).any(|w| w == b"\r\n");
+    let mut out = Vec::with_capacity(content.len() + fields.len() * 2 + 2);
+    out.extend_from_slice(&content[..end]);
+    if end > 0 && content[end - 1] != b'\n' {
+        out.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+    }
+    if crlf {
+        out.extend_from_slice(fields.replace('\n', "\r\n").as_bytes());
+    } else {
+        out.extend_from_slice(fields.as_bytes());
+    }
+    out.extend_from_slice(&content[end..]);
+    out
+}
+
+/// `\n` not preceded by `\r`.
+pub fn lone_newlines(data: &[u8]) -> usize {
+    let mut count = 0;
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            count += 1;
+        }
+        prev = b;
+    }
+    count
+}
+
+/// The message with every line ending as CRLF, as IMAP sends it.
+pub fn to_crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + lone_newlines(data));
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+/// The address in the message's Return-Path or From, for an appended
+/// message's `From ` line.
+fn envelope_sender(content: &[u8]) -> String {
+    let end = header_end(content);
+    let header = String::from_utf8_lossy(&content[..end]);
+    for name in ["return-path:", "from:"] {
+        if let Some(line) = header.lines().find(|l| l.to_ascii_lowercase().starts_with(name)) {
+            let value = &line[name.len()..];
+            let address = match (value.find('<'), value.rfind('>')) {
+                (Some(a), Some(b)) if a < b => &value[a + 1..b],
+                _ => value.trim(),
+            };
+            if !address.is_empty() && !address.contains(char::is_whitespace) {
+                return address.to_owned();
+            }
+        }
+    }
+    "MAILER-DAEMON".to_owned()
+}
+
+/// `From sender Sat Nov 28 04:03:56 2026` → Unix seconds (UTC).
+fn parse_asctime(from_line: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let words: Vec<&str> = from_line.split_whitespace().collect();
+    // the date is the last five words (some writers add a zone: ignore it)
+    let at = words.iter().rposition(|w| MONTHS.contains(w))?;
+    let month = MONTHS.iter().position(|m| *m == words[at])? as i64 + 1;
+    let day: i64 = words.get(at + 1)?.parse().ok()?;
+    let mut hms = words.get(at + 2)?.split(':').map(|p| p.parse::<i64>());
+    let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next().unwrap_or(Ok(0)).ok()?);
+    let year: i64 = words.get(at + 3..)?.iter().find_map(|w| w.parse().ok().filter(|y| *y > 1900))?;
+    Some(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_headers_round_trip_and_stay_hidden() {
+        let mbox = b"From a@b Sat Nov 28 04:03:56 2026\nX-IMAPbase: 1234 0000000009\nSubject: one\nStatus: RO\nX-Status: AF\nX-Keywords: $Junk work\nX-UID: 7\n\nbody\n\n\
+From c@d Sat Nov 28 04:03:57 2026\nSubject: two\n\n>From quoted\n\n";
+        let folder = Folder::parse(mbox, Stamp::default());
+        assert_eq!((folder.uid_validity, folder.messages.len()), (1234, 2));
+        let m = &folder.messages[0];
+        assert_eq!(m.uid, 7);
+        assert_eq!(m.flags, SEEN | ANSWERED | FLAGGED);
+        assert_eq!(m.keywords, ["$Junk", "work"]);
+        assert!(!m.recent);
+        assert_eq!(&m.content[..], b"Subject: one\n\nbody\n");
+        assert_eq!(m.internal_date(), 1_795_838_636);
+        let n = &folder.messages[1];
+        assert_eq!((n.uid, n.recent), (9, true));
+        assert_eq!(&n.content[..], b"Subject: two\n\nFrom quoted\n");
+        assert_eq!(folder.uid_next, 10);
+        assert!(folder.needs_write);
+        let again = Folder::parse(&folder.serialize(), Stamp::default());
+        assert!(!again.needs_write);
+        assert_eq!(again.messages, folder.messages);
+        assert_eq!((again.uid_validity, again.uid_next), (1234, 10));
+    }
+
+    #[test]
+    fn empty_folder_keeps_its_uids_in_a_pseudo_message() {
+        let folder = Folder {
+            uid_validity: 77,
+            uid_next: 42,
+            ..Folder::default()
+        };
+        let again = Folder::parse(&folder.serialize(), Stamp::default());
+        assert!(again.messages.is_empty());
+        assert_eq!((again.uid_validity, again.uid_next), (77, 42));
+    }
+
+    #[test]
+    fn crlf_messages_keep_their_line_ends() {
+        let mut folder = Folder {
+            uid_validity: 1,
+            uid_next: 1,
+            ..Folder::default()
+        };
+        folder.push(b"Subject: x\r\n\r\nbody\r\n".to_vec(), SEEN, vec![], UNIX_EPOCH, None);
+        let bytes = folder.serialize();
+        assert!(bytes.windows(13).any(|w| w == b"Status: R\r\nX-"), "{}", String::from_utf8_lossy(&bytes));
+        let again = Folder::parse(&bytes, Stamp::default());
+        assert_eq!(&again.messages[0].content[..], b"Subject: x\r\n\r\nbody\r\n");
+        assert_eq!(again.messages[0].size(), 20);
+    }
+}

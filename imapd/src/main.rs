@@ -1,0 +1,102 @@
+//! `imapd [--config FILE] [--listen ADDR:PORT]…`: serves IMAP4rev1 over the
+//! users' mbox folders.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Arg, ArgAction, Command};
+use imapd::Context;
+use imapd::auth::Authenticator;
+use imapd::config::ImapdConfig;
+use imapd::training::Trainer;
+
+const EX_CONFIG: i32 = 78;
+const EX_OSERR: i32 = 71;
+
+fn main() {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    std::process::exit(run());
+}
+
+fn command() -> Command {
+    Command::new("imapd")
+        .about("IMAP4rev1 server over mbox folders; trains each user's spam filter from their moves")
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .help(format!("configuration file [default: {}]", lda::config::DEFAULT_CONFIG_PATH)),
+        )
+        .arg(
+            Arg::new("listen")
+                .long("listen")
+                .value_name("ADDR:PORT")
+                .action(ArgAction::Append)
+                .help("address to listen on (repeatable; replaces [imapd] listen)"),
+        )
+}
+
+fn run() -> i32 {
+    let matches = command().get_matches();
+    let config_path = matches.get_one::<String>("config").map(PathBuf::from);
+    let config = match lda::config::Config::load(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(EX_CONFIG, &e.to_string()),
+    };
+    let text = config_path
+        .as_deref()
+        .or(Some(std::path::Path::new(lda::config::DEFAULT_CONFIG_PATH)))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let mut imapd = match ImapdConfig::parse(&text) {
+        Ok(c) => c,
+        Err(e) => return fail(EX_CONFIG, &e),
+    };
+    if let Some(listen) = matches.get_many::<String>("listen") {
+        let parsed: Result<Vec<_>, _> = listen.map(|s| s.parse()).collect();
+        match parsed {
+            Ok(l) => imapd.listen = l,
+            Err(_) => return fail(64, "--listen: expected ADDR:PORT, e.g. 127.0.0.1:1143"),
+        }
+    }
+    let Some(passwd_file) = config.passwd_file.clone() else {
+        return fail(
+            EX_CONFIG,
+            "imapd needs a user table: set [users] passwd_file in the configuration (Dovecot passwd-file format)",
+        );
+    };
+    let config = Arc::new(config);
+    let ctx = Arc::new(Context {
+        trainer: Trainer::start(config.clone()),
+        config,
+        auth: Authenticator::new(passwd_file),
+        imapd: imapd.clone(),
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(EX_OSERR, &format!("starting the runtime: {e}")),
+    };
+    runtime.block_on(async {
+        let mut servers = Vec::new();
+        for addr in &imapd.listen {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    tracing::info!("listening on {addr}");
+                    servers.push(tokio::spawn(imapd::server::run(listener, ctx.clone())));
+                }
+                Err(e) => return fail(EX_OSERR, &format!("cannot listen on {addr}: {e}")),
+            }
+        }
+        for server in servers {
+            if let Ok(Err(e)) = server.await {
+                return fail(EX_OSERR, &format!("accepting connections: {e}"));
+            }
+        }
+        0
+    })
+}
+
+fn fail(code: i32, message: &str) -> i32 {
+    eprintln!("imapd: {message}");
+    code
+}

@@ -1,0 +1,204 @@
+//! The socket side: accepts connections, frames commands (lines plus
+//! literals, with size limits), runs IDLE and AUTHENTICATE continuations,
+//! and hands complete commands to a [`Session`].
+//!
+//! Sessions do file I/O (mbox reads and rewrites under locks); they run
+//! inside `block_in_place`, so a slow disk delays only that connection.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::Context;
+use crate::imap::{Session, Step};
+
+/// Longest command line (outside literals).
+pub const MAX_LINE: usize = 64 * 1024;
+/// Largest literal (an APPENDed message).
+pub const MAX_LITERAL: usize = 64 * 1024 * 1024;
+/// How often an IDLE session looks for changes.
+pub const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Autologout of a silent client (RFC 3501: at least 30 minutes).
+pub const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Serves IMAP on `listener` until it fails.
+pub async fn run(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
+    loop {
+        let (socket, peer) = listener.accept().await?;
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve(socket, peer.ip(), ctx).await {
+                tracing::debug!(client = %peer, "connection ended: {e}");
+            }
+        });
+    }
+}
+
+enum Frame {
+    Command(Vec<u8>),
+    /// A line or literal over the limits: answered, then the connection
+    /// closes (the rest of the stream can't be framed reliably).
+    TooBig(&'static str),
+    Eof,
+}
+
+async fn serve(socket: TcpStream, client: IpAddr, ctx: Arc<Context>) -> std::io::Result<()> {
+    let _ = socket.set_nodelay(true);
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut session = Session::new(ctx, client);
+    session.greeting();
+    flush(&mut session, &mut writer).await?;
+    loop {
+        let frame = match tokio::time::timeout(AUTOLOGOUT, read_command(&mut reader, &mut writer)).await {
+            Ok(frame) => frame?,
+            Err(_) => {
+                writer.write_all(b"* BYE Autologout; idle for too long.\r\n").await?;
+                return Ok(());
+            }
+        };
+        let command = match frame {
+            Frame::Command(c) => c,
+            Frame::TooBig(what) => {
+                writer.write_all(format!("* BYE {what}\r\n").as_bytes()).await?;
+                return Ok(());
+            }
+            Frame::Eof => return Ok(()),
+        };
+        let step = tokio::task::block_in_place(|| session.handle(&command));
+        flush(&mut session, &mut writer).await?;
+        match step {
+            Step::Continue => {}
+            Step::Close => return Ok(()),
+            Step::AuthenticateContinue => {
+                writer.write_all(b"+ \r\n").await?;
+                let mut line = Vec::new();
+                if read_line(&mut reader, &mut line).await? == 0 {
+                    return Ok(());
+                }
+                tokio::task::block_in_place(|| session.authenticate_response(&line));
+                flush(&mut session, &mut writer).await?;
+            }
+            Step::Idle => {
+                writer.write_all(b"+ idling\r\n").await?;
+                let mut line = Vec::new();
+                let mut idle_for = Duration::ZERO;
+                loop {
+                    match tokio::time::timeout(IDLE_POLL, reader.read_until(b'\n', &mut line)).await {
+                        Ok(Ok(0)) => return Ok(()),
+                        Ok(Ok(_)) if line.ends_with(b"\n") => break,
+                        Ok(Ok(_)) if line.len() > MAX_LINE => {
+                            writer.write_all(b"* BYE Line too long.\r\n").await?;
+                            return Ok(());
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => {
+                            idle_for += IDLE_POLL;
+                            if idle_for >= AUTOLOGOUT {
+                                writer.write_all(b"* BYE Autologout.\r\n").await?;
+                                return Ok(());
+                            }
+                            tokio::task::block_in_place(|| session.idle_poll());
+                            flush(&mut session, &mut writer).await?;
+                        }
+                    }
+                }
+                let step = tokio::task::block_in_place(|| session.idle_done(&line));
+                flush(&mut session, &mut writer).await?;
+                if step == Step::Close {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn flush(session: &mut Session, writer: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    if !session.out.is_empty() {
+        writer.write_all(&session.out).await?;
+        session.out.clear();
+    }
+    Ok(())
+}
+
+/// Reads one line (up to [`MAX_LINE`] + 1 bytes) into `line`.
+async fn read_line(reader: &mut BufReader<OwnedReadHalf>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut limited = (&mut *reader).take(MAX_LINE as u64 + 1);
+    limited.read_until(b'\n', line).await
+}
+
+/// Reads a whole command: a line, and for each literal announced at its
+/// end (`{N}` or `{N+}`), the continuation request, N bytes and the rest.
+async fn read_command(reader: &mut BufReader<OwnedReadHalf>, writer: &mut OwnedWriteHalf) -> std::io::Result<Frame> {
+    let mut command = Vec::new();
+    loop {
+        let start = command.len();
+        if read_line(reader, &mut command).await? == 0 {
+            return Ok(Frame::Eof);
+        }
+        if !command.ends_with(b"\n") {
+            if command.len() - start > MAX_LINE {
+                return Ok(Frame::TooBig("Command line too long."));
+            }
+            return Ok(Frame::Eof); // the client closed mid-line
+        }
+        let Some((length, sync)) = literal_announced(&command[start..]) else {
+            return Ok(Frame::Command(command));
+        };
+        if length > MAX_LITERAL || command.len() + length > MAX_LITERAL + MAX_LINE {
+            if sync {
+                // refuse without reading the data: the client must not send it
+                let tag = command.split(|&b| b == b' ').next().unwrap_or(b"*");
+                let tag = String::from_utf8_lossy(tag);
+                writer
+                    .write_all(format!("{tag} NO [TOOBIG] Literal larger than {MAX_LITERAL} bytes.\r\n").as_bytes())
+                    .await?;
+                command.clear();
+                continue;
+            }
+            return Ok(Frame::TooBig("Literal too large."));
+        }
+        if sync {
+            writer.write_all(b"+ Ready for literal data\r\n").await?;
+        }
+        let at = command.len();
+        command.resize(at + length, 0);
+        reader.read_exact(&mut command[at..]).await?;
+    }
+}
+
+/// `{123}\r\n` or `{123+}\r\n` at the end of a line: (length, synchronizing).
+fn literal_announced(line: &[u8]) -> Option<(usize, bool)> {
+    let line = line.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let inner = &line[open + 1..];
+    let (digits, sync) = match inner.strip_suffix(b"+") {
+        Some(d) => (d, false),
+        None => (inner, true),
+    };
+    if digits.is_empty() || digits.len() > 12 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some((std::str::from_utf8(digits).ok()?.parse().ok()?, sync))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_markers() {
+        assert_eq!(literal_announced(b"a APPEND x {12}\r\n"), Some((12, true)));
+        assert_eq!(literal_announced(b"a APPEND x {12+}\r\n"), Some((12, false)));
+        assert_eq!(literal_announced(b"a NOOP\r\n"), None);
+        assert_eq!(literal_announced(b"a x {}\r\n"), None);
+        assert_eq!(literal_announced(b"a x {99999999999999}\r\n"), None);
+    }
+}
