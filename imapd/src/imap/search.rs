@@ -56,12 +56,8 @@ fn matches(key: &SearchKey<'_>, i: usize, m: &Message, scope: &Scope<'_>, decode
     let date = |d: &chrono::NaiveDate| crate::mailbox::days_from_civil(i64::from(d.year()), i64::from(d.month()), i64::from(d.day()));
     let internal_day = || m.internal_date().div_euclid(86400);
     let sent_day = || {
-        let header = DecodedMessage::parse(&m.content);
-        header
-            .headers
-            .iter()
-            .find(|h| h.name == "date")
-            .and_then(|h| parse_rfc2822_day(&h.value))
+        crate::mime::field(&crate::mime::header_fields(&m.content), "date")
+            .and_then(|date| parse_rfc2822_day(&date))
             .unwrap_or_else(internal_day)
     };
     match key {

@@ -501,7 +501,7 @@ impl Session {
     /// protocol allows (`allow_expunge`); otherwise the old view stays.
     fn refresh(&mut self, allow_expunge: bool) {
         let timeouts = self.timeouts();
-        let Some(sel) = &mut self.selected else { return };
+        let Some(sel) = &self.selected else { return };
         if Stamp::of(&sel.path) == Some(sel.folder.stamp) {
             return;
         }
@@ -513,7 +513,23 @@ impl Session {
         } else {
             Folder::update(&sel.path, timeouts, claim_recent)
         };
-        let Ok((new, new_recent)) = loaded else { return };
+        if let Ok((new, new_recent)) = loaded {
+            self.apply(new, new_recent, allow_expunge, &HashSet::new(), &HashSet::new());
+        }
+    }
+
+    /// Makes `new` the selected folder's view, writing the untagged
+    /// responses for what changed: EXPUNGE, EXISTS, RECENT, and FETCH
+    /// FLAGS for changed messages except `quiet` ones, plus `always` ones.
+    fn apply(
+        &mut self,
+        new: Folder,
+        new_recent: HashSet<u32>,
+        allow_expunge: bool,
+        quiet: &HashSet<u32>,
+        always: &HashSet<u32>,
+    ) {
+        let Some(sel) = &mut self.selected else { return };
         let new_uids: HashSet<u32> = new.messages.iter().map(|m| m.uid).collect();
         let gone: Vec<usize> = (0..sel.folder.messages.len())
             .filter(|&i| !new_uids.contains(&sel.folder.messages[i].uid))
@@ -529,13 +545,16 @@ impl Session {
         sel.recent.extend(new_recent);
         let mut added = false;
         for (i, m) in new.messages.iter().enumerate() {
-            match old.get(&m.uid) {
-                Some(o) if o.flags != m.flags || o.keywords != m.keywords => {
-                    let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
-                    out.extend_from_slice(format!("* {} FETCH (FLAGS {flags})\r\n", i + 1).as_bytes());
+            let report = match old.get(&m.uid) {
+                Some(o) => always.contains(&m.uid) || ((o.flags != m.flags || o.keywords != m.keywords) && !quiet.contains(&m.uid)),
+                None => {
+                    added = true;
+                    false
                 }
-                Some(_) => {}
-                None => added = true,
+            };
+            if report {
+                let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
+                out.extend_from_slice(format!("* {} FETCH (FLAGS {flags} UID {})\r\n", i + 1, m.uid).as_bytes());
             }
         }
         if added || !gone.is_empty() {
@@ -962,38 +981,22 @@ impl Session {
             }
             learned
         });
-        let learned = match result {
-            Ok((_, learned)) => learned,
+        let (new, learned) = match result {
+            Ok(x) => x,
             Err(e) => return self.folder_error(tag, e),
         };
         for (uid, content) in learned {
             let class = lesson.expect("only with a lesson");
             let name = self.selected.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-            self.train(content, class, format!("STORE {} on {name} UID {uid}", if class == Class::Spam { "$Junk" } else { "$NotJunk" }));
+            let keyword = if class == Class::Spam { "$Junk" } else { "$NotJunk" };
+            self.train(content, class, format!("STORE {keyword} on {name} UID {uid}"));
         }
-        // report the new flags of the stored messages (and anything else)
-        let before: Vec<(u32, u8, Vec<String>)> = self
-            .selected
-            .as_ref()
-            .map(|s| s.folder.messages.iter().map(|m| (m.uid, m.flags, m.keywords.clone())).collect())
-            .unwrap_or_default();
-        self.refresh(false);
-        if response == StoreResponse::Answer {
-            let sel = self.selected.as_ref().expect("selected");
-            let mut out = Vec::new();
-            for (i, m) in sel.folder.messages.iter().enumerate() {
-                let changed = before
-                    .iter()
-                    .find(|(u, _, _)| *u == m.uid)
-                    .is_some_and(|(_, f, k)| *f != m.flags || *k != m.keywords);
-                if targets.contains(&m.uid) && !changed {
-                    let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
-                    let uid_part = if uid { format!(" UID {}", m.uid) } else { String::new() };
-                    out.extend_from_slice(format!("* {} FETCH (FLAGS {flags}{uid_part})\r\n", i + 1).as_bytes());
-                }
-            }
-            self.out.extend_from_slice(&out);
-        }
+        let none = HashSet::new();
+        let (quiet, always) = match response {
+            StoreResponse::Silent => (&targets, &none),
+            StoreResponse::Answer => (&none, &targets),
+        };
+        self.apply(new, HashSet::new(), false, quiet, always);
         self.tagged(tag, "OK Store completed.");
     }
 

@@ -1,0 +1,131 @@
+//! A scratch site for imapd tests: users in a passwd-file, their mail
+//! under a temporary directory, the server running in-process on a port
+//! of 127.0.0.1 chosen by the kernel, and Python's imaplib as the client.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use imapd::Context;
+use imapd::auth::Authenticator;
+use imapd::config::ImapdConfig;
+use imapd::training::Trainer;
+use lda::lock::LockTimeouts;
+
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub config: Arc<lda::config::Config>,
+}
+
+impl Site {
+    /// Users `alice` / `secret` and `bob` / `hunter2` (a SHA512-CRYPT
+    /// hash), homes under the scratch directory, INBOX at `~/inbox`,
+    /// folders in `~/mail`.
+    pub fn start() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let bob_hash = "$6$saltsalt$8iYtNHxjWRl.NF6oNZ5tF.iKFlQREaXBLlSmZKP6dy9l5z3vsooWNW0/GZ6Nej73/TFug6pIPSqbJoCT6dfnj.";
+        std::fs::write(
+            root.join("passwd"),
+            format!(
+                "alice:{{PLAIN}}secret::::{root}/alice::\nbob:{{SHA512-CRYPT}}{bob_hash}::::{root}/bob::\n",
+                root = root.display()
+            ),
+        )
+        .unwrap();
+        let text = format!(
+            "[users]\npasswd_file = \"{}/passwd\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\nlock_timeout = 10\n",
+            root.display()
+        );
+        let config = Arc::new(lda::config::Config::parse(&text).unwrap());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let ctx = Arc::new(Context {
+            config: config.clone(),
+            imapd: ImapdConfig::default(),
+            auth: Authenticator::new(root.join("passwd")),
+            trainer: Trainer::start(config.clone()),
+        });
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                imapd::server::run(listener, ctx).await.unwrap();
+            });
+        });
+        Site { dir, port, config }
+    }
+
+    pub fn home(&self, user: &str) -> PathBuf {
+        self.dir.path().join(user)
+    }
+
+    pub fn inbox(&self, user: &str) -> PathBuf {
+        self.home(user).join("inbox")
+    }
+
+    pub fn folder(&self, user: &str, name: &str) -> PathBuf {
+        self.home(user).join("mail").join(name)
+    }
+
+    /// Delivers as lda does (same code, same locks).
+    pub fn deliver(&self, mbox: &Path, sender: &str, message: &[u8]) {
+        std::fs::create_dir_all(mbox.parent().unwrap()).unwrap();
+        let timeouts = LockTimeouts {
+            wait: Duration::from_secs(10),
+            stale_after: Duration::from_secs(600),
+        };
+        lda::deliver::append(mbox, &lda::mbox::from_line(sender, SystemTime::now()), message, timeouts).unwrap();
+    }
+
+    /// Runs `tests/py/NAME` with the port and the scratch directory; panics
+    /// with its output unless it exits 0.
+    pub fn python(&self, script: &str, args: &[&str]) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
+        let out = Command::new("python3")
+            .arg(&path)
+            .arg(self.port.to_string())
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{script} failed:\n--- stdout\n{stdout}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// The user's learned message counts (spam, clean).
+    pub fn learned(&self, user: &str) -> (u64, u64) {
+        let path = self.home(user).join(".bsfilter").join(bsfilter::store::DB_FILE_NAME);
+        let Ok(Some(store)) = bsfilter::store::Store::open_read_only(&path, Duration::from_secs(5)) else {
+            return (0, 0);
+        };
+        let totals = store.read(|r| r.totals()).unwrap();
+        (totals.spam_messages, totals.clean_messages)
+    }
+
+    /// Waits (up to 5 s) until `user` has learned `want`.
+    pub fn wait_learned(&self, user: &str, want: (u64, u64)) -> Duration {
+        let start = Instant::now();
+        while self.learned(user) != want {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{user} learned {:?}, expected {want:?}",
+                self.learned(user)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        start.elapsed()
+    }
+}
