@@ -39,3 +39,46 @@ fn imaplib_suite_covers_the_commands() {
     );
     assert!(!site.dir.path().join("evil").exists());
 }
+
+fn spam_message(n: u32) -> Vec<u8> {
+    format!(
+        "From: winner{n}@lottery.example\nTo: alice@example.org\nSubject: You won {n} million dollars\nMessage-ID: <spam{n}@lottery.example>\n\nClaim your prize now, send your bank details to claim {n} million.\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn moving_mail_trains_the_users_filter() {
+    let site = Site::start();
+    let inbox = site.inbox("alice");
+    site.deliver(&inbox, "winner1@lottery.example", &spam_message(1));
+    site.deliver(&inbox, "winner2@lottery.example", &spam_message(2));
+    assert_eq!(site.learned("alice"), (0, 0));
+
+    site.python("training.py", &["move-to-spam"]);
+    let took = site.wait_learned("alice", (1, 0));
+    assert!(took.as_millis() < 1000, "training took {took:?}");
+    // out of Spam: the ledger moves the message from spam to clean
+    site.python("training.py", &["move-back"]);
+    site.wait_learned("alice", (0, 1));
+    // INBOX is now: message 2, message 1 (moved back). COPY message 2 to
+    // Spam teaches it; copying it on from Spam to Trash teaches nothing
+    site.python("training.py", &["copy-to-spam-then-trash"]);
+    site.wait_learned("alice", (1, 1));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(site.learned("alice"), (1, 1), "moving to Trash trained");
+    // APPEND to Spam (mbsync's way of moving) of message 1: clean → spam
+    site.python("training.py", &["append-to-spam"]);
+    site.wait_learned("alice", (2, 0));
+    // flags on message 2: $NotJunk, then $Junk again
+    site.python("training.py", &["flag-not-junk"]);
+    site.wait_learned("alice", (1, 1));
+    site.python("training.py", &["flag-junk"]);
+    site.wait_learned("alice", (2, 0));
+    // bob learned nothing from alice's moves; a folder under Spam counts
+    assert_eq!(site.learned("bob"), (0, 0));
+    site.deliver(&site.inbox("bob"), "winner3@lottery.example", &spam_message(3));
+    site.python("training.py", &["bob-copy-to-spam-sub"]);
+    site.wait_learned("bob", (1, 0));
+    assert_eq!(site.learned("alice"), (2, 0));
+}
