@@ -159,7 +159,8 @@ mod tests {
     #[test]
     fn schemes() {
         // made with: mkpasswd -m sha-512 -S saltsalt secret
-        let sha512 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+        let sha512 =
+            "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
         let bcrypt = "$2b$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a";
         assert!(verify(&format!("{{BLF-CRYPT}}{bcrypt}"), b"secret"));
         assert!(!verify(&format!("{{BLF-CRYPT}}{bcrypt}"), b"secreT"));

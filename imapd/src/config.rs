@@ -62,7 +62,11 @@ impl ImapdConfig {
         };
         let section = section.as_table().ok_or("`imapd` should be a [section]")?;
         for (key, value) in section {
-            let text = |v: &toml::Value| v.as_str().map(str::to_owned).ok_or(format!("[imapd] {key}: expected a string"));
+            let text = |v: &toml::Value| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or(format!("[imapd] {key}: expected a string"))
+            };
             match key.as_str() {
                 "listen" => {
                     let list = value.as_array().ok_or("[imapd] listen: expected a list of addresses")?;
@@ -70,7 +74,8 @@ impl ImapdConfig {
                         .iter()
                         .map(|v| {
                             let s = text(v)?;
-                            s.parse().map_err(|_| format!("[imapd] listen: {s:?} is not an address:port"))
+                            s.parse()
+                                .map_err(|_| format!("[imapd] listen: {s:?} is not an address:port"))
                         })
                         .collect::<Result<_, String>>()?;
                 }
@@ -79,7 +84,11 @@ impl ImapdConfig {
                         "loopback" => PlaintextAuth::Loopback,
                         "always" => PlaintextAuth::Always,
                         "never" => PlaintextAuth::Never,
-                        other => return Err(format!("[imapd] plaintext_auth = {other:?}: expected loopback, always or never")),
+                        other => {
+                            return Err(format!(
+                                "[imapd] plaintext_auth = {other:?}: expected loopback, always or never"
+                            ));
+                        }
                     }
                 }
                 "trash_folder" => config.trash_folder = text(value)?,

@@ -4,7 +4,7 @@
 //!
 //! | header | meaning |
 //! |---|---|
-//! | `X-IMAPbase: UIDVALIDITY UIDNEXT [KEYWORD…]` | on the first message |
+//! | `X-IMAPbase: UIDVALIDITY UIDLAST [KEYWORD…]` | on the first message (UIDLAST = UIDNEXT − 1, UW-IMAP's convention) |
 //! | `X-IMAP: …` | the same, on UW-IMAP's pseudo message of an empty folder |
 //! | `X-UID: N` | the message's UID |
 //! | `Status: RO` | R = `\Seen`, O = seen by a server (not `\Recent`) |
@@ -91,6 +91,9 @@ impl Message {
 pub struct Folder {
     pub uid_validity: u32,
     pub uid_next: u32,
+    /// Keywords declared in X-IMAPbase (Dovecot reads only those from
+    /// X-Keywords), in order.
+    pub keywords: Vec<String>,
     pub messages: Vec<Message>,
     /// What the file looked like when read, to notice changes cheaply.
     pub stamp: Stamp,
@@ -173,12 +176,13 @@ impl Folder {
         let mut folder = Folder::parse(&data, Stamp::default());
         let before = folder.clone();
         let result = change(&mut folder);
-        let changed = folder.needs_write
-            || folder.uid_next != before.uid_next
-            || folder.messages.len() != before.messages.len()
-            || folder.messages.iter().zip(&before.messages).any(|(a, b)| {
-                a.uid != b.uid || a.flags != b.flags || a.keywords != b.keywords || a.recent != b.recent
-            });
+        let changed =
+            folder.needs_write
+                || folder.uid_next != before.uid_next
+                || folder.messages.len() != before.messages.len()
+                || folder.messages.iter().zip(&before.messages).any(|(a, b)| {
+                    a.uid != b.uid || a.flags != b.flags || a.keywords != b.keywords || a.recent != b.recent
+                });
         if changed {
             let io = |e| FolderError::Io(path.to_owned(), e);
             let original = locked.file().metadata().map_err(io)?;
@@ -215,8 +219,8 @@ impl Folder {
         for (index, stored) in lda::mbox::parse(data).into_iter().enumerate() {
             let state = split_state(&stored.message);
             if index == 0 {
-                if let Some(base) = state.imap_base.as_deref().and_then(parse_imap_base) {
-                    (folder.uid_validity, folder.uid_next) = base;
+                if let Some((validity, next, keywords)) = state.imap_base.as_deref().and_then(parse_imap_base) {
+                    (folder.uid_validity, folder.uid_next, folder.keywords) = (validity, next, keywords);
                     base_seen = true;
                 }
                 if state.pseudo {
@@ -267,14 +271,14 @@ impl Folder {
             let pseudo = format!(
                 "Date: {date}\nFrom: Mail System Internal Data <MAILER-DAEMON@localhost>\n\
                  Subject: {PSEUDO_SUBJECT}\nMessage-ID: <{validity}@localhost>\n\
-                 X-IMAP: {validity} {next:010}\nStatus: RO\n\n\
+                 X-IMAP: {validity} {last:010}\nStatus: RO\n\n\
                  This text is part of the internal format of your mail folder, and is not\n\
                  a real message.  It is created automatically by the mail system software.\n\
                  If deleted, important folder data will be lost, and it will be re-created\n\
                  with the data reset to initial values.\n",
                 date = lda::mbox::asctime(SystemTime::now()),
                 validity = self.uid_validity,
-                next = self.uid_next,
+                last = self.uid_next.saturating_sub(1),
             );
             lda::mbox::encode(
                 &lda::mbox::from_line("MAILER-DAEMON", SystemTime::now()),
@@ -283,10 +287,26 @@ impl Folder {
             );
             return out;
         }
+        // every keyword in use is declared, or Dovecot ignores it
+        let mut declared = self.keywords.clone();
+        for k in self.messages.iter().flat_map(|m| &m.keywords) {
+            if !declared.contains(k) {
+                declared.push(k.clone());
+            }
+        }
         for (index, m) in self.messages.iter().enumerate() {
             let mut fields = String::new();
             if index == 0 {
-                fields.push_str(&format!("X-IMAPbase: {} {:010}\n", self.uid_validity, self.uid_next));
+                fields.push_str(&format!(
+                    "X-IMAPbase: {} {:010}",
+                    self.uid_validity,
+                    self.uid_next.saturating_sub(1)
+                ));
+                for k in &declared {
+                    fields.push(' ');
+                    fields.push_str(k);
+                }
+                fields.push('\n');
             }
             // O: a server has seen it (no longer \Recent)
             match (m.has(SEEN), m.recent) {
@@ -365,10 +385,18 @@ fn read_locked(path: &Path, locked: &mut LockedMbox) -> Result<(Vec<u8>, Stamp),
 /// Writes `data` to a temporary file beside `path`, syncs it and renames
 /// it over `path`, keeping the old file's permissions and group.
 fn replace_file(path: &Path, data: &[u8], original: &std::fs::Metadata) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.imapd-{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.set_permissions(std::fs::Permissions::from_mode(original.mode() & 0o7777))?;
         // SAFETY: plain fchown on an open descriptor; failure is harmless
         // (we may not be in the file's group).
@@ -379,7 +407,11 @@ fn replace_file(path: &Path, data: &[u8], original: &std::fs::Metadata) -> std::
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
             File::open(dir)?.sync_all()?;
         }
         Ok(())
@@ -397,11 +429,12 @@ fn new_uid_validity() -> u32 {
         .max(1)
 }
 
-fn parse_imap_base(value: &str) -> Option<(u32, u32)> {
+/// `UIDVALIDITY UIDLAST [KEYWORD…]` → (UIDVALIDITY, UIDNEXT, keywords).
+fn parse_imap_base(value: &str) -> Option<(u32, u32, Vec<String>)> {
     let mut parts = value.split_whitespace();
     let validity = parts.next()?.parse().ok()?;
-    let next = parts.next()?.parse().ok()?;
-    Some((validity, next))
+    let last: u32 = parts.next()?.parse().ok()?;
+    Some((validity, last.checked_add(1)?, parts.map(str::to_owned).collect()))
 }
 
 /// A message split into its server state and what clients see.
@@ -450,7 +483,9 @@ fn split_state(message: &[u8]) -> StateFields {
             state.content.extend_from_slice(field);
             continue;
         };
-        let value = String::from_utf8_lossy(&field[name_end.unwrap_or(0) + 1..]).trim().to_owned();
+        let value = String::from_utf8_lossy(&field[name_end.unwrap_or(0) + 1..])
+            .trim()
+            .to_owned();
         match name.as_str() {
             "x-imapbase" => state.imap_base = Some(value),
             "x-imap" => {
@@ -579,7 +614,10 @@ fn parse_asctime(from_line: &str) -> Option<i64> {
     let day: i64 = words.get(at + 1)?.parse().ok()?;
     let mut hms = words.get(at + 2)?.split(':').map(|p| p.parse::<i64>());
     let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next().unwrap_or(Ok(0)).ok()?);
-    let year: i64 = words.get(at + 3..)?.iter().find_map(|w| w.parse().ok().filter(|y| *y > 1900))?;
+    let year: i64 = words
+        .get(at + 3..)?
+        .iter()
+        .find_map(|w| w.parse().ok().filter(|y| *y > 1900))?;
     Some(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
 }
 
@@ -600,7 +638,7 @@ mod tests {
 
     #[test]
     fn state_headers_round_trip_and_stay_hidden() {
-        let mbox = b"From a@b Sat Nov 28 04:03:56 2026\nX-IMAPbase: 1234 0000000009\nSubject: one\nStatus: RO\nX-Status: AF\nX-Keywords: $Junk work\nX-UID: 7\n\nbody\n\n\
+        let mbox = b"From a@b Sat Nov 28 04:03:56 2026\nX-IMAPbase: 1234 0000000008\nSubject: one\nStatus: RO\nX-Status: AF\nX-Keywords: $Junk work\nX-UID: 7\n\nbody\n\n\
 From c@d Sat Nov 28 04:03:57 2026\nSubject: two\n\n>From quoted\n\n";
         let folder = Folder::parse(mbox, Stamp::default());
         assert_eq!((folder.uid_validity, folder.messages.len()), (1234, 2));
@@ -643,7 +681,11 @@ From c@d Sat Nov 28 04:03:57 2026\nSubject: two\n\n>From quoted\n\n";
         };
         folder.push(b"Subject: x\r\n\r\nbody\r\n".to_vec(), SEEN, vec![], UNIX_EPOCH, None);
         let bytes = folder.serialize();
-        assert!(bytes.windows(13).any(|w| w == b"Status: R\r\nX-"), "{}", String::from_utf8_lossy(&bytes));
+        assert!(
+            bytes.windows(13).any(|w| w == b"Status: R\r\nX-"),
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
         let again = Folder::parse(&bytes, Stamp::default());
         assert_eq!(&again.messages[0].content[..], b"Subject: x\r\n\r\nbody\r\n");
         assert_eq!(again.messages[0].size(), 20);

@@ -14,19 +14,20 @@ const EX_CONFIG: i32 = 78;
 const EX_OSERR: i32 = 71;
 
 fn main() {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     std::process::exit(run());
 }
 
 fn command() -> Command {
     Command::new("imapd")
         .about("IMAP4rev1 server over mbox folders; trains each user's spam filter from their moves")
-        .arg(
-            Arg::new("config")
-                .long("config")
-                .value_name("FILE")
-                .help(format!("configuration file [default: {}]", lda::config::DEFAULT_CONFIG_PATH)),
-        )
+        .arg(Arg::new("config").long("config").value_name("FILE").help(format!(
+            "configuration file [default: {}]",
+            lda::config::DEFAULT_CONFIG_PATH
+        )))
         .arg(
             Arg::new("listen")
                 .long("listen")

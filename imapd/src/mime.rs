@@ -100,7 +100,10 @@ fn split_header(data: &[u8], range: Range<usize>) -> (Range<usize>, Range<usize>
             let end = range.start + pos + 1;
             return (range.start..end, end..range.end);
         }
-        pos = bytes[pos..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| pos + i + 1);
+        pos = bytes[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| pos + i + 1);
     }
     (range.clone(), range.end..range.end)
 }
@@ -110,7 +113,10 @@ fn split_multipart(data: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Rang
     let mut start: Option<usize> = None;
     let mut pos = body.start;
     while pos < body.end {
-        let line_end = data[pos..body.end].iter().position(|&b| b == b'\n').map_or(body.end, |i| pos + i + 1);
+        let line_end = data[pos..body.end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(body.end, |i| pos + i + 1);
         let line = &data[pos..line_end];
         if line.starts_with(b"--") && line[2..].starts_with(boundary) {
             let rest = &line[2 + boundary.len()..];
@@ -172,7 +178,10 @@ fn trim_newline(line: &[u8]) -> &[u8] {
 
 fn trim_bytes(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &b[start..end]
 }
 
@@ -227,7 +236,11 @@ fn split_params(value: &str) -> Vec<String> {
         }
         out.last_mut().expect("never empty").push(c);
     }
-    let mut parts: Vec<String> = out.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    let mut parts: Vec<String> = out
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
     if parts.is_empty() {
         parts.push(String::new());
     }
@@ -444,10 +457,16 @@ fn parse_addresses(value: &[u8]) -> Vec<Address> {
             item.pop();
         }
         if !item.is_empty() {
-            let (name, spec) = match (item.iter().position(|&b| b == b'<'), item.iter().rposition(|&b| b == b'>')) {
+            let (name, spec) = match (
+                item.iter().position(|&b| b == b'<'),
+                item.iter().rposition(|&b| b == b'>'),
+            ) {
                 (Some(a), Some(b)) if a < b => {
                     let name = trim_bytes(&item[..a]);
-                    let name = name.strip_prefix(b"\"").and_then(|n| n.strip_suffix(b"\"")).unwrap_or(name);
+                    let name = name
+                        .strip_prefix(b"\"")
+                        .and_then(|n| n.strip_suffix(b"\""))
+                        .unwrap_or(name);
                     ((!name.is_empty()).then(|| name.to_vec()), item[a + 1..b].to_vec())
                 }
                 _ => (None, item.clone()),
@@ -537,6 +556,9 @@ mod tests {
         assert_eq!(&m[root.part(&[1]).unwrap().body.clone()], b"body\r\n");
         let mut out = Vec::new();
         root.write_structure(m, false, &mut out);
-        assert_eq!(out, b"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 6 1)");
+        assert_eq!(
+            out,
+            b"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 6 1)"
+        );
     }
 }

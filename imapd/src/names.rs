@@ -218,7 +218,9 @@ pub fn matches(pattern: &str, name: &str) -> bool {
         return go(&pattern.as_bytes()[5..], b"");
     }
     // bound the backtracking on hostile patterns
-    pattern.len() <= 2 * MAX_NAME && pattern.matches(['*', '%']).count() <= 16 && go(pattern.as_bytes(), name.as_bytes())
+    pattern.len() <= 2 * MAX_NAME
+        && pattern.matches(['*', '%']).count() <= 16
+        && go(pattern.as_bytes(), name.as_bytes())
 }
 
 #[cfg(test)]
@@ -244,7 +246,17 @@ mod tests {
 
     #[test]
     fn hostile_names_are_refused() {
-        for bad in [&b"../etc/passwd"[..], b"/etc", b"a/../../b", b"a//b", b".hidden", b"x.lock", b"a\0b", b"", b"INBOX/x"] {
+        for bad in [
+            &b"../etc/passwd"[..],
+            b"/etc",
+            b"a/../../b",
+            b"a//b",
+            b".hidden",
+            b"x.lock",
+            b"a\0b",
+            b"",
+            b"INBOX/x",
+        ] {
             assert!(check(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
         assert!(check(&vec![b'a'; 300]).is_err());

@@ -15,7 +15,11 @@ pub const SHORT: &[u8] = b"Subject: third\n\nshort\n";
 fn imaplib_suite_covers_the_commands() {
     let site = Site::start();
     let inbox = site.inbox("alice");
-    for (sender, message) in [("carol@example.com", PLAIN), ("dave@example.net", JAPANESE), ("x@y", SHORT)] {
+    for (sender, message) in [
+        ("carol@example.com", PLAIN),
+        ("dave@example.net", JAPANESE),
+        ("x@y", SHORT),
+    ] {
         site.deliver(&inbox, sender, message);
     }
     let out = site.python("imap_suite.py", &[]);
@@ -28,10 +32,16 @@ fn imaplib_suite_covers_the_commands() {
     assert_eq!((first.uid, first.flags), (1, SEEN | FLAGGED));
     assert_eq!(&first.content[..], PLAIN, "delivered bytes changed");
     assert!(!folder.needs_write);
-    let moved = Folder::parse(&std::fs::read(site.folder("alice", "&j,dg0TDhMPww6w-")).unwrap(), Stamp::default());
+    let moved = Folder::parse(
+        &std::fs::read(site.folder("alice", "&j,dg0TDhMPww6w-")).unwrap(),
+        Stamp::default(),
+    );
     assert_eq!(moved.messages.len(), 1);
     assert_eq!(&moved.messages[0].content[..], JAPANESE);
-    let archive = Folder::parse(&std::fs::read(site.folder("alice", "Archive")).unwrap(), Stamp::default());
+    let archive = Folder::parse(
+        &std::fs::read(site.folder("alice", "Archive")).unwrap(),
+        Stamp::default(),
+    );
     assert_eq!(archive.messages[0].flags, SEEN);
     assert_eq!(
         &archive.messages[0].content[..],

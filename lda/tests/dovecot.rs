@@ -6,81 +6,16 @@
 //! belongs to `nobody` (65534), which lda switches to as an MTA would make
 //! it do.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use e2e_tests::dovecot::Dovecot;
 
 mod common;
 const NOBODY: u32 = 65534;
 
-/// A Dovecot master (auth only, no listeners) on a scratch configuration.
-struct Dovecot {
-    conf: PathBuf,
-    run: PathBuf,
-}
-
-impl Dovecot {
-    fn start(dir: &Path, passwd: &Path) -> Dovecot {
-        let run = dir.join("run");
-        std::fs::create_dir_all(&run).unwrap();
-        std::fs::create_dir_all(dir.join("state")).unwrap();
-        let conf = dir.join("dovecot.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "base_dir = {run}\nstate_dir = {state}\nlog_path = {log}\nssl = no\nprotocols =\n\
-                 passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {passwd}\n}}\n\
-                 userdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n\
-                 mail_location = mbox:~/mail:INBOX=~/mail/inbox\n",
-                run = run.display(),
-                state = dir.join("state").display(),
-                log = dir.join("dovecot.log").display(),
-                passwd = passwd.display(),
-            ),
-        )
-        .unwrap();
-        let status = Command::new("dovecot")
-            .arg("-c")
-            .arg(&conf)
-            .status()
-            .expect("dovecot is installed (.ci/run)");
-        assert!(status.success());
-        let dovecot = Dovecot { conf, run };
-        for _ in 0..100 {
-            if dovecot.run.join("auth-userdb").exists() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        dovecot
-    }
-
-    fn doveadm(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("doveadm")
-            .arg("-c")
-            .arg(&self.conf)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "doveadm {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.run.join("master.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
 #[test]
 fn dovecot_reads_what_lda_delivered() {
-    let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let is_root = e2e_tests::is_root();
     assert!(
         is_root,
         "this test runs as root (as CI does): Dovecot needs a non-root mail uid to switch to"
@@ -121,7 +56,7 @@ fn dovecot_reads_what_lda_delivered() {
         "lda switched to the recipient"
     );
 
-    let dovecot = Dovecot::start(dir.path(), &passwd);
+    let dovecot = Dovecot::start(dir.path(), &passwd, "mbox:~/mail:INBOX=~/mail/inbox");
     let status = dovecot.doveadm(&["mailbox", "status", "-u", "alice", "messages", "INBOX"]);
     assert_eq!(
         String::from_utf8_lossy(&status).trim(),
@@ -155,7 +90,7 @@ fn dovecot_reads_what_lda_delivered() {
 /// that group.
 #[test]
 fn delivers_into_a_mail_group_spool_as_the_recipient() {
-    let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let is_root = e2e_tests::is_root();
     assert!(is_root, "this test runs as root (as CI does)");
     let mail_gid = lda::users::group_id("mail").expect("Debian has a mail group");
     let dir = tempfile::tempdir().unwrap();

@@ -23,7 +23,8 @@ impl View {
     fn root(&mut self) -> &Node {
         let len = self.data.len();
         let data = &self.data;
-        self.root.get_or_insert_with(|| mime::parse(data, 0..len, ("text", "plain"), 0))
+        self.root
+            .get_or_insert_with(|| mime::parse(data, 0..len, ("text", "plain"), 0))
     }
 }
 
@@ -62,7 +63,9 @@ pub fn internal_date(seconds: i64) -> String {
 pub fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
     matches!(
         item,
-        MessageDataItemName::BodyExt { peek: false, .. } | MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text
+        MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
     )
 }
 
@@ -204,13 +207,7 @@ fn section_name(section: Option<&Section<'_>>) -> String {
     let Some(section) = section else {
         return String::new();
     };
-    let part = |p: &imap_types::fetch::Part| {
-        part_numbers(p)
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(".")
-    };
+    let part = |p: &imap_types::fetch::Part| part_numbers(p).iter().map(u32::to_string).collect::<Vec<_>>().join(".");
     let prefixed = |p: &Option<imap_types::fetch::Part>, name: &str| match p {
         Some(p) => format!("{}.{name}", part(p)),
         None => name.to_owned(),

@@ -47,13 +47,21 @@ fn depth(key: &SearchKey<'_>, d: usize) -> usize {
     }
 }
 
-fn matches(key: &SearchKey<'_>, i: usize, m: &Message, scope: &Scope<'_>, decoded: &mut Option<DecodedMessage>) -> bool {
+fn matches(
+    key: &SearchKey<'_>,
+    i: usize,
+    m: &Message,
+    scope: &Scope<'_>,
+    decoded: &mut Option<DecodedMessage>,
+) -> bool {
     let text = |needle: &[u8], decoded: &mut Option<DecodedMessage>, what: Field<'_>| {
         let needle = (scope.decode)(needle).to_lowercase();
         let d = decoded.get_or_insert_with(|| DecodedMessage::parse(&m.content));
         contains(d, what, &needle)
     };
-    let date = |d: &chrono::NaiveDate| crate::mailbox::days_from_civil(i64::from(d.year()), i64::from(d.month()), i64::from(d.day()));
+    let date = |d: &chrono::NaiveDate| {
+        crate::mailbox::days_from_civil(i64::from(d.year()), i64::from(d.month()), i64::from(d.day()))
+    };
     let internal_day = || m.internal_date().div_euclid(86400);
     let sent_day = || {
         crate::mime::field(&crate::mime::header_fields(&m.content), "date")
@@ -139,7 +147,9 @@ fn parse_rfc2822_day(value: &str) -> Option<i64> {
         .filter(|w| !w.is_empty())
         .map(str::to_ascii_lowercase)
         .collect();
-    let at = words.iter().position(|w| MONTHS.contains(&&w[..w.len().min(3)]) && w.len() >= 3)?;
+    let at = words
+        .iter()
+        .position(|w| MONTHS.contains(&&w[..w.len().min(3)]) && w.len() >= 3)?;
     let month = MONTHS.iter().position(|m| words[at].starts_with(m))? as i64 + 1;
     let day: i64 = words.get(at.checked_sub(1)?)?.parse().ok()?;
     let mut year: i64 = words.get(at + 1)?.parse().ok()?;

@@ -173,7 +173,13 @@ impl Session {
                 // parse the set through imap-codec by wrapping it in a FETCH
                 let probe = format!("{tag} UID FETCH {set} UID\r\n");
                 match CommandCodec::default().decode(probe.as_bytes()) {
-                    Ok((_, Command { body: CommandBody::Fetch { sequence_set, .. }, .. })) => {
+                    Ok((
+                        _,
+                        Command {
+                            body: CommandBody::Fetch { sequence_set, .. },
+                            ..
+                        },
+                    )) => {
                         self.expunge(tag, Some(&sequence_set));
                     }
                     _ => return Some(self.bad(tag, "UID EXPUNGE needs a UID set.")),
@@ -347,7 +353,10 @@ impl Session {
             }
             Err(LoginError::TooManyFailures) => {
                 std::thread::sleep(FAILURE_DELAY);
-                self.tagged(tag, "NO [UNAVAILABLE] Too many failed logins from your address; try later.");
+                self.tagged(
+                    tag,
+                    "NO [UNAVAILABLE] Too many failed logins from your address; try later.",
+                );
             }
             Err(LoginError::Unavailable(e)) => {
                 tracing::error!("user table: {e}");
@@ -453,7 +462,9 @@ impl Session {
 
     fn select(&mut self, tag: &str, mailbox: &Mailbox<'_>, read_only: bool) {
         self.selected = None;
-        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        let Some((name, path)) = self.resolve(tag, mailbox) else {
+            return;
+        };
         self.ensure_inbox(&name, &path);
         let loaded = if read_only {
             Folder::read(&path, self.timeouts()).map(|f| {
@@ -469,9 +480,7 @@ impl Session {
         };
         let keywords = folder_keywords(&folder);
         self.untagged(&format!("FLAGS ({FLAGS}{keywords})"));
-        self.untagged(&format!(
-            "OK [PERMANENTFLAGS ({FLAGS}{keywords} \\*)] Flags permitted."
-        ));
+        self.untagged(&format!("OK [PERMANENTFLAGS ({FLAGS}{keywords} \\*)] Flags permitted."));
         self.untagged(&format!("{} EXISTS", folder.messages.len()));
         self.untagged(&format!("{} RECENT", recent.len()));
         if let Some(first) = folder.messages.iter().position(|m| !m.has(SEEN)) {
@@ -546,7 +555,10 @@ impl Session {
         let mut added = false;
         for (i, m) in new.messages.iter().enumerate() {
             let report = match old.get(&m.uid) {
-                Some(o) => always.contains(&m.uid) || ((o.flags != m.flags || o.keywords != m.keywords) && !quiet.contains(&m.uid)),
+                Some(o) => {
+                    always.contains(&m.uid)
+                        || ((o.flags != m.flags || o.keywords != m.keywords) && !quiet.contains(&m.uid))
+                }
                 None => {
                     added = true;
                     false
@@ -567,7 +579,9 @@ impl Session {
     }
 
     fn create(&mut self, tag: &str, mailbox: &Mailbox<'_>) {
-        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        let Some((name, path)) = self.resolve(tag, mailbox) else {
+            return;
+        };
         if name == "INBOX" || path.exists() {
             return self.tagged(tag, "NO [ALREADYEXISTS] Mailbox already exists.");
         }
@@ -590,7 +604,9 @@ impl Session {
     }
 
     fn delete(&mut self, tag: &str, mailbox: &Mailbox<'_>) {
-        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        let Some((name, path)) = self.resolve(tag, mailbox) else {
+            return;
+        };
         if name == "INBOX" {
             return self.tagged(tag, "NO [CANNOT] INBOX cannot be deleted.");
         }
@@ -611,8 +627,12 @@ impl Session {
     }
 
     fn rename(&mut self, tag: &str, from: &Mailbox<'_>, to: &Mailbox<'_>) {
-        let Some((from_name, from_path)) = self.resolve(tag, from) else { return };
-        let Some((to_name, to_path)) = self.resolve(tag, to) else { return };
+        let Some((from_name, from_path)) = self.resolve(tag, from) else {
+            return;
+        };
+        let Some((to_name, to_path)) = self.resolve(tag, to) else {
+            return;
+        };
         if from_name == "INBOX" || to_name == "INBOX" {
             return self.tagged(tag, "NO [CANNOT] Renaming INBOX is not supported.");
         }
@@ -638,7 +658,9 @@ impl Session {
     }
 
     fn subscribe(&mut self, tag: &str, mailbox: &Mailbox<'_>, on: bool) {
-        let Some((name, _)) = self.resolve(tag, mailbox) else { return };
+        let Some((name, _)) = self.resolve(tag, mailbox) else {
+            return;
+        };
         let mut subs = self.subscriptions();
         subs.retain(|s| s != &name);
         if on {
@@ -649,7 +671,14 @@ impl Session {
         let text: String = subs.iter().map(|s| format!("{s}\n")).collect();
         let tmp = path.with_extension("tmp");
         match std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
-            Ok(()) => self.tagged(tag, if on { "OK Subscribe completed." } else { "OK Unsubscribe completed." }),
+            Ok(()) => self.tagged(
+                tag,
+                if on {
+                    "OK Subscribe completed."
+                } else {
+                    "OK Unsubscribe completed."
+                },
+            ),
             Err(_) => self.tagged(tag, "NO [SERVERBUG] Cannot write the subscriptions."),
         }
     }
@@ -717,7 +746,9 @@ impl Session {
     }
 
     fn status(&mut self, tag: &str, mailbox: &Mailbox<'_>, items: &[StatusDataItemName]) {
-        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        let Some((name, path)) = self.resolve(tag, mailbox) else {
+            return;
+        };
         self.ensure_inbox(&name, &path);
         let folder = match Folder::read(&path, self.timeouts()) {
             Ok(f) if f.needs_write => match Folder::update(&path, self.timeouts(), |_| ()) {
@@ -756,7 +787,9 @@ impl Session {
     }
 
     fn append(&mut self, tag: &str, mailbox: &Mailbox<'_>, flags: &[Flag<'_>], date: Option<i64>, message: &[u8]) {
-        let Some((name, path)) = self.resolve(tag, mailbox) else { return };
+        let Some((name, path)) = self.resolve(tag, mailbox) else {
+            return;
+        };
         self.ensure_inbox(&name, &path);
         if !path.is_file() {
             return self.tagged(tag, "NO [TRYCREATE] Mailbox doesn't exist.");
@@ -771,7 +804,9 @@ impl Session {
         } else {
             None
         };
-        let when = date.map_or_else(SystemTime::now, |s| UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+        let when = date.map_or_else(SystemTime::now, |s| {
+            UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64)
+        });
         let content = message.to_vec();
         let result = Folder::update(&path, self.timeouts(), |f| {
             let uid = f.push(content.clone(), system, keywords.clone(), when, None);
@@ -815,8 +850,12 @@ impl Session {
         if sel.read_only {
             return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only.");
         }
-        let allowed: Option<HashSet<u32>> =
-            uids.map(|set| positions(set, &sel.folder.messages, true).iter().map(|&i| sel.folder.messages[i].uid).collect());
+        let allowed: Option<HashSet<u32>> = uids.map(|set| {
+            positions(set, &sel.folder.messages, true)
+                .iter()
+                .map(|&i| sel.folder.messages[i].uid)
+                .collect()
+        });
         let result = Folder::update(&sel.path, timeouts, |f| {
             f.messages
                 .retain(|m| !(m.has(DELETED) && allowed.as_ref().is_none_or(|a| a.contains(&m.uid))))
@@ -972,7 +1011,8 @@ impl Session {
                     }
                     StoreType::Remove => {
                         m.flags &= !system;
-                        m.keywords.retain(|k| !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)));
+                        m.keywords
+                            .retain(|k| !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)));
                     }
                 }
                 if lesson.is_some() {
@@ -1001,7 +1041,9 @@ impl Session {
     }
 
     fn copy(&mut self, tag: &str, set: &SequenceSet, mailbox: &Mailbox<'_>, uid: bool, is_move: bool) {
-        let Some((dest_name, dest_path)) = self.resolve(tag, mailbox) else { return };
+        let Some((dest_name, dest_path)) = self.resolve(tag, mailbox) else {
+            return;
+        };
         self.ensure_inbox(&dest_name, &dest_path);
         if !dest_path.is_file() {
             return self.tagged(tag, "NO [TRYCREATE] Mailbox doesn't exist.");
@@ -1053,13 +1095,19 @@ impl Session {
         if let Some(class) = lesson {
             for m in &messages {
                 let verb = if is_move { "MOVE" } else { "COPY" };
-                self.train(m.content.clone(), class, format!("{verb} {source_name} -> {dest_name} UID {}", m.uid));
+                self.train(
+                    m.content.clone(),
+                    class,
+                    format!("{verb} {source_name} -> {dest_name} UID {}", m.uid),
+                );
             }
         }
         let code = format!("COPYUID {validity} {} {}", compact(&source_uids), compact(&dest_uids));
         if is_move {
             let moved: HashSet<u32> = source_uids.iter().copied().collect();
-            if let Err(e) = Folder::update(&source_path, timeouts, |f| f.messages.retain(|m| !moved.contains(&m.uid))) {
+            if let Err(e) = Folder::update(&source_path, timeouts, |f| {
+                f.messages.retain(|m| !moved.contains(&m.uid))
+            }) {
                 return self.folder_error(tag, e);
             }
             self.untagged(&format!("OK [{code}] Moved."));

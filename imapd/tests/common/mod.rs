@@ -26,7 +26,8 @@ impl Site {
     pub fn start() -> Site {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let bob_hash = "$6$saltsalt$8iYtNHxjWRl.NF6oNZ5tF.iKFlQREaXBLlSmZKP6dy9l5z3vsooWNW0/GZ6Nej73/TFug6pIPSqbJoCT6dfnj.";
+        let bob_hash =
+            "$6$saltsalt$8iYtNHxjWRl.NF6oNZ5tF.iKFlQREaXBLlSmZKP6dy9l5z3vsooWNW0/GZ6Nej73/TFug6pIPSqbJoCT6dfnj.";
         std::fs::write(
             root.join("passwd"),
             format!(
@@ -82,7 +83,13 @@ impl Site {
             wait: Duration::from_secs(10),
             stale_after: Duration::from_secs(600),
         };
-        lda::deliver::append(mbox, &lda::mbox::from_line(sender, SystemTime::now()), message, timeouts).unwrap();
+        lda::deliver::append(
+            mbox,
+            &lda::mbox::from_line(sender, SystemTime::now()),
+            message,
+            timeouts,
+        )
+        .unwrap();
     }
 
     /// Runs `tests/py/NAME` with the port and the scratch directory; panics
