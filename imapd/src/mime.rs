@@ -192,7 +192,10 @@ pub fn field(fields: &[(String, Vec<u8>)], name: &str) -> Option<String> {
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
 }
 
-fn parse_content_type(value: &str) -> Option<(String, String, Vec<(String, String)>)> {
+/// (type, subtype, parameters), lower-case names.
+type ContentType = (String, String, Vec<(String, String)>);
+
+fn parse_content_type(value: &str) -> Option<ContentType> {
     let mut parts = split_params(value);
     let first = parts.remove(0);
     let (t, s) = first.split_once('/')?;

@@ -870,7 +870,7 @@ impl Session {
     }
 
     fn search(&mut self, tag: &str, charset: Option<&str>, criteria: &SearchKey<'_>, uid: bool) {
-        let decode: Box<dyn Fn(&[u8]) -> String> = match charset {
+        let decode: Box<SearchDecoder> = match charset {
             None | Some("UTF-8" | "US-ASCII") => Box::new(|b: &[u8]| String::from_utf8_lossy(b).into_owned()),
             Some("ISO-2022-JP") => Box::new(|b: &[u8]| encoding_rs::ISO_2022_JP.decode(b).0.into_owned()),
             Some(_) => return self.tagged(tag, "NO [BADCHARSET (UTF-8 US-ASCII ISO-2022-JP)] Unsupported charset."),
@@ -1119,6 +1119,9 @@ impl Session {
         }
     }
 }
+
+/// Turns a SEARCH string from the client's charset into UTF-8.
+type SearchDecoder = dyn Fn(&[u8]) -> String;
 
 /// For a read-write SELECT: this session takes the `\Recent` messages.
 fn claim_recent(folder: &mut Folder) -> HashSet<u32> {

@@ -1,6 +1,8 @@
 //! A scratch site for imapd tests: users in a passwd-file, their mail
 //! under a temporary directory, the server running in-process on a port
 //! of 127.0.0.1 chosen by the kernel, and Python's imaplib as the client.
+//! (Each test file uses some of these helpers.)
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +18,6 @@ use lda::lock::LockTimeouts;
 pub struct Site {
     pub dir: tempfile::TempDir,
     pub port: u16,
-    pub config: Arc<lda::config::Config>,
 }
 
 impl Site {
@@ -61,7 +62,7 @@ impl Site {
                 imapd::server::run(listener, ctx).await.unwrap();
             });
         });
-        Site { dir, port, config }
+        Site { dir, port }
     }
 
     pub fn home(&self, user: &str) -> PathBuf {

@@ -1,0 +1,107 @@
+//! Real mail clients moving a message into Spam teach the user's filter:
+//! mbsync (isync: APPEND + `\Deleted` + expunge on the wire) and mutt
+//! (COPY or MOVE). Both from Debian, installed by .ci/run.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::Site;
+use imapd::mailbox::{Folder, Stamp};
+
+const SPAM: &[u8] = b"From: winner@lottery.example\nTo: alice@example.org\nSubject: You won a million dollars\nMessage-ID: <won@lottery.example>\n\nClaim your prize now: send your bank details.\n";
+const HAM: &[u8] = b"From: bob@example.org\nTo: alice@example.org\nSubject: lunch\nMessage-ID: <lunch@example.org>\n\nNoon at the usual place?\n";
+
+fn folder(site: &Site, name: &str) -> Folder {
+    let path = if name == "INBOX" { site.inbox("alice") } else { site.folder("alice", name) };
+    Folder::parse(&std::fs::read(path).unwrap(), Stamp::default())
+}
+
+#[test]
+fn mbsync_moving_a_message_to_spam_trains_spam() {
+    let site = Site::start();
+    site.deliver(&site.inbox("alice"), "winner@lottery.example", SPAM);
+    site.deliver(&site.inbox("alice"), "bob@example.org", HAM);
+    site.python("create.py", &["alice", "secret", "Spam"]);
+    let work = site.dir.path().join("mbsync");
+    std::fs::create_dir_all(work.join("mail")).unwrap();
+    let rc = work.join("rc");
+    std::fs::write(
+        &rc,
+        format!(
+            "IMAPAccount acct\nHost 127.0.0.1\nPort {port}\nUser alice\nPass secret\nSSLType None\nAuthMechs PLAIN LOGIN\n\n\
+             IMAPStore remote\nAccount acct\n\nMaildirStore local\nPath {w}/mail/\nInbox {w}/mail/INBOX\nSubFolders Verbatim\n\n\
+             Channel ch\nFar :remote:\nNear :local:\nPatterns INBOX Spam\nCreate Both\nExpunge Both\nSyncState *\n",
+            port = site.port,
+            w = work.display()
+        ),
+    )
+    .unwrap();
+    let mbsync = || {
+        let out = Command::new("mbsync").arg("-q").arg("-c").arg(&rc).arg("ch").output().expect("mbsync (isync) is installed (.ci/run)");
+        assert!(out.status.success(), "mbsync: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    mbsync();
+    // move the spam message locally, as a user's mail client would
+    let inbox = work.join("mail/INBOX");
+    let (src, name) = ["new", "cur"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(inbox.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read(p).unwrap().windows(7).any(|w| w == b"You won"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (p, name)
+        })
+        .expect("mbsync fetched the spam message");
+    // mbsync names files ...,U=<uid>:2,<flags>; a moved file loses its UID
+    let stripped: String = {
+        let (base, flags) = name.split_once(":2,").unwrap_or((&name, ""));
+        let base = base.split(",U=").next().unwrap();
+        format!("{base}:2,{flags}")
+    };
+    std::fs::rename(&src, work.join("mail/Spam/cur").join(stripped)).unwrap();
+    mbsync();
+
+    site.wait_learned("alice", (1, 0));
+    let inbox = folder(&site, "INBOX");
+    assert_eq!(inbox.messages.len(), 1, "the spam left INBOX");
+    assert_eq!(&inbox.messages[0].content[..], HAM);
+    let spam = folder(&site, "Spam");
+    assert_eq!(spam.messages.len(), 1);
+    assert!(spam.messages[0].keywords.iter().any(|k| k == "$Junk"), "{:?}", spam.messages[0].keywords);
+}
+
+#[test]
+fn mutt_saving_a_message_to_spam_trains_spam() {
+    let site = Site::start();
+    site.deliver(&site.inbox("alice"), "winner@lottery.example", SPAM);
+    site.python("create.py", &["alice", "secret", "Spam"]);
+    let muttrc = site.dir.path().join("muttrc");
+    std::fs::write(
+        &muttrc,
+        format!(
+            "set folder = \"imap://alice:secret@127.0.0.1:{}/\"\nset spoolfile = \"+INBOX\"\nset ssl_starttls = no\nset ssl_force_tls = no\n\
+             set confirmappend = no\nset delete = yes\nset move = no\nset mail_check = 0\nset timeout = 1\n\
+             set header_cache = \"\"\nset message_cachedir = \"\"\nset quit = yes\nset wait_key = no\n",
+            site.port
+        ),
+    )
+    .unwrap();
+    let mutt = format!(
+        "mutt -n -F {} -e 'push <save-message>=Spam<enter><sync-mailbox><quit>'",
+        muttrc.display()
+    );
+    let status = Command::new("timeout")
+        .args(["60", "script", "-qec", &mutt, "/dev/null"])
+        .env("HOME", site.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("script and mutt are installed (.ci/run)");
+    assert!(status.success(), "mutt failed: {status:?}");
+    site.wait_learned("alice", (1, 0));
+    assert_eq!(folder(&site, "INBOX").messages.len(), 0, "saved = moved out of INBOX");
+    let spam = folder(&site, "Spam");
+    assert_eq!(&spam.messages[0].content[..], SPAM);
+}
