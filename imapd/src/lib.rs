@@ -28,5 +28,26 @@ pub struct Context {
     pub config: Arc<lda::config::Config>,
     pub imapd: config::ImapdConfig,
     pub auth: auth::Authenticator,
+    /// Parsed folders shared by the sessions.
+    pub folders: mailbox::Folders,
     pub trainer: training::Trainer,
+}
+
+impl Context {
+    /// Everything a server needs from the configuration; starts the
+    /// training thread.
+    pub fn new(config: lda::config::Config, imapd: config::ImapdConfig, passwd_file: std::path::PathBuf) -> Context {
+        let config = Arc::new(config);
+        let timeouts = lda::lock::LockTimeouts {
+            wait: config.lock_timeout,
+            stale_after: config.dotlock_stale,
+        };
+        Context {
+            trainer: training::Trainer::start(config.clone()),
+            folders: mailbox::Folders::new(timeouts),
+            auth: auth::Authenticator::new(passwd_file),
+            config,
+            imapd,
+        }
+    }
 }

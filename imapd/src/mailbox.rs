@@ -19,11 +19,13 @@
 //! The file is re-read under the lock first, so mail lda appended meanwhile
 //! is kept (and gets its UID then).
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::ops::Range;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lda::lock::{LockError, LockTimeouts, LockedMbox};
@@ -65,10 +67,24 @@ pub struct Message {
     /// No server had seen it when this state was read (no `O` in Status).
     pub recent: bool,
     /// The mbox `From ` line, without its newline.
-    pub from_line: String,
+    pub from_line: Arc<str>,
     /// The message as delivered, state headers removed, line ends as stored.
     pub content: Arc<Vec<u8>>,
+    /// Where its state headers sit in the file, when they can be rewritten
+    /// in place (one block at the end of the header).
+    pub state_block: Option<StateBlock>,
 }
+
+/// The byte range of a message's state headers in the mbox file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateBlock {
+    pub offset: u64,
+    pub len: usize,
+}
+
+/// Room kept in X-Keywords (as Dovecot does) so flag and keyword changes
+/// can be written over the old header instead of rewriting the file.
+const KEYWORD_PADDING: usize = 40;
 
 impl Message {
     /// Seconds since the epoch from the `From ` line's asctime date.
@@ -111,12 +127,19 @@ pub struct Stamp {
 
 impl Stamp {
     pub fn of(path: &Path) -> Option<Stamp> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Stamp {
+        std::fs::metadata(path).ok().map(|m| Stamp::of_metadata(&m))
+    }
+
+    fn of_file(file: &File) -> std::io::Result<Stamp> {
+        Ok(Stamp::of_metadata(&file.metadata()?))
+    }
+
+    fn of_metadata(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
             inode: meta.ino(),
             len: meta.len(),
             modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        })
+        }
     }
 }
 
@@ -148,32 +171,52 @@ impl From<LockError> for FolderError {
     }
 }
 
-impl Folder {
+/// The parsed folders, shared by every session: a folder is re-read only
+/// when its file changed (inode, length or modification time), so a
+/// repeated SELECT of a large mailbox costs a `stat` and a copy of the
+/// message list, not a parse.
+pub struct Folders {
+    timeouts: LockTimeouts,
+    cache: Mutex<HashMap<PathBuf, Folder>>,
+}
+
+/// Folders kept parsed; past this the cache starts over.
+const CACHED_FOLDERS: usize = 256;
+
+impl Folders {
+    pub fn new(timeouts: LockTimeouts) -> Folders {
+        Folders {
+            timeouts,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Reads the folder at `path` under its locks (a reader must not see
     /// half of an append in progress).
-    pub fn read(path: &Path, timeouts: LockTimeouts) -> Result<Folder, FolderError> {
-        if !path.is_file() {
+    pub fn read(&self, path: &Path) -> Result<Folder, FolderError> {
+        // Unchanged since it was parsed (under the lock): no need to lock.
+        // A writer mid-append has already changed the length.
+        if let Some(stamp) = Stamp::of(path) {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(folder) = cache.get(path).filter(|f| f.stamp == stamp) {
+                return Ok(folder.clone());
+            }
+        } else {
             return Err(FolderError::NotFound(path.to_owned()));
         }
-        let mut locked = LockedMbox::lock(path, timeouts)?;
-        let (data, stamp) = read_locked(path, &mut locked)?;
-        Ok(Folder::parse(&data, stamp))
+        let mut locked = LockedMbox::lock(path, self.timeouts)?;
+        self.load(path, &mut locked)
     }
 
     /// Reads the folder under its locks, applies `change`, and writes the
     /// result (also when only UIDs were missing). Returns the new state and
     /// what `change` returned.
-    pub fn update<T>(
-        path: &Path,
-        timeouts: LockTimeouts,
-        change: impl FnOnce(&mut Folder) -> T,
-    ) -> Result<(Folder, T), FolderError> {
+    pub fn update<T>(&self, path: &Path, change: impl FnOnce(&mut Folder) -> T) -> Result<(Folder, T), FolderError> {
         if !path.is_file() {
             return Err(FolderError::NotFound(path.to_owned()));
         }
-        let mut locked = LockedMbox::lock(path, timeouts)?;
-        let (data, _) = read_locked(path, &mut locked)?;
-        let mut folder = Folder::parse(&data, Stamp::default());
+        let mut locked = LockedMbox::lock(path, self.timeouts)?;
+        let mut folder = self.load(path, &mut locked)?;
         let before = folder.clone();
         let result = change(&mut folder);
         let changed =
@@ -185,15 +228,58 @@ impl Folder {
                 });
         if changed {
             let io = |e| FolderError::Io(path.to_owned(), e);
-            let original = locked.file().metadata().map_err(io)?;
-            replace_file(path, &folder.serialize(), &original).map_err(io)?;
-            folder.needs_write = false;
+            if let Some(patches) = folder.in_place_patches(&before) {
+                // Flags only: written over the old headers, same length, so
+                // no message moves. Not synced (as Dovecot's default): a
+                // crash can lose a flag change, never a message.
+                for (offset, bytes) in &patches {
+                    locked.file().write_all_at(bytes, *offset).map_err(io)?;
+                }
+                folder.stamp = Stamp::of_file(locked.file()).map_err(io)?;
+            } else {
+                let original = locked.file().metadata().map_err(io)?;
+                let (data, blocks) = folder.serialize();
+                replace_file(path, &data, &original).map_err(io)?;
+                for (m, block) in folder.messages.iter_mut().zip(blocks) {
+                    m.state_block = block;
+                }
+                folder.needs_write = false;
+                folder.stamp = Stamp::of(path).unwrap_or_default();
+            }
+            folder.keywords = folder.declared_keywords();
+            self.remember(path, &folder);
         }
         drop(locked);
-        folder.stamp = Stamp::of(path).unwrap_or_default();
         Ok((folder, result))
     }
 
+    /// The locked file's folder: from the cache if the file is unchanged.
+    fn load(&self, path: &Path, locked: &mut LockedMbox) -> Result<Folder, FolderError> {
+        let io = |e| FolderError::Io(path.to_owned(), e);
+        let stamp = Stamp::of_file(locked.file()).map_err(io)?;
+        {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(folder) = cache.get(path).filter(|f| f.stamp == stamp) {
+                return Ok(folder.clone());
+            }
+        }
+        let mut data = Vec::with_capacity(stamp.len as usize);
+        (&*locked.file()).read_to_end(&mut data).map_err(io)?;
+        let folder = Folder::parse(&data, stamp);
+        self.remember(path, &folder);
+        Ok(folder)
+    }
+
+    fn remember(&self, path: &Path, folder: &Folder) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHED_FOLDERS && !cache.contains_key(path) {
+            cache.clear();
+        }
+        cache.insert(path.to_owned(), folder.clone());
+    }
+}
+
+impl Folder {
     /// Creates an empty mbox at `path` (its directories too).
     pub fn create(path: &Path) -> std::io::Result<()> {
         if let Some(parent) = path.parent() {
@@ -205,7 +291,7 @@ impl Folder {
             uid_next: 1,
             ..Folder::default()
         };
-        file.write_all(&empty.serialize())?;
+        file.write_all(&empty.serialize().0)?;
         file.sync_all()
     }
 
@@ -218,6 +304,11 @@ impl Folder {
         let mut base_seen = false;
         for (index, stored) in lda::mbox::parse(data).into_iter().enumerate() {
             let state = split_state(&stored.message);
+            let content_offset = (stored.offset + stored.from_line.len() + 1) as u64;
+            let state_block = state.block.clone().map(|b| StateBlock {
+                offset: content_offset + b.start as u64,
+                len: b.len(),
+            });
             if index == 0 {
                 if let Some((validity, next, keywords)) = state.imap_base.as_deref().and_then(parse_imap_base) {
                     (folder.uid_validity, folder.uid_next, folder.keywords) = (validity, next, keywords);
@@ -240,8 +331,9 @@ impl Folder {
                 flags: state.flags,
                 keywords: state.keywords,
                 recent: !state.old,
-                from_line: String::from_utf8_lossy(stored.from_line).into_owned(),
+                from_line: Arc::from(String::from_utf8_lossy(stored.from_line).as_ref()),
                 content: Arc::new(state.content),
+                state_block,
             });
         }
         if !base_seen {
@@ -262,8 +354,61 @@ impl Folder {
         folder
     }
 
-    /// The mbox bytes of this state.
-    pub fn serialize(&self) -> Vec<u8> {
+    /// Every keyword in use, declared: Dovecot ignores undeclared ones.
+    fn declared_keywords(&self) -> Vec<String> {
+        let mut declared = self.keywords.clone();
+        for k in self.messages.iter().flat_map(|m| &m.keywords) {
+            if !declared.contains(k) {
+                declared.push(k.clone());
+            }
+        }
+        declared
+    }
+
+    /// The state headers of message `index` (LF line ends), X-Keywords
+    /// padded to `padding` spaces.
+    fn state_fields(&self, index: usize, declared: &[String], padding: usize) -> String {
+        let m = &self.messages[index];
+        let mut fields = String::new();
+        if index == 0 {
+            fields.push_str(&format!(
+                "X-IMAPbase: {} {:010}",
+                self.uid_validity,
+                self.uid_next.saturating_sub(1)
+            ));
+            for k in declared {
+                fields.push(' ');
+                fields.push_str(k);
+            }
+            fields.push('\n');
+        }
+        // O: a server has seen it (no longer \Recent)
+        match (m.has(SEEN), m.recent) {
+            (true, false) => fields.push_str("Status: RO\n"),
+            (true, true) => fields.push_str("Status: R\n"),
+            (false, false) => fields.push_str("Status: O\n"),
+            (false, true) => {}
+        }
+        let x_status: String = [(ANSWERED, 'A'), (FLAGGED, 'F'), (DRAFT, 'T'), (DELETED, 'D')]
+            .iter()
+            .filter(|(f, _)| m.has(*f))
+            .map(|&(_, c)| c)
+            .collect();
+        if !x_status.is_empty() {
+            fields.push_str(&format!("X-Status: {x_status}\n"));
+        }
+        fields.push_str(&format!("X-UID: {}\n", m.uid));
+        fields.push_str(&format!(
+            "X-Keywords: {}{}\n",
+            m.keywords.join(" "),
+            " ".repeat(padding)
+        ));
+        fields
+    }
+
+    /// The mbox bytes of this state, and where each message's state
+    /// headers landed.
+    pub fn serialize(&self) -> (Vec<u8>, Vec<Option<StateBlock>>) {
         let mut out = Vec::with_capacity(self.messages.iter().map(|m| m.content.len() + 200).sum());
         if self.messages.is_empty() {
             // UW-IMAP's and Dovecot's way of keeping UIDVALIDITY and
@@ -285,54 +430,65 @@ impl Folder {
                 pseudo.as_bytes(),
                 &mut out,
             );
-            return out;
+            return (out, Vec::new());
         }
-        // every keyword in use is declared, or Dovecot ignores it
-        let mut declared = self.keywords.clone();
-        for k in self.messages.iter().flat_map(|m| &m.keywords) {
-            if !declared.contains(k) {
-                declared.push(k.clone());
-            }
-        }
+        let declared = self.declared_keywords();
+        let mut blocks = Vec::with_capacity(self.messages.len());
         for (index, m) in self.messages.iter().enumerate() {
-            let mut fields = String::new();
-            if index == 0 {
-                fields.push_str(&format!(
-                    "X-IMAPbase: {} {:010}",
-                    self.uid_validity,
-                    self.uid_next.saturating_sub(1)
-                ));
-                for k in &declared {
-                    fields.push(' ');
-                    fields.push_str(k);
-                }
-                fields.push('\n');
-            }
-            // O: a server has seen it (no longer \Recent)
-            match (m.has(SEEN), m.recent) {
-                (true, false) => fields.push_str("Status: RO\n"),
-                (true, true) => fields.push_str("Status: R\n"),
-                (false, false) => fields.push_str("Status: O\n"),
-                (false, true) => {}
-            }
-            let x_status: String = [(ANSWERED, 'A'), (FLAGGED, 'F'), (DRAFT, 'T'), (DELETED, 'D')]
-                .iter()
-                .filter(|(f, _)| m.has(*f))
-                .map(|&(_, c)| c)
-                .collect();
-            if !x_status.is_empty() {
-                fields.push_str(&format!("X-Status: {x_status}\n"));
-            }
-            if !m.keywords.is_empty() {
-                fields.push_str(&format!("X-Keywords: {}\n", m.keywords.join(" ")));
-            }
-            fields.push_str(&format!("X-UID: {}\n", m.uid));
-            let message = insert_fields(&m.content, &fields);
-            let mut from_line = m.from_line.clone();
-            from_line.push('\n');
-            lda::mbox::encode(&from_line, &message, &mut out);
+            let fields = self.state_fields(index, &declared, KEYWORD_PADDING);
+            let (message, block) = insert_fields(&m.content, &fields);
+            let start = out.len() + m.from_line.len() + 1;
+            lda::mbox::encode(&format!("{}\n", m.from_line), &message, &mut out);
+            // (quoting never touches header lines; check rather than trust)
+            let at = start + block.start;
+            blocks.push(
+                (out.get(at..at + block.len()) == Some(&message[block.clone()])).then_some(StateBlock {
+                    offset: at as u64,
+                    len: block.len(),
+                }),
+            );
         }
-        out
+        (out, blocks)
+    }
+
+    /// For a change of flags, keywords or `\Recent` only: the new state
+    /// headers of the changed messages, each exactly as long as the old
+    /// (the X-Keywords padding absorbs the difference). None when any of
+    /// them does not fit or the change is more than that.
+    fn in_place_patches(&self, before: &Folder) -> Option<Vec<(u64, Vec<u8>)>> {
+        if self.needs_write
+            || self.uid_next != before.uid_next
+            || self.uid_validity != before.uid_validity
+            || self.messages.len() != before.messages.len()
+        {
+            return None;
+        }
+        let declared = self.declared_keywords();
+        let mut patches = Vec::new();
+        for (index, (new, old)) in self.messages.iter().zip(&before.messages).enumerate() {
+            if new.uid != old.uid {
+                return None;
+            }
+            let declaration_changed = index == 0 && declared != before.declared_keywords();
+            if new.flags == old.flags
+                && new.keywords == old.keywords
+                && new.recent == old.recent
+                && !declaration_changed
+            {
+                continue;
+            }
+            let block = old.state_block?;
+            let fields = self.state_fields(index, &declared, 0);
+            let crlf = header_uses_crlf(&new.content);
+            let newlines = fields.matches('\n').count();
+            let bare = fields.len() + if crlf { newlines } else { 0 };
+            let room = block.len.checked_sub(bare)?;
+            let padded = self.state_fields(index, &declared, room);
+            let bytes = if crlf { padded.replace('\n', "\r\n") } else { padded };
+            debug_assert_eq!(bytes.len(), block.len);
+            patches.push((block.offset, bytes.into_bytes()));
+        }
+        Some(patches)
     }
 
     pub fn position(&self, uid: u32) -> Option<usize> {
@@ -348,13 +504,13 @@ impl Folder {
         flags: u8,
         keywords: Vec<String>,
         internal_date: SystemTime,
-        from_line: Option<String>,
+        from_line: Option<Arc<str>>,
     ) -> u32 {
         let uid = self.uid_next;
         self.uid_next += 1;
         let from_line = from_line.unwrap_or_else(|| {
             let line = lda::mbox::from_line(&envelope_sender(&content), internal_date);
-            line.trim_end_matches('\n').to_owned()
+            Arc::from(line.trim_end_matches('\n'))
         });
         self.messages.push(Message {
             uid,
@@ -363,23 +519,10 @@ impl Folder {
             recent: true,
             from_line,
             content: Arc::new(split_state(&content).content),
+            state_block: None,
         });
         uid
     }
-}
-
-fn read_locked(path: &Path, locked: &mut LockedMbox) -> Result<(Vec<u8>, Stamp), FolderError> {
-    let io = |e| FolderError::Io(path.to_owned(), e);
-    let file = locked.file();
-    let meta = file.metadata().map_err(io)?;
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    (&*file).read_to_end(&mut data).map_err(io)?;
-    let stamp = Stamp {
-        inode: meta.ino(),
-        len: meta.len(),
-        modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-    };
-    Ok((data, stamp))
 }
 
 /// Writes `data` to a temporary file beside `path`, syncs it and renames
@@ -446,6 +589,16 @@ struct StateFields {
     flags: u8,
     old: bool,
     keywords: Vec<String>,
+    /// The state fields' bytes in `message`, when they are one block
+    /// ending the header (and so can be rewritten in place).
+    block: Option<Range<usize>>,
+}
+
+fn is_state_field(field: &[u8]) -> bool {
+    field.iter().position(|&b| b == b':').is_some_and(|i| {
+        let name = String::from_utf8_lossy(&field[..i]).trim().to_ascii_lowercase();
+        STATE_FIELDS.contains(&name.as_str())
+    })
 }
 
 fn split_state(message: &[u8]) -> StateFields {
@@ -458,6 +611,7 @@ fn split_state(message: &[u8]) -> StateFields {
         flags: 0,
         old: false,
         keywords: Vec::new(),
+        block: None,
     };
     let mut fields: Vec<&[u8]> = Vec::new();
     let mut pos = 0;
@@ -475,6 +629,14 @@ fn split_state(message: &[u8]) -> StateFields {
         }
         fields.push(&message[pos..end]);
         pos = end;
+    }
+    // the state fields as one block at the end of the header?
+    let state_count = fields.iter().filter(|f| is_state_field(f)).count();
+    let suffix = fields.iter().rev().take_while(|f| is_state_field(f)).count();
+    let quoted = message.starts_with(b">") || message[..header_end].windows(2).any(|w| w == b"\n>");
+    if state_count > 0 && suffix == state_count && !quoted {
+        let start = header_end - fields[fields.len() - suffix..].iter().map(|f| f.len()).sum::<usize>();
+        state.block = Some(start..header_end);
     }
     for field in fields {
         let name_end = field.iter().position(|&b| b == b':');
@@ -537,22 +699,28 @@ fn header_end(message: &[u8]) -> usize {
 }
 
 /// `content` with `fields` (LF-terminated lines) added at the end of its
-/// header, in the message's own line-ending style.
-fn insert_fields(content: &[u8], fields: &str) -> Vec<u8> {
+/// header, in the message's own line-ending style; and where they are.
+fn insert_fields(content: &[u8], fields: &str) -> (Vec<u8>, Range<usize>) {
     let end = header_end(content);
-    let crlf = content[..end].windows(2).any(|w| w == b"\r\n");
+    let crlf = header_uses_crlf(content);
     let mut out = Vec::with_capacity(content.len() + fields.len() * 2 + 2);
     out.extend_from_slice(&content[..end]);
     if end > 0 && content[end - 1] != b'\n' {
         out.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
     }
+    let start = out.len();
     if crlf {
         out.extend_from_slice(fields.replace('\n', "\r\n").as_bytes());
     } else {
         out.extend_from_slice(fields.as_bytes());
     }
+    let block = start..out.len();
     out.extend_from_slice(&content[end..]);
-    out
+    (out, block)
+}
+
+fn header_uses_crlf(content: &[u8]) -> bool {
+    content[..header_end(content)].windows(2).any(|w| w == b"\r\n")
 }
 
 /// `\n` not preceded by `\r`.
@@ -570,7 +738,14 @@ pub fn lone_newlines(data: &[u8]) -> usize {
 
 /// The message with every line ending as CRLF, as IMAP sends it.
 pub fn to_crlf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + lone_newlines(data));
+    let mut out = Vec::new();
+    append_crlf(data, &mut out);
+    out
+}
+
+/// Appends `data` to `out` with every line ending as CRLF.
+pub fn append_crlf(data: &[u8], out: &mut Vec<u8>) {
+    out.reserve(data.len() + lone_newlines(data));
     let mut prev = 0u8;
     for &b in data {
         if b == b'\n' && prev != b'\r' {
@@ -579,7 +754,6 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
         out.push(b);
         prev = b;
     }
-    out
 }
 
 /// The address in the message's Return-Path or From, for an appended
@@ -654,9 +828,23 @@ From c@d Sat Nov 28 04:03:57 2026\nSubject: two\n\n>From quoted\n\n";
         assert_eq!(&n.content[..], b"Subject: two\n\nFrom quoted\n");
         assert_eq!(folder.uid_next, 10);
         assert!(folder.needs_write);
-        let again = Folder::parse(&folder.serialize(), Stamp::default());
+        let again = Folder::parse(&folder.serialize().0, Stamp::default());
         assert!(!again.needs_write);
-        assert_eq!(again.messages, folder.messages);
+        let without_blocks = |f: &Folder| {
+            f.messages
+                .iter()
+                .cloned()
+                .map(|mut m| {
+                    m.state_block = None;
+                    m
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(without_blocks(&again), without_blocks(&folder));
+        // where serialize says the state headers went is where parse finds them
+        let (_, blocks) = folder.serialize();
+        assert_eq!(again.messages.iter().map(|m| m.state_block).collect::<Vec<_>>(), blocks);
+        assert!(blocks.iter().all(Option::is_some));
         assert_eq!((again.uid_validity, again.uid_next), (1234, 10));
     }
 
@@ -667,7 +855,7 @@ From c@d Sat Nov 28 04:03:57 2026\nSubject: two\n\n>From quoted\n\n";
             uid_next: 42,
             ..Folder::default()
         };
-        let again = Folder::parse(&folder.serialize(), Stamp::default());
+        let again = Folder::parse(&folder.serialize().0, Stamp::default());
         assert!(again.messages.is_empty());
         assert_eq!((again.uid_validity, again.uid_next), (77, 42));
     }
@@ -680,7 +868,7 @@ From c@d Sat Nov 28 04:03:57 2026\nSubject: two\n\n>From quoted\n\n";
             ..Folder::default()
         };
         folder.push(b"Subject: x\r\n\r\nbody\r\n".to_vec(), SEEN, vec![], UNIX_EPOCH, None);
-        let bytes = folder.serialize();
+        let (bytes, _) = folder.serialize();
         assert!(
             bytes.windows(13).any(|w| w == b"Status: R\r\nX-"),
             "{}",
@@ -689,5 +877,49 @@ From c@d Sat Nov 28 04:03:57 2026\nSubject: two\n\n>From quoted\n\n";
         let again = Folder::parse(&bytes, Stamp::default());
         assert_eq!(&again.messages[0].content[..], b"Subject: x\r\n\r\nbody\r\n");
         assert_eq!(again.messages[0].size(), 20);
+    }
+
+    #[test]
+    fn flag_changes_are_written_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox");
+        std::fs::write(
+            &path,
+            b"From a@b Sat Nov 28 04:03:56 2026\nSubject: one\n\nbody\n\n\
+From a@b Sat Nov 28 04:03:57 2026\r\nSubject: two\r\n\r\ncrlf\r\n\n\
+From a@b Sat Nov 28 04:03:58 2026\nSubject: three\n\nbody\n\n",
+        )
+        .unwrap();
+        let folders = Folders::new(LockTimeouts::default());
+        folders.update(&path, |_| ()).unwrap(); // assigns UIDs: a rewrite
+        let before = std::fs::metadata(&path).unwrap();
+        let (mine, ()) = folders
+            .update(&path, |f| {
+                f.messages[1].flags |= FLAGGED | SEEN;
+                f.messages[2].keywords.push("$Junk".into());
+            })
+            .unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!((after.ino(), after.len()), (before.ino(), before.len()), "not in place");
+        let again = Folder::parse(&std::fs::read(&path).unwrap(), Stamp::default());
+        assert!(!again.needs_write);
+        assert_eq!(again.messages[1].flags, FLAGGED | SEEN);
+        assert_eq!(again.messages[2].keywords, ["$Junk"]);
+        assert_eq!(&again.messages[1].content[..], b"Subject: two\r\n\r\ncrlf\r\n");
+        assert_eq!(again.keywords, ["$Junk"], "declared in X-IMAPbase");
+        assert_eq!(
+            mine.messages.iter().map(|m| m.state_block).collect::<Vec<_>>(),
+            again.messages.iter().map(|m| m.state_block).collect::<Vec<_>>()
+        );
+        // more keywords than the padding holds: the file is rewritten
+        let many: Vec<String> = (0..20).map(|i| format!("keyword{i}")).collect();
+        folders
+            .update(&path, |f| f.messages[0].keywords = many.clone())
+            .unwrap();
+        assert_ne!(std::fs::metadata(&path).unwrap().ino(), before.ino());
+        let again = Folder::parse(&std::fs::read(&path).unwrap(), Stamp::default());
+        assert_eq!(again.messages[0].keywords, many);
+        assert_eq!(again.messages[1].flags, FLAGGED | SEEN);
     }
 }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use clap::{Arg, ArgAction, Command};
 use imapd::Context;
-use imapd::auth::Authenticator;
 use imapd::config::ImapdConfig;
-use imapd::training::Trainer;
 
 const EX_CONFIG: i32 = 78;
 const EX_OSERR: i32 = 71;
@@ -66,13 +64,7 @@ fn run() -> i32 {
             "imapd needs a user table: set [users] passwd_file in the configuration (Dovecot passwd-file format)",
         );
     };
-    let config = Arc::new(config);
-    let ctx = Arc::new(Context {
-        trainer: Trainer::start(config.clone()),
-        config,
-        auth: Authenticator::new(passwd_file),
-        imapd: imapd.clone(),
-    });
+    let ctx = Arc::new(Context::new(config, imapd.clone(), passwd_file));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(EX_OSERR, &format!("starting the runtime: {e}")),

@@ -13,7 +13,11 @@ const SPAM: &[u8] = b"From: winner@lottery.example\nTo: alice@example.org\nSubje
 const HAM: &[u8] = b"From: bob@example.org\nTo: alice@example.org\nSubject: lunch\nMessage-ID: <lunch@example.org>\n\nNoon at the usual place?\n";
 
 fn folder(site: &Site, name: &str) -> Folder {
-    let path = if name == "INBOX" { site.inbox("alice") } else { site.folder("alice", name) };
+    let path = if name == "INBOX" {
+        site.inbox("alice")
+    } else {
+        site.folder("alice", name)
+    };
     Folder::parse(&std::fs::read(path).unwrap(), Stamp::default())
 }
 
@@ -38,7 +42,13 @@ fn mbsync_moving_a_message_to_spam_trains_spam() {
     )
     .unwrap();
     let mbsync = || {
-        let out = Command::new("mbsync").arg("-q").arg("-c").arg(&rc).arg("ch").output().expect("mbsync (isync) is installed (.ci/run)");
+        let out = Command::new("mbsync")
+            .arg("-q")
+            .arg("-c")
+            .arg(&rc)
+            .arg("ch")
+            .output()
+            .expect("mbsync (isync) is installed (.ci/run)");
         assert!(out.status.success(), "mbsync: {}", String::from_utf8_lossy(&out.stderr));
     };
     mbsync();
@@ -69,7 +79,11 @@ fn mbsync_moving_a_message_to_spam_trains_spam() {
     assert_eq!(&inbox.messages[0].content[..], HAM);
     let spam = folder(&site, "Spam");
     assert_eq!(spam.messages.len(), 1);
-    assert!(spam.messages[0].keywords.iter().any(|k| k == "$Junk"), "{:?}", spam.messages[0].keywords);
+    assert!(
+        spam.messages[0].keywords.iter().any(|k| k == "$Junk"),
+        "{:?}",
+        spam.messages[0].keywords
+    );
 }
 
 #[test]

@@ -6,25 +6,33 @@ use crate::mailbox::{self, Message, SYSTEM_FLAGS};
 use crate::mime::{self, Node};
 use crate::wire::{literal, nstring};
 
-/// The message as clients see it, parsed once per FETCH of that message.
-pub struct View {
-    pub data: Vec<u8>,
+/// The message as clients see it (CRLF line ends) and its MIME tree,
+/// made only when an item needs them (FETCH FLAGS needs neither).
+pub struct View<'m> {
+    message: &'m Message,
+    data: Option<Vec<u8>>,
     root: Option<Node>,
 }
 
-impl View {
-    pub fn new(message: &Message) -> View {
+impl<'m> View<'m> {
+    pub fn new(message: &'m Message) -> View<'m> {
         View {
-            data: mailbox::to_crlf(&message.content),
+            message,
+            data: None,
             root: None,
         }
     }
 
-    fn root(&mut self) -> &Node {
-        let len = self.data.len();
-        let data = &self.data;
-        self.root
-            .get_or_insert_with(|| mime::parse(data, 0..len, ("text", "plain"), 0))
+    fn data(&mut self) -> &[u8] {
+        self.data.get_or_insert_with(|| mailbox::to_crlf(&self.message.content))
+    }
+
+    fn parsed(&mut self) -> (&[u8], &Node) {
+        let data = self.data.get_or_insert_with(|| mailbox::to_crlf(&self.message.content));
+        let root = self
+            .root
+            .get_or_insert_with(|| mime::parse(data, 0..data.len(), ("text", "plain"), 0));
+        (data, root)
     }
 }
 
@@ -88,28 +96,38 @@ pub fn write_item(
         MessageDataItemName::Rfc822Size => out.extend_from_slice(format!("RFC822.SIZE {}", message.size()).as_bytes()),
         MessageDataItemName::Rfc822 => {
             out.extend_from_slice(b"RFC822 ");
-            literal(out, &view.data);
+            literal_crlf(out, &message.content);
         }
         MessageDataItemName::Rfc822Header => {
-            let range = view.root().header.clone();
+            let (data, root) = view.parsed();
             out.extend_from_slice(b"RFC822.HEADER ");
-            literal(out, &view.data[range]);
+            literal(out, &data[root.header.clone()]);
         }
         MessageDataItemName::Rfc822Text => {
-            let range = view.root().body.clone();
+            let (data, root) = view.parsed();
             out.extend_from_slice(b"RFC822.TEXT ");
-            literal(out, &view.data[range]);
+            literal(out, &data[root.body.clone()]);
         }
         MessageDataItemName::Envelope => {
             out.extend_from_slice(b"ENVELOPE ");
-            let root = view.root().clone();
-            root.write_envelope(&view.data, out);
+            let (data, root) = view.parsed();
+            root.write_envelope(data, out);
         }
         MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
             let extended = matches!(item, MessageDataItemName::BodyStructure);
             out.extend_from_slice(if extended { b"BODYSTRUCTURE " } else { b"BODY " });
-            let root = view.root().clone();
-            root.write_structure(&view.data, extended, out);
+            let (data, root) = view.parsed();
+            root.write_structure(data, extended, out);
+        }
+        MessageDataItemName::BodyExt {
+            section: None,
+            partial: None,
+            ..
+        } => {
+            // the whole message, the most common big fetch: converted
+            // straight into the response
+            out.extend_from_slice(b"BODY[] ");
+            literal_crlf(out, &message.content);
         }
         MessageDataItemName::BodyExt { section, partial, .. } => {
             let content = section_bytes(view, section.as_ref())?;
@@ -135,6 +153,13 @@ pub fn write_item(
     Ok(())
 }
 
+/// A literal of `content` with every line ending as CRLF.
+fn literal_crlf(out: &mut Vec<u8>, content: &[u8]) {
+    let size = content.len() + mailbox::lone_newlines(content);
+    out.extend_from_slice(format!("{{{size}}}\r\n").as_bytes());
+    mailbox::append_crlf(content, out);
+}
+
 fn part_numbers(part: &imap_types::fetch::Part) -> Vec<u32> {
     part.0.as_ref().iter().map(|n| n.get()).collect()
 }
@@ -143,10 +168,9 @@ fn part_numbers(part: &imap_types::fetch::Part) -> Vec<u32> {
 /// exist (as Dovecot answers).
 fn section_bytes(view: &mut View, section: Option<&Section<'_>>) -> Result<Vec<u8>, String> {
     let Some(section) = section else {
-        return Ok(view.data.clone());
+        return Ok(view.data().to_vec());
     };
-    let root = view.root().clone();
-    let data = &view.data;
+    let (data, root) = view.parsed();
     let bytes = match section {
         Section::Part(part) => {
             let path = part_numbers(part);

@@ -17,7 +17,6 @@ use imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_types::search::SearchKey;
 use imap_types::sequence::SequenceSet;
 use imap_types::status::StatusDataItemName;
-use lda::lock::LockTimeouts;
 use lda::users::User;
 
 use super::fetch::{self, View};
@@ -116,13 +115,6 @@ impl Session {
         self.out.push(b' ');
         self.out.extend_from_slice(text.as_bytes());
         self.out.extend_from_slice(b"\r\n");
-    }
-
-    fn timeouts(&self) -> LockTimeouts {
-        LockTimeouts {
-            wait: self.ctx.config.lock_timeout,
-            stale_after: self.ctx.config.dotlock_stale,
-        }
     }
 
     /// Handles one complete command line (with its literals).
@@ -274,7 +266,11 @@ impl Session {
             }
             _ if !selected => self.tagged(tag, "BAD Select a mailbox first."),
             CommandBody::Close => {
-                if self.selected.as_ref().is_some_and(|s| !s.read_only) {
+                // (or the file changed: another session may have set \Deleted)
+                let deleted = |s: &Selected| {
+                    s.folder.messages.iter().any(|m| m.has(DELETED)) || Stamp::of(&s.path) != Some(s.folder.stamp)
+                };
+                if self.selected.as_ref().is_some_and(|s| !s.read_only && deleted(s)) {
                     self.expunge_silently();
                 }
                 self.selected = None;
@@ -467,12 +463,12 @@ impl Session {
         };
         self.ensure_inbox(&name, &path);
         let loaded = if read_only {
-            Folder::read(&path, self.timeouts()).map(|f| {
+            self.ctx.folders.read(&path).map(|f| {
                 let recent = f.messages.iter().filter(|m| m.recent).map(|m| m.uid).collect();
                 (f, recent)
             })
         } else {
-            Folder::update(&path, self.timeouts(), claim_recent)
+            self.ctx.folders.update(&path, claim_recent)
         };
         let (folder, recent) = match loaded {
             Ok(x) => x,
@@ -509,18 +505,17 @@ impl Session {
     /// differences. Expunges by others are only reported where the
     /// protocol allows (`allow_expunge`); otherwise the old view stays.
     fn refresh(&mut self, allow_expunge: bool) {
-        let timeouts = self.timeouts();
         let Some(sel) = &self.selected else { return };
         if Stamp::of(&sel.path) == Some(sel.folder.stamp) {
             return;
         }
         let loaded = if sel.read_only {
-            Folder::read(&sel.path, timeouts).map(|f| {
+            self.ctx.folders.read(&sel.path).map(|f| {
                 let recent: HashSet<u32> = f.messages.iter().filter(|m| m.recent).map(|m| m.uid).collect();
                 (f, recent)
             })
         } else {
-            Folder::update(&sel.path, timeouts, claim_recent)
+            self.ctx.folders.update(&sel.path, claim_recent)
         };
         if let Ok((new, new_recent)) = loaded {
             self.apply(new, new_recent, allow_expunge, &HashSet::new(), &HashSet::new());
@@ -539,10 +534,36 @@ impl Session {
         always: &HashSet<u32>,
     ) {
         let Some(sel) = &mut self.selected else { return };
-        let new_uids: HashSet<u32> = new.messages.iter().map(|m| m.uid).collect();
-        let gone: Vec<usize> = (0..sel.folder.messages.len())
-            .filter(|&i| !new_uids.contains(&sel.folder.messages[i].uid))
-            .collect();
+        // both lists are in UID order: walk them together
+        let mut gone = Vec::new();
+        let mut changed = Vec::new();
+        let mut added = false;
+        let (old, newer) = (&sel.folder.messages, &new.messages);
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() || j < newer.len() {
+            match (old.get(i), newer.get(j)) {
+                (Some(o), Some(n)) if o.uid == n.uid => {
+                    let differs = o.flags != n.flags || o.keywords != n.keywords;
+                    if always.contains(&n.uid) || (differs && !quiet.contains(&n.uid)) {
+                        changed.push(j);
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(o), Some(n)) if o.uid < n.uid => {
+                    gone.push(i);
+                    i += 1;
+                }
+                (Some(_), None) => {
+                    gone.push(i);
+                    i += 1;
+                }
+                _ => {
+                    added = true;
+                    j += 1;
+                }
+            }
+        }
         if !gone.is_empty() && !allow_expunge {
             return;
         }
@@ -550,24 +571,11 @@ impl Session {
         for &i in gone.iter().rev() {
             out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
         }
-        let old: std::collections::HashMap<u32, &Message> = sel.folder.messages.iter().map(|m| (m.uid, m)).collect();
         sel.recent.extend(new_recent);
-        let mut added = false;
-        for (i, m) in new.messages.iter().enumerate() {
-            let report = match old.get(&m.uid) {
-                Some(o) => {
-                    always.contains(&m.uid)
-                        || ((o.flags != m.flags || o.keywords != m.keywords) && !quiet.contains(&m.uid))
-                }
-                None => {
-                    added = true;
-                    false
-                }
-            };
-            if report {
-                let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
-                out.extend_from_slice(format!("* {} FETCH (FLAGS {flags} UID {})\r\n", i + 1, m.uid).as_bytes());
-            }
+        for j in changed {
+            let m = &new.messages[j];
+            let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
+            out.extend_from_slice(format!("* {} FETCH (FLAGS {flags} UID {})\r\n", j + 1, m.uid).as_bytes());
         }
         if added || !gone.is_empty() {
             out.extend_from_slice(format!("* {} EXISTS\r\n", new.messages.len()).as_bytes());
@@ -750,8 +758,8 @@ impl Session {
             return;
         };
         self.ensure_inbox(&name, &path);
-        let folder = match Folder::read(&path, self.timeouts()) {
-            Ok(f) if f.needs_write => match Folder::update(&path, self.timeouts(), |_| ()) {
+        let folder = match self.ctx.folders.read(&path) {
+            Ok(f) if f.needs_write => match self.ctx.folders.update(&path, |_| ()) {
                 Ok((f, ())) => f,
                 Err(_) => f,
             },
@@ -808,7 +816,7 @@ impl Session {
             UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64)
         });
         let content = message.to_vec();
-        let result = Folder::update(&path, self.timeouts(), |f| {
+        let result = self.ctx.folders.update(&path, |f| {
             let uid = f.push(content.clone(), system, keywords.clone(), when, None);
             (uid, f.uid_validity)
         });
@@ -838,14 +846,15 @@ impl Session {
     // ----- selected state -----
 
     fn expunge_silently(&mut self) {
-        let timeouts = self.timeouts();
         if let Some(sel) = &mut self.selected {
-            let _ = Folder::update(&sel.path, timeouts, |f| f.messages.retain(|m| !m.has(DELETED)));
+            let _ = self
+                .ctx
+                .folders
+                .update(&sel.path, |f| f.messages.retain(|m| !m.has(DELETED)));
         }
     }
 
     fn expunge(&mut self, tag: &str, uids: Option<&SequenceSet>) {
-        let timeouts = self.timeouts();
         let Some(sel) = &self.selected else { return };
         if sel.read_only {
             return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only.");
@@ -856,7 +865,7 @@ impl Session {
                 .map(|&i| sel.folder.messages[i].uid)
                 .collect()
         });
-        let result = Folder::update(&sel.path, timeouts, |f| {
+        let result = self.ctx.folders.update(&sel.path, |f| {
             f.messages
                 .retain(|m| !(m.has(DELETED) && allowed.as_ref().is_none_or(|a| a.contains(&m.uid))))
         });
@@ -912,7 +921,6 @@ impl Session {
         if uid && !items.iter().any(|i| matches!(i, MessageDataItemName::Uid)) {
             items.insert(0, MessageDataItemName::Uid);
         }
-        let timeouts = self.timeouts();
         let sel = self.selected.as_mut().expect("selected");
         let targets = positions(set, &sel.folder.messages, uid);
         // fetching a body without PEEK sets \Seen
@@ -924,7 +932,7 @@ impl Session {
                 .map(|m| m.uid)
                 .collect();
             if !unseen.is_empty() {
-                let _ = Folder::update(&sel.path, timeouts, |f| {
+                let _ = self.ctx.folders.update(&sel.path, |f| {
                     for m in f.messages.iter_mut().filter(|m| unseen.contains(&m.uid)) {
                         m.flags |= SEEN;
                     }
@@ -967,7 +975,6 @@ impl Session {
         flags: &[Flag<'_>],
         uid: bool,
     ) {
-        let timeouts = self.timeouts();
         let sel = self.selected.as_ref().expect("selected");
         if sel.read_only {
             return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only.");
@@ -988,7 +995,7 @@ impl Session {
             mark_junk(&mut keywords, class);
         }
         let path = sel.path.clone();
-        let result = Folder::update(&path, timeouts, |f| {
+        let result = self.ctx.folders.update(&path, |f| {
             let mut learned = Vec::new();
             for m in f.messages.iter_mut().filter(|m| targets.contains(&m.uid)) {
                 match kind {
@@ -1048,7 +1055,6 @@ impl Session {
         if !dest_path.is_file() {
             return self.tagged(tag, "NO [TRYCREATE] Mailbox doesn't exist.");
         }
-        let timeouts = self.timeouts();
         let sel = self.selected.as_ref().expect("selected");
         if is_move && sel.read_only {
             return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only.");
@@ -1068,7 +1074,7 @@ impl Session {
             (true, false) if !self.is_trash_folder(&dest_name) => Some(Class::Clean),
             _ => None,
         };
-        let result = Folder::update(&dest_path, timeouts, |f| {
+        let result = self.ctx.folders.update(&dest_path, |f| {
             let uids: Vec<u32> = messages
                 .iter()
                 .map(|m| {
@@ -1105,9 +1111,11 @@ impl Session {
         let code = format!("COPYUID {validity} {} {}", compact(&source_uids), compact(&dest_uids));
         if is_move {
             let moved: HashSet<u32> = source_uids.iter().copied().collect();
-            if let Err(e) = Folder::update(&source_path, timeouts, |f| {
-                f.messages.retain(|m| !moved.contains(&m.uid))
-            }) {
+            if let Err(e) = self
+                .ctx
+                .folders
+                .update(&source_path, |f| f.messages.retain(|m| !moved.contains(&m.uid)))
+            {
                 return self.folder_error(tag, e);
             }
             self.untagged(&format!("OK [{code}] Moved."));

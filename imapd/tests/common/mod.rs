@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use imapd::Context;
-use imapd::auth::Authenticator;
 use imapd::config::ImapdConfig;
-use imapd::training::Trainer;
 use lda::lock::LockTimeouts;
 
 pub struct Site {
@@ -41,16 +39,11 @@ impl Site {
             "[users]\npasswd_file = \"{}/passwd\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\nlock_timeout = 10\n",
             root.display()
         );
-        let config = Arc::new(lda::config::Config::parse(&text).unwrap());
+        let config = lda::config::Config::parse(&text).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
-        let ctx = Arc::new(Context {
-            config: config.clone(),
-            imapd: ImapdConfig::default(),
-            auth: Authenticator::new(root.join("passwd")),
-            trainer: Trainer::start(config.clone()),
-        });
+        let ctx = Arc::new(Context::new(config, ImapdConfig::default(), root.join("passwd")));
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
