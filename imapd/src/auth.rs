@@ -152,6 +152,25 @@ impl Authenticator {
     }
 }
 
+/// Standard base64 (SASL responses), padding optional.
+pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let text: Vec<u8> = text.iter().copied().filter(|&b| b != b'=').collect();
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut n) = (0u32, 0);
+    for b in text {
+        let v = ALPHABET.iter().position(|&x| x == b)? as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +192,7 @@ mod tests {
         assert!(!verify("", b""));
         assert_eq!(plaintext_secret("{PLAIN}pass"), Some("pass"));
         assert_eq!(plaintext_secret(sha512), None);
+        assert_eq!(base64_decode(b"AGJvYgBodW50ZXIy").unwrap(), b"\0bob\0hunter2");
+        assert_eq!(base64_decode(b"not base64!"), None);
     }
 }

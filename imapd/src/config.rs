@@ -4,6 +4,7 @@
 //! ```toml
 //! [imapd]
 //! listen = ["0.0.0.0:143"]
+//! pop3_listen = ["0.0.0.0:110"]   # default: none
 //! plaintext_auth = "loopback"   # "always", "never" (no TLS yet: see README)
 //! trash_folder = "Trash"        # moving spam here does not train
 //! sent_folder = "Sent"
@@ -34,6 +35,7 @@ impl PlaintextAuth {
 #[derive(Debug, Clone)]
 pub struct ImapdConfig {
     pub listen: Vec<SocketAddr>,
+    pub pop3_listen: Vec<SocketAddr>,
     pub plaintext_auth: PlaintextAuth,
     pub trash_folder: String,
     pub sent_folder: String,
@@ -44,6 +46,7 @@ impl Default for ImapdConfig {
     fn default() -> Self {
         ImapdConfig {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 143))],
+            pop3_listen: Vec::new(),
             plaintext_auth: PlaintextAuth::Loopback,
             trash_folder: "Trash".into(),
             sent_folder: "Sent".into(),
@@ -68,16 +71,23 @@ impl ImapdConfig {
                     .ok_or(format!("[imapd] {key}: expected a string"))
             };
             match key.as_str() {
-                "listen" => {
-                    let list = value.as_array().ok_or("[imapd] listen: expected a list of addresses")?;
-                    config.listen = list
+                "listen" | "pop3_listen" => {
+                    let list = value
+                        .as_array()
+                        .ok_or(format!("[imapd] {key}: expected a list of addresses"))?;
+                    let addresses: Vec<SocketAddr> = list
                         .iter()
                         .map(|v| {
                             let s = text(v)?;
                             s.parse()
-                                .map_err(|_| format!("[imapd] listen: {s:?} is not an address:port"))
+                                .map_err(|_| format!("[imapd] {key}: {s:?} is not an address:port"))
                         })
                         .collect::<Result<_, String>>()?;
+                    if key == "listen" {
+                        config.listen = addresses;
+                    } else {
+                        config.pop3_listen = addresses;
+                    }
                 }
                 "plaintext_auth" => {
                     config.plaintext_auth = match text(value)?.as_str() {

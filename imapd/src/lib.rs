@@ -1,4 +1,4 @@
-//! imapd: IMAP4rev1 over the users' mbox folders, and the training that
+//! imapd: IMAP4rev1 and POP3 over the users' mbox folders, and the training that
 //! follows what users do with their mail.
 //!
 //! - [`config`]: the `[imapd]` section of the toolkit's TOML file;
@@ -7,6 +7,7 @@
 //! - [`mailbox`]: one mbox folder with UIDs and flags in Dovecot's headers;
 //! - [`mime`]: MIME structure with byte ranges (sections, BODYSTRUCTURE);
 //! - [`imap`]: the protocol: sessions, FETCH, SEARCH, sequence sets;
+//! - [`pop3`]: POP3 sessions over the INBOX;
 //! - [`training`]: the queue that teaches users' filters from their moves;
 //! - [`server`]: sockets: framing, literals, IDLE; `run` takes a listener.
 
@@ -16,6 +17,7 @@ pub mod imap;
 pub mod mailbox;
 pub mod mime;
 pub mod names;
+pub mod pop3;
 pub mod server;
 pub mod training;
 pub mod wire;

@@ -1,5 +1,5 @@
-//! `imapd [--config FILE] [--listen ADDR:PORT]…`: serves IMAP4rev1 over the
-//! users' mbox folders.
+//! `imapd [--config FILE] [--listen ADDR:PORT]… [--pop3-listen ADDR:PORT]…`:
+//! serves IMAP4rev1 (and POP3) over the users' mbox folders.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +27,13 @@ fn command() -> Command {
             lda::config::DEFAULT_CONFIG_PATH
         )))
         .arg(
+            Arg::new("pop3-listen")
+                .long("pop3-listen")
+                .value_name("ADDR:PORT")
+                .action(ArgAction::Append)
+                .help("address to serve POP3 on (repeatable; replaces [imapd] pop3_listen)"),
+        )
+        .arg(
             Arg::new("listen")
                 .long("listen")
                 .value_name("ADDR:PORT")
@@ -51,11 +58,13 @@ fn run() -> i32 {
         Ok(c) => c,
         Err(e) => return fail(EX_CONFIG, &e),
     };
-    if let Some(listen) = matches.get_many::<String>("listen") {
-        let parsed: Result<Vec<_>, _> = listen.map(|s| s.parse()).collect();
-        match parsed {
-            Ok(l) => imapd.listen = l,
-            Err(_) => return fail(64, "--listen: expected ADDR:PORT, e.g. 127.0.0.1:1143"),
+    for (flag, target) in [("listen", &mut imapd.listen), ("pop3-listen", &mut imapd.pop3_listen)] {
+        if let Some(listen) = matches.get_many::<String>(flag) {
+            let parsed: Result<Vec<_>, _> = listen.map(|s| s.parse()).collect();
+            match parsed {
+                Ok(l) => *target = l,
+                Err(_) => return fail(64, &format!("--{flag}: expected ADDR:PORT, e.g. 127.0.0.1:1143")),
+            }
         }
     }
     let Some(passwd_file) = config.passwd_file.clone() else {
@@ -71,10 +80,16 @@ fn run() -> i32 {
     };
     runtime.block_on(async {
         let mut servers = Vec::new();
-        for addr in &imapd.listen {
+        let imap = imapd.listen.iter().map(|a| (a, false));
+        let pop3 = imapd.pop3_listen.iter().map(|a| (a, true));
+        for (addr, is_pop3) in imap.chain(pop3) {
             match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) if is_pop3 => {
+                    tracing::info!("POP3 on {addr}");
+                    servers.push(tokio::spawn(imapd::server::run_pop3(listener, ctx.clone())));
+                }
                 Ok(listener) => {
-                    tracing::info!("listening on {addr}");
+                    tracing::info!("IMAP on {addr}");
                     servers.push(tokio::spawn(imapd::server::run(listener, ctx.clone())));
                 }
                 Err(e) => return fail(EX_OSERR, &format!("cannot listen on {addr}: {e}")),

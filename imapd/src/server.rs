@@ -5,6 +5,7 @@
 //! Sessions do file I/O (mbox reads and rewrites under locks); they run
 //! inside `block_in_place`, so a slow disk delays only that connection.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::Context;
 use crate::imap::{Session, Step};
+use crate::pop3::{Pop3Session, Pop3Step};
 
 /// Longest command line (outside literals).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -27,6 +29,19 @@ pub const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Serves IMAP on `listener` until it fails.
 pub async fn run(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
+    accept(listener, ctx, serve).await
+}
+
+/// Serves POP3 on `listener` until it fails.
+pub async fn run_pop3(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
+    accept(listener, ctx, serve_pop3).await
+}
+
+async fn accept<F, S>(listener: TcpListener, ctx: Arc<Context>, serve: F) -> std::io::Result<()>
+where
+    F: Fn(TcpStream, IpAddr, Arc<Context>) -> S + Copy + Send + 'static,
+    S: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     loop {
         let (socket, peer) = listener.accept().await?;
         let ctx = ctx.clone();
@@ -35,6 +50,60 @@ pub async fn run(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()
                 tracing::debug!(client = %peer, "connection ended: {e}");
             }
         });
+    }
+}
+
+/// POP3 has no literals: a command is a line (RFC 2449 allows 255 bytes;
+/// longer lines are refused, then the connection closes).
+async fn serve_pop3(socket: TcpStream, client: IpAddr, ctx: Arc<Context>) -> std::io::Result<()> {
+    const MAX_POP3_LINE: usize = 4096;
+    let _ = socket.set_nodelay(true);
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut session = Pop3Session::new(ctx, client);
+    session.greeting();
+    loop {
+        writer.write_all(&session.out).await?;
+        session.out.clear();
+        let mut line = Vec::new();
+        let read = tokio::time::timeout(
+            AUTOLOGOUT,
+            (&mut reader)
+                .take(MAX_POP3_LINE as u64 + 1)
+                .read_until(b'\n', &mut line),
+        )
+        .await;
+        match read {
+            Err(_) => {
+                writer.write_all(b"-ERR Autologout; idle for too long.\r\n").await?;
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(_)) if !line.ends_with(b"\n") => {
+                writer.write_all(b"-ERR Line too long.\r\n").await?;
+                return Ok(());
+            }
+            Ok(Ok(_)) => {}
+        }
+        let mut step = tokio::task::block_in_place(|| session.handle(&line));
+        if step == Pop3Step::AuthContinue {
+            writer.write_all(b"+ \r\n").await?;
+            let mut answer = Vec::new();
+            if (&mut reader)
+                .take(MAX_POP3_LINE as u64)
+                .read_until(b'\n', &mut answer)
+                .await?
+                == 0
+            {
+                return Ok(());
+            }
+            step = tokio::task::block_in_place(|| session.auth_response(&answer));
+        }
+        if step == Pop3Step::Close {
+            writer.write_all(&session.out).await?;
+            return Ok(());
+        }
     }
 }
 

@@ -119,3 +119,51 @@ fn mutt_saving_a_message_to_spam_trains_spam() {
     let spam = folder(&site, "Spam");
     assert_eq!(&spam.messages[0].content[..], SPAM);
 }
+
+/// fetchmail over POP3 with APOP: every message arrives, and without
+/// `keep` the server's INBOX is emptied.
+#[test]
+fn fetchmail_over_pop3_with_apop() {
+    let site = Site::start();
+    site.deliver(&site.inbox("alice"), "winner@lottery.example", SPAM);
+    site.deliver(&site.inbox("alice"), "bob@example.org", HAM);
+    let out = site.dir.path().join("fetched");
+    let rc = site.dir.path().join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "set no syslog\npoll 127.0.0.1 service {} protocol APOP\n    user \"alice\" password \"secret\" is root here\n    \
+             fetchall sslproto \"\"\n    mda \"/bin/sh -c 'cat >> {}'\"\n",
+            site.pop3_port,
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let result = Command::new("fetchmail")
+        .args(["-f"])
+        .arg(&rc)
+        .args(["--nodetach", "--pidfile"])
+        .arg(site.dir.path().join("fetchmail.pid"))
+        .env("HOME", site.dir.path())
+        .output()
+        .expect("fetchmail is installed (.ci/run)");
+    // fetchmail exits 0 when it fetched mail
+    assert!(
+        result.status.success(),
+        "fetchmail: {:?}\n{}",
+        result.status,
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let fetched = std::fs::read(&out).unwrap();
+    let text = String::from_utf8_lossy(&fetched);
+    assert!(
+        text.contains("Subject: You won a million dollars") && text.contains("Subject: lunch"),
+        "{text}"
+    );
+    assert_eq!(
+        folder(&site, "INBOX").messages.len(),
+        0,
+        "fetched without keep: deleted on the server"
+    );
+}

@@ -133,3 +133,23 @@ fn idle_reports_a_delivery_within_a_second() {
     let delay: f64 = python.trim().rsplit(' ').next().unwrap().parse().unwrap();
     eprintln!("EXISTS {delay:.3} s after the delivery signal");
 }
+
+#[test]
+fn poplib_suite_covers_pop3() {
+    let site = Site::start();
+    let inbox = site.inbox("alice");
+    for (sender, message) in [
+        ("carol@example.com", PLAIN),
+        ("dave@example.net", JAPANESE),
+        ("x@y", SHORT),
+    ] {
+        site.deliver(&inbox, sender, message);
+    }
+    let out = site.python("pop3_suite.py", &[]);
+    assert!(out.contains("pop3 suite: ok"), "{out}");
+    let folder = Folder::parse(&std::fs::read(&inbox).unwrap(), Stamp::default());
+    assert_eq!(folder.messages.len(), 2, "DELE 3 then QUIT removed it");
+    assert_eq!(folder.messages[0].flags, SEEN, "RETR marks \\Seen");
+    assert_eq!(folder.messages[1].flags, 0, "TOP does not");
+    assert_eq!(&folder.messages[1].content[..], JAPANESE);
+}

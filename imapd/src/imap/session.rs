@@ -23,7 +23,7 @@ use super::fetch::{self, View};
 use super::search::{self, Scope};
 use super::sequence::{compact, positions};
 use crate::Context;
-use crate::auth::{FAILURE_DELAY, LoginError};
+use crate::auth::{FAILURE_DELAY, LoginError, base64_decode};
 use crate::mailbox::{DELETED, Folder, FolderError, Message, SEEN, Stamp};
 use crate::names::{self, Layout};
 use crate::training::Lesson;
@@ -1208,22 +1208,4 @@ fn tag_of(input: &[u8]) -> String {
 fn trim_crlf(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let text: Vec<u8> = text.iter().copied().filter(|&b| b != b'=').collect();
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut bits, mut n) = (0u32, 0);
-    for b in text {
-        let v = ALPHABET.iter().position(|&x| x == b)? as u32;
-        bits = (bits << 6) | v;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    Some(out)
 }

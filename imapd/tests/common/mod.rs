@@ -16,6 +16,7 @@ use lda::lock::LockTimeouts;
 pub struct Site {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    pub pop3_port: u16,
 }
 
 impl Site {
@@ -40,9 +41,14 @@ impl Site {
             root.display()
         );
         let config = lda::config::Config::parse(&text).unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
+        let bind = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            (listener, port)
+        };
+        let (listener, port) = bind();
+        let (pop3_listener, pop3_port) = bind();
         let ctx = Arc::new(Context::new(config, ImapdConfig::default(), root.join("passwd")));
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -52,10 +58,12 @@ impl Site {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let pop3_listener = tokio::net::TcpListener::from_std(pop3_listener).unwrap();
+                tokio::spawn(imapd::server::run_pop3(pop3_listener, ctx.clone()));
                 imapd::server::run(listener, ctx).await.unwrap();
             });
         });
-        Site { dir, port }
+        Site { dir, port, pop3_port }
     }
 
     pub fn home(&self, user: &str) -> PathBuf {
@@ -86,13 +94,19 @@ impl Site {
         .unwrap();
     }
 
-    /// Runs `tests/py/NAME` with the port and the scratch directory; panics
-    /// with its output unless it exits 0.
+    /// Runs `tests/py/NAME` with the IMAP port and the scratch directory
+    /// (the POP3 port for `pop3*` scripts); panics with its output unless
+    /// it exits 0.
     pub fn python(&self, script: &str, args: &[&str]) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
+        let port = if script.starts_with("pop3") {
+            self.pop3_port
+        } else {
+            self.port
+        };
         let out = Command::new("python3")
             .arg(&path)
-            .arg(self.port.to_string())
+            .arg(port.to_string())
             .arg(self.dir.path())
             .args(args)
             .output()
