@@ -34,7 +34,7 @@ enum State {
     Authorization {
         user: Option<String>,
     },
-    Transaction(Maildrop),
+    Transaction(Box<Maildrop>),
 }
 
 struct Maildrop {
@@ -236,14 +236,14 @@ impl Pop3Session {
                         tracing::info!(user = %user.name, client = %self.client, "POP3 login");
                         let count = folder.messages.len();
                         let octets: usize = folder.messages.iter().map(Message::size).sum();
-                        self.state = State::Transaction(Maildrop {
+                        self.state = State::Transaction(Box::new(Maildrop {
                             user,
                             inbox: location.inbox,
                             uid_validity: folder.uid_validity,
                             messages: folder.messages,
                             deleted: HashSet::new(),
                             retrieved: HashSet::new(),
-                        });
+                        }));
                         self.line(&format!("+OK {count} messages ({octets} octets)"));
                         Pop3Step::Continue
                     }
