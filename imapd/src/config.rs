@@ -5,6 +5,10 @@
 //! [imapd]
 //! listen = ["0.0.0.0:143"]
 //! pop3_listen = ["0.0.0.0:110"]   # default: none
+//! imaps_listen = ["0.0.0.0:993"]  # implicit TLS; default: none
+//! pop3s_listen = ["0.0.0.0:995"]
+//! tls_cert = "/etc/mailkit/cert.pem"   # PEM chain; enables STARTTLS/STLS
+//! tls_key = "/etc/mailkit/key.pem"
 //! plaintext_auth = "loopback"   # "always", "never" (no TLS yet: see README)
 //! trash_folder = "Trash"        # moving spam here does not train
 //! sent_folder = "Sent"
@@ -36,6 +40,10 @@ impl PlaintextAuth {
 pub struct ImapdConfig {
     pub listen: Vec<SocketAddr>,
     pub pop3_listen: Vec<SocketAddr>,
+    pub imaps_listen: Vec<SocketAddr>,
+    pub pop3s_listen: Vec<SocketAddr>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
     pub plaintext_auth: PlaintextAuth,
     pub trash_folder: String,
     pub sent_folder: String,
@@ -47,6 +55,10 @@ impl Default for ImapdConfig {
         ImapdConfig {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 143))],
             pop3_listen: Vec::new(),
+            imaps_listen: Vec::new(),
+            pop3s_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             plaintext_auth: PlaintextAuth::Loopback,
             trash_folder: "Trash".into(),
             sent_folder: "Sent".into(),
@@ -71,7 +83,7 @@ impl ImapdConfig {
                     .ok_or(format!("[imapd] {key}: expected a string"))
             };
             match key.as_str() {
-                "listen" | "pop3_listen" => {
+                "listen" | "pop3_listen" | "imaps_listen" | "pop3s_listen" => {
                     let list = value
                         .as_array()
                         .ok_or(format!("[imapd] {key}: expected a list of addresses"))?;
@@ -83,11 +95,12 @@ impl ImapdConfig {
                                 .map_err(|_| format!("[imapd] {key}: {s:?} is not an address:port"))
                         })
                         .collect::<Result<_, String>>()?;
-                    if key == "listen" {
-                        config.listen = addresses;
-                    } else {
-                        config.pop3_listen = addresses;
-                    }
+                    *match key.as_str() {
+                        "listen" => &mut config.listen,
+                        "pop3_listen" => &mut config.pop3_listen,
+                        "imaps_listen" => &mut config.imaps_listen,
+                        _ => &mut config.pop3s_listen,
+                    } = addresses;
                 }
                 "plaintext_auth" => {
                     config.plaintext_auth = match text(value)?.as_str() {
@@ -101,6 +114,8 @@ impl ImapdConfig {
                         }
                     }
                 }
+                "tls_cert" => config.tls_cert = Some(text(value)?.into()),
+                "tls_key" => config.tls_key = Some(text(value)?.into()),
                 "trash_folder" => config.trash_folder = text(value)?,
                 "sent_folder" => config.sent_folder = text(value)?,
                 "drafts_folder" => config.drafts_folder = text(value)?,

@@ -9,7 +9,8 @@
 //! - [`imap`]: the protocol: sessions, FETCH, SEARCH, sequence sets;
 //! - [`pop3`]: POP3 sessions over the INBOX;
 //! - [`training`]: the queue that teaches users' filters from their moves;
-//! - [`server`]: sockets: framing, literals, IDLE; `run` takes a listener.
+//! - [`server`]: sockets: framing, literals, IDLE, STARTTLS; `run` takes a listener;
+//! - [`tls`]: the rustls server configuration from PEM files.
 
 pub mod auth;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod mime;
 pub mod names;
 pub mod pop3;
 pub mod server;
+pub mod tls;
 pub mod training;
 pub mod wire;
 
@@ -32,24 +34,36 @@ pub struct Context {
     pub auth: auth::Authenticator,
     /// Parsed folders shared by the sessions.
     pub folders: mailbox::Folders,
+    /// The certificate, when TLS is configured (STARTTLS, STLS, imaps, pop3s).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub trainer: training::Trainer,
 }
 
 impl Context {
     /// Everything a server needs from the configuration; starts the
-    /// training thread.
-    pub fn new(config: lda::config::Config, imapd: config::ImapdConfig, passwd_file: std::path::PathBuf) -> Context {
+    /// training thread. Fails when the TLS certificate or key can't be read.
+    pub fn new(
+        config: lda::config::Config,
+        imapd: config::ImapdConfig,
+        passwd_file: std::path::PathBuf,
+    ) -> Result<Context, String> {
+        let tls = match (&imapd.tls_cert, &imapd.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            (None, None) => None,
+            _ => return Err("[imapd] tls_cert and tls_key go together".into()),
+        };
         let config = Arc::new(config);
         let timeouts = lda::lock::LockTimeouts {
             wait: config.lock_timeout,
             stale_after: config.dotlock_stale,
         };
-        Context {
+        Ok(Context {
             trainer: training::Trainer::start(config.clone()),
             folders: mailbox::Folders::new(timeouts),
             auth: auth::Authenticator::new(passwd_file),
             config,
             imapd,
-        }
+            tls,
+        })
     }
 }

@@ -73,26 +73,43 @@ fn run() -> i32 {
             "imapd needs a user table: set [users] passwd_file in the configuration (Dovecot passwd-file format)",
         );
     };
-    let ctx = Arc::new(Context::new(config, imapd.clone(), passwd_file));
+    let ctx = match Context::new(config, imapd.clone(), passwd_file) {
+        Ok(ctx) => Arc::new(ctx),
+        Err(e) => return fail(EX_CONFIG, &e),
+    };
+    let wants_tls = !imapd.imaps_listen.is_empty() || !imapd.pop3s_listen.is_empty();
+    if wants_tls && ctx.tls.is_none() {
+        return fail(
+            EX_CONFIG,
+            "imaps_listen / pop3s_listen need tls_cert and tls_key in [imapd]",
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(EX_OSERR, &format!("starting the runtime: {e}")),
     };
     runtime.block_on(async {
         let mut servers = Vec::new();
-        let imap = imapd.listen.iter().map(|a| (a, false));
-        let pop3 = imapd.pop3_listen.iter().map(|a| (a, true));
-        for (addr, is_pop3) in imap.chain(pop3) {
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(listener) if is_pop3 => {
-                    tracing::info!("POP3 on {addr}");
-                    servers.push(tokio::spawn(imapd::server::run_pop3(listener, ctx.clone())));
-                }
-                Ok(listener) => {
-                    tracing::info!("IMAP on {addr}");
-                    servers.push(tokio::spawn(imapd::server::run(listener, ctx.clone())));
-                }
-                Err(e) => return fail(EX_OSERR, &format!("cannot listen on {addr}: {e}")),
+        let services = [
+            (&imapd.listen, Service::Imap),
+            (&imapd.imaps_listen, Service::Imaps),
+            (&imapd.pop3_listen, Service::Pop3),
+            (&imapd.pop3s_listen, Service::Pop3s),
+        ];
+        for (addresses, service) in services {
+            for addr in addresses {
+                let listener = match tokio::net::TcpListener::bind(addr).await {
+                    Ok(l) => l,
+                    Err(e) => return fail(EX_OSERR, &format!("cannot listen on {addr}: {e}")),
+                };
+                tracing::info!("{service:?} on {addr}");
+                let ctx = ctx.clone();
+                servers.push(match service {
+                    Service::Imap => tokio::spawn(imapd::server::run(listener, ctx)),
+                    Service::Imaps => tokio::spawn(imapd::server::run_imaps(listener, ctx)),
+                    Service::Pop3 => tokio::spawn(imapd::server::run_pop3(listener, ctx)),
+                    Service::Pop3s => tokio::spawn(imapd::server::run_pop3s(listener, ctx)),
+                });
             }
         }
         for server in servers {
@@ -102,6 +119,14 @@ fn run() -> i32 {
         }
         0
     })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Service {
+    Imap,
+    Imaps,
+    Pop3,
+    Pop3s,
 }
 
 fn fail(code: i32, message: &str) -> i32 {

@@ -27,6 +27,8 @@ pub enum Pop3Step {
     /// `AUTH PLAIN` without an initial response: send `+ `, pass the next
     /// line to [`Pop3Session::auth_response`].
     AuthContinue,
+    /// STLS accepted: do the handshake, then [`Pop3Session::tls_started`].
+    StartTls,
 }
 
 enum State {
@@ -49,6 +51,7 @@ struct Maildrop {
 pub struct Pop3Session {
     ctx: Arc<Context>,
     client: IpAddr,
+    secure: bool,
     state: State,
     /// The APOP challenge of the greeting.
     timestamp: String,
@@ -61,13 +64,14 @@ pub struct Pop3Session {
 const MAX_BAD_COMMANDS: u32 = 20;
 
 impl Pop3Session {
-    pub fn new(ctx: Arc<Context>, client: IpAddr) -> Pop3Session {
+    pub fn new(ctx: Arc<Context>, client: IpAddr, secure: bool) -> Pop3Session {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         Pop3Session {
             ctx,
             client,
+            secure,
             state: State::Authorization { user: None },
             timestamp: format!("<{}.{nanos}@mailkit>", std::process::id()),
             out: Vec::new(),
@@ -97,8 +101,12 @@ impl Pop3Session {
         Pop3Step::Continue
     }
 
+    pub fn tls_started(&mut self) {
+        self.secure = true;
+    }
+
     fn plaintext_allowed(&self) -> bool {
-        self.ctx.imapd.plaintext_auth.allows(self.client)
+        self.secure || self.ctx.imapd.plaintext_auth.allows(self.client)
     }
 
     /// Handles one command line.
@@ -113,6 +121,9 @@ impl Pop3Session {
                 self.line("+OK Capability list follows");
                 for cap in ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"] {
                     self.line(cap);
+                }
+                if self.ctx.tls.is_some() && !self.secure && matches!(self.state, State::Authorization { .. }) {
+                    self.line("STLS");
                 }
                 if self.plaintext_allowed() {
                     self.line("USER");
@@ -159,7 +170,12 @@ impl Pop3Session {
                     _ => self.err("Unsupported mechanism."),
                 }
             }
-            (State::Authorization { .. }, "STLS") => self.err("TLS is not available on this port."),
+            (State::Authorization { .. }, "STLS") if self.secure => self.err("TLS is already active."),
+            (State::Authorization { .. }, "STLS") if self.ctx.tls.is_none() => self.err("TLS is not configured."),
+            (State::Authorization { .. }, "STLS") => {
+                self.line("+OK Begin TLS negotiation.");
+                return Pop3Step::StartTls;
+            }
             (State::Authorization { .. }, _) => self.err("Authenticate first."),
             (State::Transaction(_), _) => self.transaction(&command, args),
         };

@@ -4,14 +4,17 @@
 //!
 //! Sessions do file I/O (mbox reads and rewrites under locks); they run
 //! inside `block_in_place`, so a slow disk delays only that connection.
+//!
+//! TLS (rustls): implicit on the `imaps`/`pop3s` listeners, or by
+//! STARTTLS / STLS on the plain ones. The upgrade refuses a client that
+//! sent anything after the STARTTLS command (plaintext injection).
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::Context;
@@ -29,12 +32,41 @@ pub const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Serves IMAP on `listener` until it fails.
 pub async fn run(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
-    accept(listener, ctx, serve).await
+    accept(listener, ctx, |s, c, x| serve(s, c, x, false)).await
+}
+
+/// Serves IMAP over implicit TLS (port 993) on `listener`.
+pub async fn run_imaps(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
+    accept(listener, ctx, |s, c, x| serve(s, c, x, true)).await
 }
 
 /// Serves POP3 on `listener` until it fails.
 pub async fn run_pop3(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
-    accept(listener, ctx, serve_pop3).await
+    accept(listener, ctx, |s, c, x| serve_pop3(s, c, x, false)).await
+}
+
+/// Serves POP3 over implicit TLS (port 995) on `listener`.
+pub async fn run_pop3s(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
+    accept(listener, ctx, |s, c, x| serve_pop3(s, c, x, true)).await
+}
+
+/// How a connection's plaintext phase ended.
+enum Ended<S> {
+    Closed,
+    /// STARTTLS / STLS accepted: continue over TLS on this stream.
+    StartTls(S),
+}
+
+/// The TLS handshake on `stream`, or None (logged) when it fails.
+async fn handshake(ctx: &Context, stream: TcpStream) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = ctx.tls.as_ref()?;
+    match acceptor.accept(stream).await {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            tracing::debug!("TLS handshake failed: {e}");
+            None
+        }
+    }
 }
 
 async fn accept<F, S>(listener: TcpListener, ctx: Arc<Context>, serve: F) -> std::io::Result<()>
@@ -55,15 +87,34 @@ where
 
 /// POP3 has no literals: a command is a line (RFC 2449 allows 255 bytes;
 /// longer lines are refused, then the connection closes).
-async fn serve_pop3(socket: TcpStream, client: IpAddr, ctx: Arc<Context>) -> std::io::Result<()> {
-    const MAX_POP3_LINE: usize = 4096;
+async fn serve_pop3(socket: TcpStream, client: IpAddr, ctx: Arc<Context>, implicit_tls: bool) -> std::io::Result<()> {
     let _ = socket.set_nodelay(true);
-    let (reader, mut writer) = socket.into_split();
-    let mut reader = BufReader::new(reader);
-    let mut session = Pop3Session::new(ctx, client);
+    let mut session = Pop3Session::new(ctx.clone(), client, implicit_tls);
     session.greeting();
+    if implicit_tls {
+        let Some(tls) = handshake(&ctx, socket).await else {
+            return Ok(());
+        };
+        return pop3_lines(tls, &mut session).await.map(|_| ());
+    }
+    if let Ended::StartTls(socket) = pop3_lines(socket, &mut session).await?
+        && let Some(tls) = handshake(&ctx, socket).await
+    {
+        session.tls_started();
+        pop3_lines(tls, &mut session).await?;
+    }
+    Ok(())
+}
+
+async fn pop3_lines<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    session: &mut Pop3Session,
+) -> std::io::Result<Ended<S>> {
+    const MAX_POP3_LINE: usize = 4096;
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::new(reader);
     loop {
-        writer.write_all(&session.out).await?;
+        send(&mut writer, &session.out).await?;
         session.out.clear();
         let mut line = Vec::new();
         let read = tokio::time::timeout(
@@ -75,20 +126,20 @@ async fn serve_pop3(socket: TcpStream, client: IpAddr, ctx: Arc<Context>) -> std
         .await;
         match read {
             Err(_) => {
-                writer.write_all(b"-ERR Autologout; idle for too long.\r\n").await?;
-                return Ok(());
+                send(&mut writer, b"-ERR Autologout; idle for too long.\r\n").await?;
+                return Ok(Ended::Closed);
             }
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(0)) => return Ok(Ended::Closed),
             Ok(Ok(_)) if !line.ends_with(b"\n") => {
-                writer.write_all(b"-ERR Line too long.\r\n").await?;
-                return Ok(());
+                send(&mut writer, b"-ERR Line too long.\r\n").await?;
+                return Ok(Ended::Closed);
             }
             Ok(Ok(_)) => {}
         }
         let mut step = tokio::task::block_in_place(|| session.handle(&line));
         if step == Pop3Step::AuthContinue {
-            writer.write_all(b"+ \r\n").await?;
+            send(&mut writer, b"+ \r\n").await?;
             let mut answer = Vec::new();
             if (&mut reader)
                 .take(MAX_POP3_LINE as u64)
@@ -96,13 +147,24 @@ async fn serve_pop3(socket: TcpStream, client: IpAddr, ctx: Arc<Context>) -> std
                 .await?
                 == 0
             {
-                return Ok(());
+                return Ok(Ended::Closed);
             }
             step = tokio::task::block_in_place(|| session.auth_response(&answer));
         }
-        if step == Pop3Step::Close {
-            writer.write_all(&session.out).await?;
-            return Ok(());
+        match step {
+            Pop3Step::Close => {
+                send(&mut writer, &session.out).await?;
+                return Ok(Ended::Closed);
+            }
+            Pop3Step::StartTls => {
+                send(&mut writer, &session.out).await?;
+                session.out.clear();
+                if !reader.buffer().is_empty() {
+                    return Ok(Ended::Closed); // data pipelined after STLS
+                }
+                return Ok(Ended::StartTls(reader.into_inner().unsplit(writer)));
+            }
+            _ => {}
         }
     }
 }
@@ -115,95 +177,127 @@ enum Frame {
     Eof,
 }
 
-async fn serve(socket: TcpStream, client: IpAddr, ctx: Arc<Context>) -> std::io::Result<()> {
+async fn serve(socket: TcpStream, client: IpAddr, ctx: Arc<Context>, implicit_tls: bool) -> std::io::Result<()> {
     let _ = socket.set_nodelay(true);
-    let (reader, mut writer) = socket.into_split();
-    let mut reader = BufReader::new(reader);
-    let mut session = Session::new(ctx, client);
+    let mut session = Session::new(ctx.clone(), client, implicit_tls);
     session.greeting();
-    flush(&mut session, &mut writer).await?;
+    if implicit_tls {
+        let Some(tls) = handshake(&ctx, socket).await else {
+            return Ok(());
+        };
+        return commands(tls, &mut session).await.map(|_| ());
+    }
+    if let Ended::StartTls(socket) = commands(socket, &mut session).await?
+        && let Some(tls) = handshake(&ctx, socket).await
+    {
+        session.tls_started();
+        commands(tls, &mut session).await?;
+    }
+    Ok(())
+}
+
+/// Reads and answers commands until the connection ends (or STARTTLS).
+async fn commands<S: AsyncRead + AsyncWrite + Unpin>(stream: S, session: &mut Session) -> std::io::Result<Ended<S>> {
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::new(reader);
+    flush(session, &mut writer).await?;
     loop {
         let frame = match tokio::time::timeout(AUTOLOGOUT, read_command(&mut reader, &mut writer)).await {
             Ok(frame) => frame?,
             Err(_) => {
-                writer.write_all(b"* BYE Autologout; idle for too long.\r\n").await?;
-                return Ok(());
+                send(&mut writer, b"* BYE Autologout; idle for too long.\r\n").await?;
+                return Ok(Ended::Closed);
             }
         };
         let command = match frame {
             Frame::Command(c) => c,
             Frame::TooBig(what) => {
-                writer.write_all(format!("* BYE {what}\r\n").as_bytes()).await?;
-                return Ok(());
+                send(&mut writer, format!("* BYE {what}\r\n").as_bytes()).await?;
+                return Ok(Ended::Closed);
             }
-            Frame::Eof => return Ok(()),
+            Frame::Eof => return Ok(Ended::Closed),
         };
         let step = tokio::task::block_in_place(|| session.handle(&command));
-        flush(&mut session, &mut writer).await?;
+        flush(session, &mut writer).await?;
         match step {
             Step::Continue => {}
-            Step::Close => return Ok(()),
+            Step::Close => return Ok(Ended::Closed),
+            Step::StartTls => {
+                if !reader.buffer().is_empty() {
+                    return Ok(Ended::Closed); // data pipelined after STARTTLS
+                }
+                return Ok(Ended::StartTls(reader.into_inner().unsplit(writer)));
+            }
             Step::AuthenticateContinue => {
-                writer.write_all(b"+ \r\n").await?;
+                send(&mut writer, b"+ \r\n").await?;
                 let mut line = Vec::new();
                 if read_line(&mut reader, &mut line).await? == 0 {
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 }
                 tokio::task::block_in_place(|| session.authenticate_response(&line));
-                flush(&mut session, &mut writer).await?;
+                flush(session, &mut writer).await?;
             }
             Step::Idle => {
-                writer.write_all(b"+ idling\r\n").await?;
+                send(&mut writer, b"+ idling\r\n").await?;
                 let mut line = Vec::new();
                 let mut idle_for = Duration::ZERO;
                 loop {
                     match tokio::time::timeout(IDLE_POLL, reader.read_until(b'\n', &mut line)).await {
-                        Ok(Ok(0)) => return Ok(()),
+                        Ok(Ok(0)) => return Ok(Ended::Closed),
                         Ok(Ok(_)) if line.ends_with(b"\n") => break,
                         Ok(Ok(_)) if line.len() > MAX_LINE => {
-                            writer.write_all(b"* BYE Line too long.\r\n").await?;
-                            return Ok(());
+                            send(&mut writer, b"* BYE Line too long.\r\n").await?;
+                            return Ok(Ended::Closed);
                         }
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => return Err(e),
                         Err(_) => {
                             idle_for += IDLE_POLL;
                             if idle_for >= AUTOLOGOUT {
-                                writer.write_all(b"* BYE Autologout.\r\n").await?;
-                                return Ok(());
+                                send(&mut writer, b"* BYE Autologout.\r\n").await?;
+                                return Ok(Ended::Closed);
                             }
                             tokio::task::block_in_place(|| session.idle_poll());
-                            flush(&mut session, &mut writer).await?;
+                            flush(session, &mut writer).await?;
                         }
                     }
                 }
                 let step = tokio::task::block_in_place(|| session.idle_done(&line));
-                flush(&mut session, &mut writer).await?;
+                flush(session, &mut writer).await?;
                 if step == Step::Close {
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 }
             }
         }
     }
 }
 
-async fn flush(session: &mut Session, writer: &mut OwnedWriteHalf) -> std::io::Result<()> {
+async fn flush<W: AsyncWrite + Unpin>(session: &mut Session, writer: &mut W) -> std::io::Result<()> {
     if !session.out.is_empty() {
-        writer.write_all(&session.out).await?;
+        send(writer, &session.out).await?;
         session.out.clear();
     }
     Ok(())
 }
 
+/// Writes and flushes (TLS streams buffer until flushed).
+async fn send<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
 /// Reads one line (up to [`MAX_LINE`] + 1 bytes) into `line`.
-async fn read_line(reader: &mut BufReader<OwnedReadHalf>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut limited = (&mut *reader).take(MAX_LINE as u64 + 1);
     limited.read_until(b'\n', line).await
 }
 
 /// Reads a whole command: a line, and for each literal announced at its
 /// end (`{N}` or `{N+}`), the continuation request, N bytes and the rest.
-async fn read_command(reader: &mut BufReader<OwnedReadHalf>, writer: &mut OwnedWriteHalf) -> std::io::Result<Frame> {
+async fn read_command<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut R,
+    writer: &mut W,
+) -> std::io::Result<Frame> {
     let mut command = Vec::new();
     loop {
         let start = command.len();
@@ -224,16 +318,18 @@ async fn read_command(reader: &mut BufReader<OwnedReadHalf>, writer: &mut OwnedW
                 // refuse without reading the data: the client must not send it
                 let tag = command.split(|&b| b == b' ').next().unwrap_or(b"*");
                 let tag = String::from_utf8_lossy(tag);
-                writer
-                    .write_all(format!("{tag} NO [TOOBIG] Literal larger than {MAX_LITERAL} bytes.\r\n").as_bytes())
-                    .await?;
+                send(
+                    writer,
+                    format!("{tag} NO [TOOBIG] Literal larger than {MAX_LITERAL} bytes.\r\n").as_bytes(),
+                )
+                .await?;
                 command.clear();
                 continue;
             }
             return Ok(Frame::TooBig("Literal too large."));
         }
         if sync {
-            writer.write_all(b"+ Ready for literal data\r\n").await?;
+            send(writer, b"+ Ready for literal data\r\n").await?;
         }
         let at = command.len();
         command.resize(at + length, 0);

@@ -153,3 +153,19 @@ fn poplib_suite_covers_pop3() {
     assert_eq!(folder.messages[1].flags, 0, "TOP does not");
     assert_eq!(&folder.messages[1].content[..], JAPANESE);
 }
+
+#[test]
+fn tls_starttls_imaps_stls_and_pop3s() {
+    let site = Site::start_with(|c| c.plaintext_auth = imapd::config::PlaintextAuth::Never);
+    site.deliver(&site.inbox("alice"), "carol@example.com", PLAIN);
+    let out = site.python(
+        "tls.py",
+        &[
+            &site.pop3_port.to_string(),
+            &site.imaps_port.to_string(),
+            &site.pop3s_port.to_string(),
+            site.cert.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("tls: ok"), "{out}");
+}

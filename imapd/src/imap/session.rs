@@ -40,6 +40,8 @@ pub enum Step {
     /// AUTHENTICATE without an initial response: send `+ ` and pass the
     /// client's next line to [`Session::authenticate_response`].
     AuthenticateContinue,
+    /// STARTTLS accepted: do the handshake, then [`Session::tls_started`].
+    StartTls,
 }
 
 struct Selected {
@@ -54,6 +56,8 @@ struct Selected {
 pub struct Session {
     ctx: Arc<Context>,
     client: IpAddr,
+    /// The connection is encrypted (implicit TLS or after STARTTLS).
+    secure: bool,
     user: Option<(User, Layout)>,
     selected: Option<Selected>,
     /// Tag of the command waiting for a continuation (IDLE, AUTHENTICATE).
@@ -69,10 +73,11 @@ const MAX_BAD_COMMANDS: u32 = 20;
 const FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk $NotJunk";
 
 impl Session {
-    pub fn new(ctx: Arc<Context>, client: IpAddr) -> Session {
+    pub fn new(ctx: Arc<Context>, client: IpAddr, secure: bool) -> Session {
         Session {
             ctx,
             client,
+            secure,
             user: None,
             selected: None,
             pending_tag: String::new(),
@@ -86,8 +91,15 @@ impl Session {
         self.untagged(&format!("OK [CAPABILITY {caps}] mailkit imapd ready."));
     }
 
+    /// The TLS handshake after STARTTLS succeeded.
+    pub fn tls_started(&mut self) {
+        self.secure = true;
+    }
+
+    /// May a password be sent here: over TLS, or where the configuration
+    /// allows it in the clear.
     fn plaintext_allowed(&self) -> bool {
-        self.ctx.imapd.plaintext_auth.allows(self.client)
+        self.secure || self.ctx.imapd.plaintext_auth.allows(self.client)
     }
 
     fn capabilities(&self) -> String {
@@ -95,6 +107,9 @@ impl Session {
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN",
         );
         if self.user.is_none() {
+            if self.ctx.tls.is_some() && !self.secure {
+                caps.push_str(" STARTTLS");
+            }
             if self.plaintext_allowed() {
                 caps.push_str(" AUTH=PLAIN");
             } else {
@@ -202,7 +217,15 @@ impl Session {
                 self.tagged(tag, "OK Logout completed.");
                 return Step::Close;
             }
-            CommandBody::StartTLS => self.tagged(tag, "NO [UNAVAILABLE] TLS is not configured on this port."),
+            CommandBody::StartTLS if self.secure => self.tagged(tag, "BAD TLS is already active."),
+            CommandBody::StartTLS if self.ctx.tls.is_none() => {
+                self.tagged(tag, "NO [UNAVAILABLE] TLS is not configured on this server.")
+            }
+            CommandBody::StartTLS if authenticated => self.tagged(tag, "BAD Already logged in."),
+            CommandBody::StartTLS => {
+                self.tagged(tag, "OK Begin TLS negotiation now.");
+                return Step::StartTls;
+            }
             CommandBody::Login { username, password } if !authenticated => {
                 if !self.plaintext_allowed() {
                     self.tagged(tag, "NO [PRIVACYREQUIRED] Plaintext logins are disabled here.");

@@ -17,6 +17,10 @@ pub struct Site {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub pop3_port: u16,
+    pub imaps_port: u16,
+    pub pop3s_port: u16,
+    /// The self-signed certificate the server presents (CN localhost).
+    pub cert: PathBuf,
 }
 
 impl Site {
@@ -24,6 +28,11 @@ impl Site {
     /// hash), homes under the scratch directory, INBOX at `~/inbox`,
     /// folders in `~/mail`.
     pub fn start() -> Site {
+        Site::start_with(|_| {})
+    }
+
+    /// Like [`Site::start`], with the `[imapd]` settings changed by `tune`.
+    pub fn start_with(tune: impl FnOnce(&mut ImapdConfig)) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let bob_hash =
@@ -49,7 +58,42 @@ impl Site {
         };
         let (listener, port) = bind();
         let (pop3_listener, pop3_port) = bind();
-        let ctx = Arc::new(Context::new(config, ImapdConfig::default(), root.join("passwd")));
+        let (imaps_listener, imaps_port) = bind();
+        let (pop3s_listener, pop3s_port) = bind();
+        let cert = root.join("cert.pem");
+        let key = root.join("key.pem");
+        let openssl = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl is installed");
+        assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+        let mut imapd_config = ImapdConfig {
+            tls_cert: Some(cert.clone()),
+            tls_key: Some(key),
+            ..ImapdConfig::default()
+        };
+        tune(&mut imapd_config);
+        let ctx = Arc::new(Context::new(config, imapd_config, root.join("passwd")).unwrap());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -58,12 +102,21 @@ impl Site {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let pop3_listener = tokio::net::TcpListener::from_std(pop3_listener).unwrap();
-                tokio::spawn(imapd::server::run_pop3(pop3_listener, ctx.clone()));
+                let tokio_listener = |l| tokio::net::TcpListener::from_std(l).unwrap();
+                tokio::spawn(imapd::server::run_pop3(tokio_listener(pop3_listener), ctx.clone()));
+                tokio::spawn(imapd::server::run_imaps(tokio_listener(imaps_listener), ctx.clone()));
+                tokio::spawn(imapd::server::run_pop3s(tokio_listener(pop3s_listener), ctx.clone()));
                 imapd::server::run(listener, ctx).await.unwrap();
             });
         });
-        Site { dir, port, pop3_port }
+        Site {
+            dir,
+            port,
+            pop3_port,
+            imaps_port,
+            pop3s_port,
+            cert,
+        }
     }
 
     pub fn home(&self, user: &str) -> PathBuf {
@@ -95,8 +148,8 @@ impl Site {
     }
 
     /// Runs `tests/py/NAME` with the IMAP port and the scratch directory
-    /// (the POP3 port for `pop3*` scripts); panics with its output unless
-    /// it exits 0.
+    /// (the POP3 port for `pop3*` scripts), then `args`; panics with its
+    /// output unless it exits 0.
     pub fn python(&self, script: &str, args: &[&str]) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
         let port = if script.starts_with("pop3") {

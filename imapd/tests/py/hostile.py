@@ -100,6 +100,16 @@ reply = read_until(s, b"p9999 OK")
 assert reply.count(b" OK ") >= 10000, reply.count(b" OK ")
 s.close()
 
+# 7. a command pipelined behind STARTTLS (plaintext injection) is not
+# carried into the TLS session: the server hangs up instead
+s = conn()
+s.sendall(b"a STARTTLS\r\nb LOGIN alice secret\r\n")
+reply = read_until(s, b"a OK")
+assert b"a OK" in reply, reply
+s.settimeout(5)
+assert s.recv(100) == b"", "the connection stayed open"
+s.close()
+
 # others are unaffected: a normal session works
 m = imaplib.IMAP4("127.0.0.1", port)
 m.login("alice", "secret")
