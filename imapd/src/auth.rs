@@ -195,4 +195,25 @@ mod tests {
         assert_eq!(base64_decode(b"AGJvYgBodW50ZXIy").unwrap(), b"\0bob\0hunter2");
         assert_eq!(base64_decode(b"not base64!"), None);
     }
+
+    #[test]
+    fn failures_per_address_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = dir.path().join("passwd");
+        std::fs::write(&passwd, "alice:{PLAIN}secret::::/nonexistent::\n").unwrap();
+        let auth = Authenticator::new(passwd);
+        let attacker: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(auth.login(attacker, "alice", b"guess"), Err(LoginError::Rejected));
+        }
+        // now even the right password is refused from that address...
+        assert_eq!(
+            auth.login(attacker, "alice", b"secret"),
+            Err(LoginError::TooManyFailures)
+        );
+        // ...but not from another one
+        assert_eq!(auth.login(other, "alice", b"secret").unwrap().name, "alice");
+        assert_eq!(auth.login(other, "nobody", b"x"), Err(LoginError::Rejected));
+    }
 }

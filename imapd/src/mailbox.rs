@@ -532,7 +532,9 @@ fn replace_file(path: &Path, data: &[u8], original: &std::fs::Metadata) -> std::
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.imapd-{}.tmp", std::process::id()));
+    // One name per mailbox: writers hold the mailbox lock, and a file left
+    // by a writer that crashed is simply overwritten by the next.
+    let tmp = path.with_file_name(format!(".{name}.imapd.tmp"));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)

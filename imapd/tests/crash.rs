@@ -1,0 +1,108 @@
+//! A server killed (SIGKILL) in the middle of EXPUNGE's rewrite loses
+//! nothing: the mbox is the old one or the new one, every message whole.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use imapd::mailbox::{Folder, Stamp};
+
+const IMAPD: &str = env!("CARGO_BIN_EXE_imapd");
+const MESSAGES: u32 = 20_000;
+
+fn command(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, line: &str) {
+    stream.write_all(line.as_bytes()).unwrap();
+    let tag = line.split(' ').next().unwrap();
+    loop {
+        let mut reply = String::new();
+        assert!(reader.read_line(&mut reply).unwrap() > 0, "server closed during {line}");
+        if reply.starts_with(&format!("{tag} ")) {
+            assert!(reply.starts_with(&format!("{tag} OK")), "{line}: {reply}");
+            return;
+        }
+    }
+}
+
+#[test]
+fn killed_mid_expunge_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    std::fs::create_dir_all(home.join("mail")).unwrap();
+    std::fs::write(
+        dir.path().join("passwd"),
+        format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
+    )
+    .unwrap();
+    // every other message is \Deleted; UIDs already assigned
+    let mut mbox = String::new();
+    for uid in 1..=MESSAGES {
+        mbox.push_str(&format!("From a@b Sat Nov 28 04:03:56 2026\nSubject: message {uid}\n"));
+        if uid == 1 {
+            mbox.push_str(&format!("X-IMAPbase: 1234 {MESSAGES:010}\n"));
+        }
+        let deleted = if uid % 2 == 0 { "X-Status: D\n" } else { "" };
+        mbox.push_str(&format!(
+            "Status: O\n{deleted}X-UID: {uid}\n\nbody of message {uid}\n\n"
+        ));
+    }
+    let inbox = home.join("inbox");
+    let all: Vec<u32> = (1..=MESSAGES).collect();
+    let kept: Vec<u32> = (1..=MESSAGES).filter(|u| u % 2 == 1).collect();
+    for round in 0..6u64 {
+        std::fs::write(&inbox, &mbox).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("mailkit.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[users]\npasswd_file = \"{}/passwd\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n[imapd]\nlisten = [\"127.0.0.1:{port}\"]\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut server = Command::new(IMAPD)
+            .arg("--config")
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stream = (0..100)
+            .find_map(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                TcpStream::connect(("127.0.0.1", port)).ok()
+            })
+            .expect("imapd listens");
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut greeting = String::new();
+        reader.read_line(&mut greeting).unwrap();
+        command(&mut stream, &mut reader, "a LOGIN alice secret\r\n");
+        command(&mut stream, &mut reader, "b SELECT INBOX\r\n");
+        stream.write_all(b"c EXPUNGE\r\n").unwrap();
+        // kill at a different point of the rewrite each round
+        std::thread::sleep(Duration::from_millis(round * 8));
+        server.kill().unwrap();
+        server.wait().unwrap();
+
+        let folder = Folder::parse(&std::fs::read(&inbox).unwrap(), Stamp::default());
+        let uids: Vec<u32> = folder.messages.iter().map(|m| m.uid).collect();
+        assert!(uids == all || uids == kept, "round {round}: {} messages", uids.len());
+        eprintln!("round {round}: {} messages after the kill", uids.len());
+        // nothing but the mailbox, its lock and the rewrite's scratch file
+        for entry in std::fs::read_dir(&home).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                ["inbox", "inbox.lock", ".inbox.imapd.tmp", "mail"].contains(&name.as_str()),
+                "{name}"
+            );
+        }
+        for m in &folder.messages {
+            let want = format!("Subject: message {0}\n\nbody of message {0}\n", m.uid);
+            assert_eq!(String::from_utf8_lossy(&m.content), want, "round {round}");
+        }
+    }
+}
