@@ -664,9 +664,10 @@ impl Session {
         let Some((to_name, to_path)) = self.resolve(tag, to) else {
             return;
         };
-        if from_name == "INBOX" || to_name == "INBOX" {
-            return self.tagged(tag, "NO [CANNOT] Renaming INBOX is not supported.");
+        if to_name == "INBOX" {
+            return self.tagged(tag, "NO [CANNOT] Nothing can be renamed to INBOX.");
         }
+        self.ensure_inbox(&from_name, &from_path);
         if !from_path.exists() {
             return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist.");
         }
@@ -676,10 +677,52 @@ impl Session {
         if let Some(parent) = to_path.parent() {
             let _ = std::fs::DirBuilder::new().recursive(true).create(parent);
         }
+        if from_name == "INBOX" {
+            return self.rename_inbox(tag, &from_path, &to_path);
+        }
         match std::fs::rename(&from_path, &to_path) {
             Ok(()) => self.tagged(tag, "OK Rename completed."),
             Err(_) => self.tagged(tag, "NO [CANNOT] Cannot rename that mailbox."),
         }
+    }
+
+    /// RFC 3501: renaming INBOX moves its messages to the new mailbox and
+    /// leaves INBOX empty. Copies first, then removes what was copied, so a
+    /// failure (or mail arriving meanwhile) loses nothing.
+    fn rename_inbox(&mut self, tag: &str, inbox: &std::path::Path, to: &std::path::Path) {
+        let messages = match self.ctx.folders.read(inbox) {
+            Ok(f) => f.messages,
+            Err(e) => return self.folder_error(tag, e),
+        };
+        if let Err(e) = Folder::create(to) {
+            tracing::warn!("rename INBOX to {}: {e}", to.display());
+            return self.tagged(tag, "NO [CANNOT] Cannot create the new mailbox.");
+        }
+        let copied = self.ctx.folders.update(to, |f| {
+            for m in &messages {
+                let when = UNIX_EPOCH + std::time::Duration::from_secs(m.internal_date().max(0) as u64);
+                f.push(
+                    m.content.to_vec(),
+                    m.flags,
+                    m.keywords.clone(),
+                    when,
+                    Some(m.from_line.clone()),
+                );
+            }
+        });
+        if let Err(e) = copied {
+            return self.folder_error(tag, e);
+        }
+        let moved: HashSet<u32> = messages.iter().map(|m| m.uid).collect();
+        if let Err(e) = self
+            .ctx
+            .folders
+            .update(inbox, |f| f.messages.retain(|m| !moved.contains(&m.uid)))
+        {
+            return self.folder_error(tag, e);
+        }
+        self.refresh(true);
+        self.tagged(tag, "OK Rename completed.");
     }
 
     fn subscriptions(&self) -> Vec<String> {

@@ -149,7 +149,13 @@ fetched = fetch_one(m, "1", "(BODY[TEXT])")
 assert b"\\Seen" in fetched, fetched  # BODY[] without PEEK reports the new flags
 assert ok(m.store("3", "+FLAGS.SILENT", "(\\Deleted)")) == [None]
 assert ok(m.search(None, "DELETED")) == [b"3"]
-assert ok(m.expunge()) == [b"3"]
+# UID EXPUNGE (UIDPLUS) removes only the named \Deleted messages
+ok(m.store("2", "+FLAGS.SILENT", "(\\Deleted)"))
+typ, data = m.uid("EXPUNGE", "3")
+assert typ == "OK", (typ, data)
+assert ok(m.search(None, "DELETED")) == [b"2"]
+ok(m.store("2", "-FLAGS.SILENT", "(\\Deleted)"))
+assert ok(m.search(None, "ALL")) == [b"1 2"]
 assert ok(m.search(None, "ALL")) == [b"1 2"]
 
 # --- APPEND, STATUS, COPY, MOVE ---
@@ -169,6 +175,14 @@ assert b"MESSAGES 1" in status, status
 
 # --- RENAME, DELETE, SUBSCRIBE ---
 ok(m.rename("Work/2026", "Archive"))
+# renaming INBOX moves its mail and leaves it empty (RFC 3501 6.3.5)
+ok(m.unselect())
+ok(m.rename("INBOX", "Old"))
+assert b"MESSAGES 1" in ok(m.status("Old", "(MESSAGES)"))[0]
+assert b"MESSAGES 0" in ok(m.status("INBOX", "(MESSAGES)"))[0]
+ok(m.select("Old"))
+ok(m.copy("1", "INBOX"))
+ok(m.select("INBOX"))
 ok(m.delete("Trash"))
 listing = b"\n".join(ok(m.list()))
 assert b'"Archive"' in listing and b'"Trash"' not in listing and b'"Work/2026"' not in listing, listing
