@@ -706,10 +706,16 @@ fn insert_fields(content: &[u8], fields: &str) -> (Vec<u8>, Range<usize>) {
     let end = header_end(content);
     let crlf = header_uses_crlf(content);
     let mut out = Vec::with_capacity(content.len() + fields.len() * 2 + 2);
-    out.extend_from_slice(&content[..end]);
     if end > 0 && content[end - 1] != b'\n' {
-        out.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+        // a header not ending its last line (no body, no final newline):
+        // a newline added after it would change the message (or, after a
+        // bare CR, read as the blank line), so the fields go first
+        out.extend_from_slice(fields.as_bytes());
+        let block = 0..out.len();
+        out.extend_from_slice(content);
+        return (out, block);
     }
+    out.extend_from_slice(&content[..end]);
     let start = out.len();
     if crlf {
         out.extend_from_slice(fields.replace('\n', "\r\n").as_bytes());

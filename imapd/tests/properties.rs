@@ -1,0 +1,130 @@
+//! Random and hostile input for imapd's parsers: mbox folders, MIME trees,
+//! mailbox names and whole command lines never panic, and keep their
+//! promises (round trips, confinement).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use imapd::config::ImapdConfig;
+use imapd::imap::Session;
+use imapd::mailbox::{Folder, Stamp};
+use imapd::{Context, mime, names};
+use proptest::prelude::*;
+
+/// Message-ish bytes: header lines (some of them our state fields), MIME
+/// boundaries, `From ` lines, CR/LF mixes and random bytes.
+fn message_like() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"Subject: x\n".to_vec()),
+        Just(b"X-UID: 7\n".to_vec()),
+        Just(b"X-IMAPbase: 1 99 $Junk\n".to_vec()),
+        Just(b"Status: RO\n".to_vec()),
+        Just(b"X-Keywords: a b     \n".to_vec()),
+        Just(b"Content-Type: multipart/mixed; boundary=b\n".to_vec()),
+        Just(b"Content-Type: message/rfc822\n".to_vec()),
+        Just(b"--b\n".to_vec()),
+        Just(b"--b--\n".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"From a@b Sat Nov 28 04:03:56 2026\n".to_vec()),
+        Just(b">From quoted\n".to_vec()),
+        prop::collection::vec(any::<u8>(), 0..40),
+    ];
+    prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn folders_parse_and_round_trip(data in message_like()) {
+        let folder = Folder::parse(&data, Stamp::default());
+        let uids: Vec<u32> = folder.messages.iter().map(|m| m.uid).collect();
+        prop_assert!(uids.windows(2).all(|w| w[0] < w[1]), "UIDs ascend: {uids:?}");
+        prop_assert!(uids.last().is_none_or(|&u| u < folder.uid_next));
+        let (bytes, _) = folder.serialize();
+        let again = Folder::parse(&bytes, Stamp::default());
+        prop_assert!(!again.needs_write);
+        prop_assert_eq!(again.messages.len(), folder.messages.len());
+        for (a, b) in again.messages.iter().zip(&folder.messages) {
+            prop_assert_eq!(&a.content, &b.content);
+            prop_assert_eq!((a.uid, a.flags, &a.keywords), (b.uid, b.flags, &b.keywords));
+        }
+        prop_assert_eq!((again.uid_validity, again.uid_next), (folder.uid_validity, folder.uid_next));
+    }
+
+    #[test]
+    fn mime_trees_of_anything(data in message_like()) {
+        let data = imapd::mailbox::to_crlf(&data);
+        let root = mime::parse(&data, 0..data.len(), ("text", "plain"), 0);
+        let mut out = Vec::new();
+        root.write_structure(&data, true, &mut out);
+        root.write_envelope(&data, &mut out);
+        for path in [&[1][..], &[1, 1], &[2, 1, 3], &[0]] {
+            if let Some(part) = root.part(path) {
+                prop_assert!(part.body.end <= data.len() && part.header.start <= part.body.start);
+            }
+        }
+    }
+
+    #[test]
+    fn mailbox_names_round_trip_and_stay_inside(name in "\\PC{0,30}", raw in prop::collection::vec(any::<u8>(), 0..300)) {
+        let encoded = names::encode_mutf7(&name);
+        prop_assert_eq!(names::decode_mutf7(&encoded), Some(name));
+        if let Ok(checked) = names::check(&raw) {
+            prop_assert!(!checked.starts_with('/') && !checked.split('/').any(|c| c == ".." || c.is_empty()));
+            prop_assert!(checked.len() <= names::MAX_NAME);
+        }
+    }
+}
+
+/// Arbitrary command lines against a logged-in session (and before login):
+/// answers, never a panic.
+#[test]
+fn sessions_survive_random_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    std::fs::write(
+        dir.path().join("passwd"),
+        format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
+    )
+    .unwrap();
+    let config = lda::config::Config::parse(&format!(
+        "[users]\npasswd_file = \"{}/passwd\"\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    let ctx = Arc::new(Context::new(config, ImapdConfig::default(), dir.path().join("passwd")).unwrap());
+    let client: IpAddr = "127.0.0.1".parse().unwrap();
+    let commands = prop::collection::vec(
+        prop_oneof![
+            Just(b"a SELECT INBOX\r\n".to_vec()),
+            Just(b"a FETCH 1:* (BODY[1.2.MIME] BODYSTRUCTURE ENVELOPE)\r\n".to_vec()),
+            Just(b"a UID SEARCH OR (NOT SEEN) TEXT x\r\n".to_vec()),
+            Just(b"a APPEND INBOX {5}\r\nhello\r\n".to_vec()),
+            Just(b"a STORE 1:* +FLAGS ($Junk)\r\n".to_vec()),
+            Just(b"a CREATE &Jjo-\r\n".to_vec()),
+            "[ -~]{0,60}\r\n".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..200),
+        ],
+        0..20,
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200));
+    runner
+        .run(&commands, |lines| {
+            let mut session = Session::new(ctx.clone(), client, false);
+            session.greeting();
+            session.handle(b"l LOGIN alice secret\r\n");
+            for line in lines {
+                session.handle(&line);
+                session.out.clear();
+            }
+            Ok(())
+        })
+        .unwrap();
+    // and the same without logging in
+    let mut session = Session::new(ctx, client, false);
+    for line in [&b"a SELECT INBOX\r\n"[..], b"\xff\xfe\r\n", b"a FETCH 1 BODY[]\r\n"] {
+        session.handle(line);
+    }
+}
