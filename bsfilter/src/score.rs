@@ -59,6 +59,16 @@ pub struct RobinsonParams {
     pub min_dev: f64,
     /// Combine at most this many tokens, the most telling first (0 = all).
     pub max_tokens: usize,
+    /// Fisher only: effective size factor (bogofilter's ESF) for the spam
+    /// and the ham tail. A message's tokens are not independent evidence;
+    /// counting n of them as `esf · n` keeps correlated tokens from
+    /// pushing both tails to certainty. 1.0 = plain Fisher.
+    pub spam_esf: f64,
+    pub ham_esf: f64,
+    /// Fisher only: when both tails reject their hypothesis (strong
+    /// evidence both ways, which Fisher scores as exactly 0.5), score the
+    /// message by Robinson's geometric means instead.
+    pub conflict_fallback: bool,
 }
 
 impl Default for RobinsonParams {
@@ -68,6 +78,9 @@ impl Default for RobinsonParams {
             robx: 0.415,
             min_dev: 0.1,
             max_tokens: 0,
+            spam_esf: 1.0,
+            ham_esf: 1.0,
+            conflict_fallback: false,
         }
     }
 }
@@ -177,7 +190,13 @@ impl Scorer {
                         strength: 0.0,
                     };
                 }
-                if self.method == Method::Robinson {
+                let fisher_conflict = || {
+                    let effective = |esf: f64| ((n as f64 * esf).round() as usize).max(1);
+                    let spam_tail = ln_chi2q(-2.0 * params.spam_esf * ln_spam, effective(params.spam_esf)).exp();
+                    let ham_tail = ln_chi2q(-2.0 * params.ham_esf * ln_not_spam, effective(params.ham_esf)).exp();
+                    spam_tail < CONFLICT_TAIL && ham_tail < CONFLICT_TAIL
+                };
+                if self.method == Method::Robinson || (params.conflict_fallback && fisher_conflict()) {
                     let p = -(ln_not_spam / n as f64).exp_m1();
                     let q = -(ln_spam / n as f64).exp_m1();
                     if p + q == 0.0 {
@@ -197,8 +216,9 @@ impl Scorer {
                     // under "spam". The tails are kept as logarithms for the
                     // strength, which the probability (a difference of
                     // tails near 1) cannot resolve for strong evidence.
-                    let ln_spam_tail = ln_chi2q(-2.0 * ln_spam, n);
-                    let ln_ham_tail = ln_chi2q(-2.0 * ln_not_spam, n);
+                    let effective = |esf: f64| ((n as f64 * esf).round() as usize).max(1);
+                    let ln_spam_tail = ln_chi2q(-2.0 * params.spam_esf * ln_spam, effective(params.spam_esf));
+                    let ln_ham_tail = ln_chi2q(-2.0 * params.ham_esf * ln_not_spam, effective(params.ham_esf));
                     Combined {
                         probability: (1.0 + ln_spam_tail.exp() - ln_ham_tail.exp()) / 2.0,
                         strength: ln_spam_tail - ln_ham_tail,
@@ -219,6 +239,9 @@ pub struct Combined {
     /// (ROC, AUC) and is positive for spam-leaning evidence.
     pub strength: f64,
 }
+
+/// Both Fisher tails below this: the evidence conflicts.
+const CONFLICT_TAIL: f64 = 1e-3;
 
 /// Graham's probability of a token never seen.
 const GRAHAM_UNKNOWN: f64 = 0.4;

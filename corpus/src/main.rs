@@ -72,6 +72,14 @@ fn command() -> Command {
             "D",
             "Ignore tokens whose probability is within D of 0.5",
         ))
+        .arg(
+            Arg::new("conflict-fallback")
+                .long("conflict-fallback")
+                .action(ArgAction::SetTrue)
+                .help("Fisher: score conflicting evidence (both tails tiny) with Robinson's means"),
+        )
+        .arg(value("spam-esf", "F", "Fisher: effective size factor of the spam tail (default 1)"))
+        .arg(value("ham-esf", "F", "Fisher: effective size factor of the ham tail (default 1)"))
         .arg(value(
             "max-tokens",
             "K",
@@ -170,6 +178,13 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     }
     if let Some(v) = number("min-dev")? {
         config.robinson.min_dev = v;
+    }
+    config.robinson.conflict_fallback = m.get_flag("conflict-fallback");
+    if let Some(v) = number("spam-esf")? {
+        config.robinson.spam_esf = v;
+    }
+    if let Some(v) = number("ham-esf")? {
+        config.robinson.ham_esf = v;
     }
     if let Some(v) = number("max-tokens")? {
         config.robinson.max_tokens = v as usize;
