@@ -347,6 +347,28 @@ mod tests {
     }
 
     #[test]
+    fn effective_size_and_conflict_knobs() {
+        let plain = Scorer::new(Method::RobinsonFisher);
+        let mut shrunk = Scorer::new(Method::RobinsonFisher);
+        shrunk.robinson.spam_esf = 0.3;
+        shrunk.robinson.ham_esf = 0.3;
+        // mildly spammy evidence: fewer effective tokens, less certainty
+        let tokens = || std::iter::repeat_n(Some(0.7), 10);
+        assert!(shrunk.combine(tokens()) < plain.combine(tokens()));
+        // strong evidence both ways: Fisher says 0.5 whatever the balance;
+        // the fallback follows the balance
+        let conflict = || std::iter::repeat_n(Some(0.9999), 60).chain(std::iter::repeat_n(Some(0.0001), 40));
+        assert!((plain.combine(conflict()) - 0.5).abs() < 1e-6);
+        let mut fallback = Scorer::new(Method::RobinsonFisher);
+        fallback.robinson.conflict_fallback = true;
+        assert!(
+            fallback.combine(conflict()) > 0.5 + 1e-3,
+            "{}",
+            fallback.combine(conflict())
+        );
+    }
+
+    #[test]
     fn strength_orders_what_the_probability_cannot() {
         let s = Scorer::new(Method::RobinsonFisher);
         let some = s.combine_with_strength(std::iter::repeat_n(Some(0.999), 200));

@@ -78,8 +78,16 @@ fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Fisher: score conflicting evidence (both tails tiny) with Robinson's means"),
         )
-        .arg(value("spam-esf", "F", "Fisher: effective size factor of the spam tail (default 1)"))
-        .arg(value("ham-esf", "F", "Fisher: effective size factor of the ham tail (default 1)"))
+        .arg(value(
+            "spam-esf",
+            "F",
+            "Fisher: effective size factor of the spam tail (default 1)",
+        ))
+        .arg(value(
+            "ham-esf",
+            "F",
+            "Fisher: effective size factor of the ham tail (default 1)",
+        ))
         .arg(value(
             "max-tokens",
             "K",
