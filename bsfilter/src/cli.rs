@@ -15,6 +15,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::error::{Error, Result};
 use crate::filter::{Analyzed, Filter, FilterConfig, Verdict};
+use crate::morphology::Lindera;
 use crate::score::Method;
 use crate::store::{Action, Class, Counts, Outcome, Store};
 use crate::tokenize::{DEFAULT_MARK_IN_TOKEN, DEFAULT_MAX_LINE, DEFAULT_REFER_HEADERS, HeaderSelection};
@@ -136,7 +137,15 @@ fn command() -> Command {
             "ignore-plain-text-part",
             "Skip plain text parts when the message has an HTML part",
         ))
-        .arg(value("jtokenizer", "bigram", "Japanese tokenizer (default bigram)").short('j'))
+        .arg(
+            value(
+                "jtokenizer",
+                "bigram|lindera",
+                "Japanese tokenizer: bigram (default; the original's, plus hiragana) or lindera \
+                 (morphological, IPADIC; $BSFILTER_IPADIC names an installed dictionary)",
+            )
+            .short('j'),
+        )
         .arg(flag("mbox", "Inputs are mbox files holding many messages"))
         .arg(flag(
             "pipe",
@@ -436,9 +445,9 @@ fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
     t.ignore_body = m.get_flag("ignore-body");
     t.ignore_plain_text_part = m.get_flag("ignore-plain-text-part");
     if let Some(j) = get("jtokenizer")
-        && j != "bigram"
+        && !matches!(j, "bigram" | "lindera")
     {
-        return Err(Error::Usage(format!("--jtokenizer {j}: this build offers bigram")));
+        return Err(Error::Usage(format!("--jtokenizer {j}: expected bigram or lindera")));
     }
     Ok(config)
 }
@@ -472,7 +481,10 @@ impl MessageOut {
 }
 
 fn execute(options: &Options) -> Result<i32> {
-    let filter = Filter::new(options.filter.clone());
+    let filter = match options.value("jtokenizer") {
+        Some("lindera") => Filter::with_segmenter(options.filter.clone(), Box::new(Lindera::load()?)),
+        _ => Filter::new(options.filter.clone()),
+    };
     let exporting = options.flag("export-clean") || options.flag("export-spam") || options.flag("export-probability");
     let out = if options.flag("quiet") {
         MessageOut::Nowhere

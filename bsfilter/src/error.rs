@@ -44,6 +44,8 @@ pub enum Error {
     Locked { path: PathBuf },
     /// The token database is corrupt, unreadable or unwritable.
     Database { path: PathBuf, message: String },
+    /// The morphological tokenizer's dictionary is missing or unreadable.
+    Dictionary(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -59,6 +61,7 @@ impl Error {
             Error::Output(_) => exit::IOERR,
             Error::Locked { .. } => exit::TEMPFAIL,
             Error::Database { .. } => exit::IOERR,
+            Error::Dictionary(_) => exit::CONFIG,
         }
     }
 
@@ -101,6 +104,7 @@ impl fmt::Display for Error {
                 "token database {}: {message}; check its permissions, or move it away and retrain (or --import-* an export)",
                 path.display()
             ),
+            Error::Dictionary(m) => write!(f, "Japanese dictionary: {m}"),
         }
     }
 }

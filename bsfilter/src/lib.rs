@@ -9,7 +9,8 @@
 //!   with [`html`] extracting the text and links of HTML parts and
 //!   [`charset`] fixing what charset labels get wrong;
 //! - [`tokenize`] turns a decoded message into its set of tokens (the
-//!   Japanese segmenter plugs in here);
+//!   Japanese segmenter plugs in here: its bigrams, or [`morphology`]'s
+//!   lindera with IPADIC);
 //! - [`store`] keeps per-token counts and the training ledger in SQLite;
 //! - [`score`] turns counts into a spam probability (Graham, Robinson,
 //!   Robinson-Fisher), layering the user's database over the system's;
@@ -28,6 +29,7 @@ pub mod filter;
 pub mod headers;
 pub mod html;
 pub mod mbox;
+pub mod morphology;
 pub mod score;
 pub mod store;
 pub mod time;
