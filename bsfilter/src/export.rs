@@ -126,7 +126,7 @@ mod tests {
         let mut imported = Imported::default();
         read(&mut &out[..], "x", &mut imported).unwrap();
         assert_eq!(imported.messages, 7);
-        assert_eq!(imported.tokens, tokens.into_iter().collect());
+        assert_eq!(imported.tokens, tokens.into_iter().collect::<HashMap<_, _>>());
     }
 
     #[test]

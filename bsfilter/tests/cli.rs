@@ -484,3 +484,25 @@ fn imports_the_original_bsfilters_export() {
         assert!(out.lines().any(|l| l == line), "{line} in {out}");
     }
 }
+
+#[test]
+fn jtokenizer_lindera_gives_words_and_a_missing_dictionary_is_a_config_error() {
+    let home = Home::new();
+    let mail = "Subject: test\nContent-Type: text/plain; charset=utf-8\n\n迷惑メールを無料で受け取る方法\n";
+    let lindera = stdout(&home.run(&["--show-tokens", "-j", "lindera"], Some(mail)));
+    let bigram = stdout(&home.run(&["--show-tokens", "--jtokenizer", "bigram"], Some(mail)));
+    let has = |out: &str, t: &str| out.lines().any(|l| l == t);
+    // morphemes: the verb whole; the bigram segmenter cuts it by script
+    assert!(has(&lindera, "受け取る") && has(&lindera, "メール"), "{lindera}");
+    assert!(!has(&bigram, "受け取る") && has(&bigram, "受"), "{bigram}");
+    let o = home
+        .cmd()
+        .args(["--show-tokens", "-j", "lindera"])
+        .env("BSFILTER_IPADIC", home.path().join("no-such-dictionary"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Japanese dictionary"), "{}", stderr(&o));
+    assert_eq!(home.run(&["-j", "mecab"], Some(mail)).status.code(), Some(64));
+}

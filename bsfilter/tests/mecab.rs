@@ -25,7 +25,11 @@ fn sentences() -> Vec<String> {
         "ＵＲＬ：{}",
         "{}★☆★ 0120-{i}-{i}",
     ];
-    all.extend((0..n).map(|i| frames[i % frames.len()].replace("{i}", &(i * 37).to_string()).replace("{}", base[i])));
+    all.extend((0..n).map(|i| {
+        frames[i % frames.len()]
+            .replace("{i}", &(i * 37).to_string())
+            .replace("{}", base[i])
+    }));
     all
 }
 
@@ -36,7 +40,10 @@ fn lindera_splits_like_mecab() {
     assert!(sentences.len() >= 300, "{} sentences", sentences.len());
 
     let mut mecab = Command::new("mecab");
-    for dic in ["/var/lib/mecab/dic/ipadic-utf8", "/usr/lib/x86_64-linux-gnu/mecab/dic/ipadic-utf8"] {
+    for dic in [
+        "/var/lib/mecab/dic/ipadic-utf8",
+        "/usr/lib/x86_64-linux-gnu/mecab/dic/ipadic-utf8",
+    ] {
         if std::path::Path::new(dic).is_dir() {
             mecab.args(["-d", dic]);
             break;
@@ -73,7 +80,11 @@ fn lindera_splits_like_mecab() {
             }
         });
         if &got != want {
-            differing.push(format!("{sentence}\n  mecab:   {}\n  lindera: {}", want.join(" "), got.join(" ")));
+            differing.push(format!(
+                "{sentence}\n  mecab:   {}\n  lindera: {}",
+                want.join(" "),
+                got.join(" ")
+            ));
         }
     }
     assert!(

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use bsfilter::store::{Action, Class, Store};
+use bsfilter::tokenize::Segmenter;
 use bsfilter::{Analyzed, Filter, FilterConfig};
 
 use crate::metrics::{Scored, Verdict};
@@ -78,11 +79,13 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    pub fn new(config: FilterConfig, corpus: &[Sample]) -> Result<InProcess, EvalError> {
+    /// Analyses `corpus` with `config`'s tokenizer and `japanese` for the
+    /// Japanese runs.
+    pub fn new(config: FilterConfig, japanese: Box<dyn Segmenter>, corpus: &[Sample]) -> Result<InProcess, EvalError> {
         let home = tempfile::tempdir().map_err(|e| EvalError(format!("temporary directory: {e}")))?;
         let mut config = config;
         config.homedir = home.path().join("db");
-        let filter = Filter::new(config.clone());
+        let filter = Filter::with_segmenter(config.clone(), japanese);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per = corpus.len().div_ceil(threads).max(1);
         let analyzed = std::thread::scope(|scope| {
@@ -112,6 +115,7 @@ impl Engine for InProcess {
     fn reset(&mut self) -> Result<(), EvalError> {
         self.store = None;
         let _ = std::fs::remove_dir_all(self.home.path().join("db"));
+        // (messages are analysed already: the segmenter is not needed again)
         self.filter = Filter::new(self.config.clone());
         self.store = Some(self.filter.open_user_db()?);
         Ok(())

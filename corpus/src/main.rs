@@ -64,6 +64,11 @@ fn command() -> Command {
             "Run this bsfilter binary end to end instead of the library in-process",
         ))
         .arg(value("method", "g|r|rf", "Scoring method (default rf)"))
+        .arg(value(
+            "jtokenizer",
+            "bigram|lindera",
+            "Japanese tokenizer (default bigram)",
+        ))
         .arg(value("spam-cutoff", "P", "Spam above P (default: the method's)"))
         .arg(value("robs", "S", "Robinson's s: weight of the prior for rare tokens"))
         .arg(value("robx", "X", "Robinson's x: probability of an unknown token"))
@@ -213,13 +218,22 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     if m.get_flag("refer-all-header") {
         config.tokenizer.headers = bsfilter::tokenize::HeaderSelection::All;
     }
+    let jtokenizer = get("jtokenizer").unwrap_or("bigram");
     let mut engine: Box<dyn Engine> = match get("binary") {
         Some(program) => {
             let mut args = vec!["--method".to_owned(), get("method").unwrap_or("rf").to_owned()];
             args.extend(["--spam-cutoff".to_owned(), cutoffs.spam.to_string()]);
+            args.extend(["--jtokenizer".to_owned(), jtokenizer.to_owned()]);
             Box::new(Binary::new(Path::new(program), args, &corpus).map_err(|e| e.to_string())?)
         }
-        None => Box::new(InProcess::new(config, &corpus).map_err(|e| e.to_string())?),
+        None => {
+            let japanese: Box<dyn bsfilter::tokenize::Segmenter> = match jtokenizer {
+                "bigram" => Box::new(bsfilter::tokenize::Bigram),
+                "lindera" => Box::new(bsfilter::morphology::Lindera::load().map_err(|e| e.to_string())?),
+                other => return Err(format!("--jtokenizer {other}: expected bigram or lindera")),
+            };
+            Box::new(InProcess::new(config, japanese, &corpus).map_err(|e| e.to_string())?)
+        }
     };
 
     let runs: Vec<Run> = if let Some(n) = split_at {

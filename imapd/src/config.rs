@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let c = ImapdConfig::parse("[imapd]\nlisten = [\"127.0.0.1:1143\"]\nplaintext_auth = \"always\"\n").unwrap();
-        assert_eq!(c.listen, vec!["127.0.0.1:1143".parse().unwrap()]);
+        assert_eq!(c.listen, vec!["127.0.0.1:1143".parse::<SocketAddr>().unwrap()]);
         assert_eq!(c.plaintext_auth, PlaintextAuth::Always);
         assert!(ImapdConfig::parse("[imapd]\nbogus = 1\n").is_err());
         assert!(ImapdConfig::parse("[imapd]\nlisten = [\"nowhere\"]\n").is_err());

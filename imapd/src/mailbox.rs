@@ -617,7 +617,8 @@ fn split_state(message: &[u8]) -> StateFields {
     };
     let mut fields: Vec<&[u8]> = Vec::new();
     let mut pos = 0;
-    // header fields with their continuation lines
+    // header fields with their continuation lines; state fields are one
+    // line each (as written): what follows one belongs to the message
     while pos < header_end {
         let mut end = pos;
         loop {
@@ -625,7 +626,7 @@ fn split_state(message: &[u8]) -> StateFields {
                 .iter()
                 .position(|&b| b == b'\n')
                 .map_or(header_end, |i| end + i + 1);
-            if end >= header_end || !matches!(message[end], b' ' | b'\t') {
+            if end >= header_end || !matches!(message[end], b' ' | b'\t') || is_state_field(&message[pos..end]) {
                 break;
             }
         }

@@ -6,8 +6,6 @@
 //! belongs to `nobody` (65534), which lda switches to as an MTA would make
 //! it do.
 
-use std::process::Command;
-
 use e2e_tests::dovecot::Dovecot;
 
 mod common;
