@@ -15,7 +15,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::error::{Error, Result};
 use crate::filter::{Analyzed, Filter, FilterConfig, Verdict};
-use crate::morphology::Lindera;
+use crate::morphology::JapaneseTokenizer;
 use crate::score::Method;
 use crate::store::{Action, Class, Counts, Outcome, Store};
 use crate::tokenize::{DEFAULT_MARK_IN_TOKEN, DEFAULT_MAX_LINE, DEFAULT_REFER_HEADERS, HeaderSelection};
@@ -445,7 +445,7 @@ fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
     t.ignore_body = m.get_flag("ignore-body");
     t.ignore_plain_text_part = m.get_flag("ignore-plain-text-part");
     if let Some(j) = get("jtokenizer")
-        && !matches!(j, "bigram" | "lindera")
+        && JapaneseTokenizer::parse(j).is_none()
     {
         return Err(Error::Usage(format!("--jtokenizer {j}: expected bigram or lindera")));
     }
@@ -481,10 +481,11 @@ impl MessageOut {
 }
 
 fn execute(options: &Options) -> Result<i32> {
-    let filter = match options.value("jtokenizer") {
-        Some("lindera") => Filter::with_segmenter(options.filter.clone(), Box::new(Lindera::load()?)),
-        _ => Filter::new(options.filter.clone()),
-    };
+    let japanese = options
+        .value("jtokenizer")
+        .and_then(JapaneseTokenizer::parse)
+        .unwrap_or_default();
+    let filter = Filter::with_segmenter(options.filter.clone(), japanese.segmenter()?);
     let exporting = options.flag("export-clean") || options.flag("export-spam") || options.flag("export-probability");
     let out = if options.flag("quiet") {
         MessageOut::Nowhere

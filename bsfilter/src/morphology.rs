@@ -11,8 +11,36 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use crate::tokenize::Segmenter;
+use crate::tokenize::{Bigram, Segmenter};
 use crate::{Error, Result};
+
+/// The `--jtokenizer` choices (also `[filter] jtokenizer` for lda and
+/// imapd: every program that learns or classifies for a user must split
+/// Japanese the same way, or the tokens would not match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JapaneseTokenizer {
+    #[default]
+    Bigram,
+    Lindera,
+}
+
+impl JapaneseTokenizer {
+    pub fn parse(name: &str) -> Option<JapaneseTokenizer> {
+        match name {
+            "bigram" => Some(JapaneseTokenizer::Bigram),
+            "lindera" => Some(JapaneseTokenizer::Lindera),
+            _ => None,
+        }
+    }
+
+    /// The segmenter (loading lindera's dictionary).
+    pub fn segmenter(self) -> Result<Box<dyn Segmenter>> {
+        Ok(match self {
+            JapaneseTokenizer::Bigram => Box::new(Bigram),
+            JapaneseTokenizer::Lindera => Box::new(Lindera::load()?),
+        })
+    }
+}
 
 /// Where the build put the dictionary (absent when mecab-ipadic was not
 /// installed at build time).

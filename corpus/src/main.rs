@@ -227,11 +227,10 @@ fn run(m: &ArgMatches) -> Result<(), String> {
             Box::new(Binary::new(Path::new(program), args, &corpus).map_err(|e| e.to_string())?)
         }
         None => {
-            let japanese: Box<dyn bsfilter::tokenize::Segmenter> = match jtokenizer {
-                "bigram" => Box::new(bsfilter::tokenize::Bigram),
-                "lindera" => Box::new(bsfilter::morphology::Lindera::load().map_err(|e| e.to_string())?),
-                other => return Err(format!("--jtokenizer {other}: expected bigram or lindera")),
-            };
+            let japanese = bsfilter::morphology::JapaneseTokenizer::parse(jtokenizer)
+                .ok_or(format!("--jtokenizer {jtokenizer}: expected bigram or lindera"))?
+                .segmenter()
+                .map_err(|e| e.to_string())?;
             Box::new(InProcess::new(config, japanese, &corpus).map_err(|e| e.to_string())?)
         }
     };

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use bsfilter::Filter;
 use bsfilter::store::{Action, Class};
 use lda::config::Config;
 use lda::users::User;
@@ -50,7 +49,13 @@ impl Trainer {
 
 fn train_all(config: &Config, lessons: Receiver<Lesson>) {
     for lesson in lessons {
-        let filter = Filter::new(lda::deliver::filter_config(config, &lesson.user));
+        let filter = match lda::deliver::user_filter(config, &lesson.user) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(user = %lesson.user.name, "cannot learn: {e}: {}", lesson.reason);
+                continue;
+            }
+        };
         let analyzed = filter.analyze(&lesson.message, None);
         let class = match lesson.class {
             Class::Spam => "spam",

@@ -20,6 +20,7 @@
 //! method = "rf"                         # g, r or rf
 //! spam_cutoff = 0.95                    # default: the method's
 //! header_prefix = "Spam"                # X-Spam-Flag, X-Spam-Probability
+//! jtokenizer = "bigram"                 # or "lindera": as the user's bsfilter -j
 //! discard_above = 0.9999                # off unless set: drop such spam
 //! auto_train = false                    # learn each message as its verdict
 //! on_error = "deliver"                  # or "tempfail"
@@ -28,6 +29,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bsfilter::morphology::JapaneseTokenizer;
 use bsfilter::score::Method;
 
 /// Where the configuration file is looked for when none is named.
@@ -53,6 +55,7 @@ pub struct FilterSettings {
     pub method: Method,
     pub spam_cutoff: f64,
     pub header_prefix: String,
+    pub japanese: JapaneseTokenizer,
     pub discard_above: Option<f64>,
     pub auto_train: bool,
     pub tempfail_on_error: bool,
@@ -75,6 +78,7 @@ impl Default for Config {
                 method: Method::RobinsonFisher,
                 spam_cutoff: Method::RobinsonFisher.default_cutoff(),
                 header_prefix: "Spam".to_owned(),
+                japanese: JapaneseTokenizer::Bigram,
                 discard_above: None,
                 auto_train: false,
                 tempfail_on_error: false,
@@ -147,6 +151,7 @@ impl Config {
                         "method",
                         "spam_cutoff",
                         "header_prefix",
+                        "jtokenizer",
                         "discard_above",
                         "auto_train",
                         "on_error",
@@ -165,6 +170,10 @@ impl Config {
                         || !f.header_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     {
                         return Err("[filter] header_prefix: letters, digits and '-' only".into());
+                    }
+                    if let Some(j) = keys.string("jtokenizer")? {
+                        f.japanese = JapaneseTokenizer::parse(&j)
+                            .ok_or(format!("[filter] jtokenizer = {j:?}: expected bigram or lindera"))?;
                     }
                     f.discard_above = keys.probability("discard_above")?;
                     f.auto_train = keys.bool("auto_train")?.unwrap_or(f.auto_train);
@@ -244,7 +253,7 @@ mod tests {
         assert_eq!(Config::parse("").unwrap(), Config::default());
         let c = Config::parse(
             "[users]\npasswd_file = \"/etc/p\"\n[mailbox]\ninbox = \"~/mail/inbox\"\nlock_timeout = 2.5\n\
-             [filter]\nmethod = \"g\"\ndiscard_above = 0.999\non_error = \"tempfail\"\n",
+             [filter]\nmethod = \"g\"\ndiscard_above = 0.999\non_error = \"tempfail\"\njtokenizer = \"lindera\"\n",
         )
         .unwrap();
         assert_eq!(c.passwd_file, Some(PathBuf::from("/etc/p")));
@@ -253,6 +262,7 @@ mod tests {
         assert_eq!(c.filter.spam_cutoff, 0.9);
         assert_eq!(c.filter.discard_above, Some(0.999));
         assert!(c.filter.tempfail_on_error);
+        assert_eq!(c.filter.japanese, JapaneseTokenizer::Lindera);
     }
 
     #[test]
@@ -261,6 +271,7 @@ mod tests {
             ("[mailbox]\ninbx = \"x\"", "unknown key `inbx`"),
             ("[filter]\nspam_cutoff = 2", "between 0 and 1"),
             ("[filter]\nmethod = \"x\"", "expected g, r or rf"),
+            ("[filter]\njtokenizer = \"mecab\"", "expected bigram or lindera"),
             ("[nope]\n", "unknown section"),
             ("[users\n", "TOML"),
         ] {

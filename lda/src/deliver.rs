@@ -108,9 +108,8 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
     let prefix = &settings.header_prefix;
 
     let (filter, verdict, filter_error) = if settings.enabled {
-        let filter = Filter::new(filter_config(config, request.user));
-        match classify(&filter, request) {
-            Ok((analyzed, verdict)) => (Some((filter, analyzed)), Some(verdict), None),
+        match user_filter(config, request.user).and_then(|filter| classify(&filter, request).map(|r| (filter, r))) {
+            Ok((filter, (analyzed, verdict))) => (Some((filter, analyzed)), Some(verdict), None),
             Err(e) if settings.tempfail_on_error => return Err(DeliveryError::Filter(e)),
             Err(e) => (None, None, Some(e.to_string())),
         }
@@ -185,9 +184,17 @@ fn one_line(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-/// The filter settings for `user`: their token database layered on the
-/// system-wide one (shared with imapd, which trains the same databases).
-pub fn filter_config(config: &Config, user: &User) -> FilterConfig {
+/// The filter for `user`: their token database layered on the system-wide
+/// one, Japanese split as configured (shared with imapd, which trains the
+/// same databases). Fails when the lindera dictionary can't be loaded.
+pub fn user_filter(config: &Config, user: &User) -> bsfilter::Result<Filter> {
+    Ok(Filter::with_segmenter(
+        filter_config(config, user),
+        config.filter.japanese.segmenter()?,
+    ))
+}
+
+fn filter_config(config: &Config, user: &User) -> FilterConfig {
     let settings = &config.filter;
     let mut fc = FilterConfig::new(user.expand(&settings.bsfilter_home));
     fc.system_db = settings.system_db.clone();

@@ -162,6 +162,30 @@ fn filter_failure_never_loses_mail() {
     assert!(m.contains("X-Spam-Filter-Error: not filtered: token database"), "{m}");
     assert!(!m.contains("X-Spam-Flag"), "{m}");
 
+    // the lindera tokenizer configured but its dictionary missing: the
+    // same (a filter failure), never a lost message
+    let japanese = Site::new("[filter]\njtokenizer = \"lindera\"\n");
+    let o = Command::new(LDA)
+        .arg("--config")
+        .arg(japanese.dir.path().join("mailkit.toml"))
+        .args(["-d", "alice"])
+        .env("BSFILTER_IPADIC", "/nonexistent/ipadic")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(ham(1).as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m = String::from_utf8(japanese.messages("INBOX")[0].clone()).unwrap();
+    assert!(
+        m.contains("X-Spam-Filter-Error: not filtered: Japanese dictionary"),
+        "{m}"
+    );
+
     // with on_error = "tempfail": exit 75 and nothing written
     let strict = Site::new("[filter]\non_error = \"tempfail\"\n");
     std::fs::create_dir_all(strict.home().join(".bsfilter")).unwrap();
