@@ -73,6 +73,19 @@ pub fn split(data: &[u8]) -> Vec<MboxMessage<'_>> {
     messages
 }
 
+/// Header fields mail servers and readers keep state in (flags, UIDs,
+/// lengths) and rewrite as mail is read or moved — never part of what a
+/// message says: the tokenizer skips them, imapd hides them from clients.
+pub const STATE_HEADERS: &[&str] = &[
+    "status",
+    "x-status",
+    "x-keywords",
+    "x-uid",
+    "x-imapbase",
+    "x-imap",
+    "content-length",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,19 +64,11 @@ pub const DEFAULT_REFER_HEADERS: &[&str] = &[
     "message-id",
 ];
 
-/// Headers never tokenized: verdicts we (or another filter) added, and the
-/// mbox status headers that mail readers rewrite. Learning them would make
-/// a message's tokens change when it is read or moved.
-const VOLATILE_HEADERS: &[&str] = &[
-    "status",
-    "x-status",
-    "x-keywords",
-    "x-uid",
-    "x-imapbase",
-    "x-imap",
-    "content-length",
-    "lines",
-];
+/// Headers never tokenized besides the mbox state headers
+/// ([`crate::mbox::STATE_HEADERS`]): `Lines`, which readers recompute.
+/// Learning either would make a message's tokens change when it is read
+/// or moved.
+const VOLATILE_HEADERS: &[&str] = &["lines"];
 
 /// Splits a run of CJK text into tokens.
 pub trait Segmenter: Send + Sync {
@@ -423,6 +415,7 @@ impl Tokenizer {
 
     fn header(&self, name: &str, value: &str, out: &mut TokenSink) {
         if VOLATILE_HEADERS.contains(&name)
+            || crate::mbox::STATE_HEADERS.contains(&name)
             || (!self.options.verdict_header_prefix.is_empty() && name.starts_with(&self.options.verdict_header_prefix))
         {
             return;

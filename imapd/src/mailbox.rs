@@ -45,16 +45,8 @@ pub const SYSTEM_FLAGS: [(u8, &str); 5] = [
     (DRAFT, "\\Draft"),
 ];
 
-/// Header fields that hold server state, hidden from clients.
-const STATE_FIELDS: [&str; 7] = [
-    "status",
-    "x-status",
-    "x-keywords",
-    "x-uid",
-    "x-imapbase",
-    "x-imap",
-    "content-length",
-];
+// The header fields that hold server state, hidden from clients.
+use bsfilter::mbox::STATE_HEADERS as STATE_FIELDS;
 
 const PSEUDO_SUBJECT: &str = "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA";
 

@@ -298,13 +298,7 @@ impl Node {
                 if extended {
                     out.push(b' ');
                     write_params(&self.params, out);
-                    let fields = header_fields(&data[self.header.clone()]);
-                    out.push(b' ');
-                    write_disposition(&fields, out);
-                    out.extend_from_slice(b" ");
-                    nstring(out, field(&fields, "content-language").as_deref().map(str::as_bytes));
-                    out.extend_from_slice(b" ");
-                    nstring(out, field(&fields, "content-location").as_deref().map(str::as_bytes));
+                    write_disposition_language_location(&header_fields(&data[self.header.clone()]), out);
                 }
             }
             _ => {
@@ -342,12 +336,7 @@ impl Node {
                 if extended {
                     out.push(b' ');
                     nstring(out, field(&fields, "content-md5").as_deref().map(str::as_bytes));
-                    out.push(b' ');
-                    write_disposition(&fields, out);
-                    out.push(b' ');
-                    nstring(out, field(&fields, "content-language").as_deref().map(str::as_bytes));
-                    out.push(b' ');
-                    nstring(out, field(&fields, "content-location").as_deref().map(str::as_bytes));
+                    write_disposition_language_location(&fields, out);
                 }
             }
         }
@@ -402,6 +391,16 @@ fn write_params(params: &[(String, String)], out: &mut Vec<u8>) {
         string(out, v.as_bytes());
     }
     out.push(b')');
+}
+
+/// The extension data every BODYSTRUCTURE part ends with (after a space).
+fn write_disposition_language_location(fields: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
+    out.push(b' ');
+    write_disposition(fields, out);
+    for name in ["content-language", "content-location"] {
+        out.push(b' ');
+        nstring(out, field(fields, name).as_deref().map(str::as_bytes));
+    }
 }
 
 fn write_disposition(fields: &[(String, Vec<u8>)], out: &mut Vec<u8>) {

@@ -11,8 +11,8 @@ pub const JAPANESE: &[u8] = b"Subject: =?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?=\nFrom:
 
 pub const SHORT: &[u8] = b"Subject: third\n\nshort\n";
 
-#[test]
-fn imaplib_suite_covers_the_commands() {
+/// alice's INBOX holds PLAIN, JAPANESE and SHORT, delivered as lda does.
+fn site_with_three_messages() -> (Site, std::path::PathBuf) {
     let site = Site::start();
     let inbox = site.inbox("alice");
     for (sender, message) in [
@@ -22,6 +22,12 @@ fn imaplib_suite_covers_the_commands() {
     ] {
         site.deliver(&inbox, sender, message);
     }
+    (site, inbox)
+}
+
+#[test]
+fn imaplib_suite_covers_the_commands() {
+    let (site, inbox) = site_with_three_messages();
     let out = site.python("imap_suite.py", &[]);
     assert!(out.contains("imap suite: ok"), "{out}");
 
@@ -137,15 +143,7 @@ fn idle_reports_a_delivery_within_a_second() {
 
 #[test]
 fn poplib_suite_covers_pop3() {
-    let site = Site::start();
-    let inbox = site.inbox("alice");
-    for (sender, message) in [
-        ("carol@example.com", PLAIN),
-        ("dave@example.net", JAPANESE),
-        ("x@y", SHORT),
-    ] {
-        site.deliver(&inbox, sender, message);
-    }
+    let (site, inbox) = site_with_three_messages();
     let out = site.python("pop3_suite.py", &[]);
     assert!(out.contains("pop3 suite: ok"), "{out}");
     let folder = Folder::parse(&std::fs::read(&inbox).unwrap(), Stamp::default());
