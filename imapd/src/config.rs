@@ -9,7 +9,8 @@
 //! pop3s_listen = ["0.0.0.0:995"]
 //! tls_cert = "/etc/mailkit/cert.pem"   # PEM chain; enables STARTTLS/STLS
 //! tls_key = "/etc/mailkit/key.pem"
-//! plaintext_auth = "loopback"   # "always", "never" (no TLS yet: see README)
+//! plaintext_auth = "loopback"   # "always", "never"
+//! run_as = "vmail"              # started as root: this user after binding
 //! trash_folder = "Trash"        # moving spam here does not train
 //! sent_folder = "Sent"
 //! drafts_folder = "Drafts"
@@ -45,6 +46,8 @@ pub struct ImapdConfig {
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
     pub plaintext_auth: PlaintextAuth,
+    /// A system user to become once the ports are bound (started as root).
+    pub run_as: Option<String>,
     pub trash_folder: String,
     pub sent_folder: String,
     pub drafts_folder: String,
@@ -60,6 +63,7 @@ impl Default for ImapdConfig {
             tls_cert: None,
             tls_key: None,
             plaintext_auth: PlaintextAuth::Loopback,
+            run_as: None,
             trash_folder: "Trash".into(),
             sent_folder: "Sent".into(),
             drafts_folder: "Drafts".into(),
@@ -114,6 +118,7 @@ impl ImapdConfig {
                         }
                     }
                 }
+                "run_as" => config.run_as = Some(text(value)?),
                 "tls_cert" => config.tls_cert = Some(text(value)?.into()),
                 "tls_key" => config.tls_key = Some(text(value)?.into()),
                 "trash_folder" => config.trash_folder = text(value)?,

@@ -89,28 +89,35 @@ fn run() -> i32 {
         Err(e) => return fail(EX_OSERR, &format!("starting the runtime: {e}")),
     };
     runtime.block_on(async {
-        let mut servers = Vec::new();
+        // bind everything first (ports below 1024 need root), then drop root
         let services = [
             (&imapd.listen, Service::Imap),
             (&imapd.imaps_listen, Service::Imaps),
             (&imapd.pop3_listen, Service::Pop3),
             (&imapd.pop3s_listen, Service::Pop3s),
         ];
+        let mut bound = Vec::new();
         for (addresses, service) in services {
             for addr in addresses {
-                let listener = match tokio::net::TcpListener::bind(addr).await {
-                    Ok(l) => l,
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(l) => bound.push((l, service, *addr)),
                     Err(e) => return fail(EX_OSERR, &format!("cannot listen on {addr}: {e}")),
-                };
-                tracing::info!("{service:?} on {addr}");
-                let ctx = ctx.clone();
-                servers.push(match service {
-                    Service::Imap => tokio::spawn(imapd::server::run(listener, ctx)),
-                    Service::Imaps => tokio::spawn(imapd::server::run_imaps(listener, ctx)),
-                    Service::Pop3 => tokio::spawn(imapd::server::run_pop3(listener, ctx)),
-                    Service::Pop3s => tokio::spawn(imapd::server::run_pop3s(listener, ctx)),
-                });
+                }
             }
+        }
+        if let Err(e) = drop_privileges(imapd.run_as.as_deref()) {
+            return fail(EX_CONFIG, &e);
+        }
+        let mut servers = Vec::new();
+        for (listener, service, addr) in bound {
+            tracing::info!("{service:?} on {addr}");
+            let ctx = ctx.clone();
+            servers.push(match service {
+                Service::Imap => tokio::spawn(imapd::server::run(listener, ctx)),
+                Service::Imaps => tokio::spawn(imapd::server::run_imaps(listener, ctx)),
+                Service::Pop3 => tokio::spawn(imapd::server::run_pop3(listener, ctx)),
+                Service::Pop3s => tokio::spawn(imapd::server::run_pop3s(listener, ctx)),
+            });
         }
         for server in servers {
             if let Ok(Err(e)) = server.await {
@@ -119,6 +126,29 @@ fn run() -> i32 {
         }
         0
     })
+}
+
+/// Becomes `run_as` (a system user) when started as root. Running as root
+/// without it is allowed but warned about: mail files would be root's.
+fn drop_privileges(run_as: Option<&str>) -> Result<(), String> {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    match run_as {
+        None if root => {
+            tracing::warn!("running as root: set [imapd] run_as to the user that owns the mail");
+            Ok(())
+        }
+        None => Ok(()),
+        Some(_) if !root => Err("[imapd] run_as needs imapd to be started as root".into()),
+        Some(name) => {
+            let user =
+                lda::users::system_user_by_name(name).ok_or(format!("[imapd] run_as = {name:?}: no such user"))?;
+            let uid = user.uid.ok_or(format!("{name}: no uid"))?;
+            lda::users::switch_to(uid, user.gid.unwrap_or(uid)).map_err(|e| format!("cannot switch to {name}: {e}"))?;
+            tracing::info!("running as {name} (uid {uid})");
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

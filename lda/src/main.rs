@@ -178,21 +178,8 @@ fn become_user(user: &User) -> Result<(), (i32, String)> {
     if target == 0 {
         return Ok(());
     }
-    let gid = user.gid.unwrap_or(target);
-    // Keep the `mail` group, as Dovecot's mail_privileged_group does: the
-    // spool (/var/mail, root:mail 2775 on Debian) lets only that group
-    // create a user's mailbox and its dotlock.
-    let mut groups = vec![gid];
-    groups.extend(users::group_id("mail").filter(|&g| g != gid));
-    // SAFETY: plain system calls on integers and an array of groups.
-    let ok = unsafe {
-        libc::setgroups(groups.len(), groups.as_ptr()) == 0 && libc::setgid(gid) == 0 && libc::setuid(target) == 0
-    };
-    if !ok {
-        return Err((
-            EX_TEMPFAIL,
-            format!("cannot switch to uid {target}: {}", std::io::Error::last_os_error()),
-        ));
+    if let Err(e) = users::switch_to(target, user.gid.unwrap_or(target)) {
+        return Err((EX_TEMPFAIL, format!("cannot switch to uid {target}: {e}")));
     }
     // So that `~` and the filter's home resolve for the recipient.
     // SAFETY: single-threaded at this point.

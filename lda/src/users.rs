@@ -136,6 +136,24 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
     Ok(users)
 }
 
+/// Switches the process (every thread: glibc applies it to all) to `uid`
+/// and `gid`, keeping the `mail` group as Dovecot's
+/// `mail_privileged_group` does: the spool (/var/mail, root:mail 2775 on
+/// Debian) lets only that group create a mailbox and its dotlock.
+pub fn switch_to(uid: u32, gid: u32) -> std::io::Result<()> {
+    let mut groups = vec![gid];
+    groups.extend(group_id("mail").filter(|&g| g != gid));
+    // SAFETY: plain system calls on integers and an array of groups.
+    let ok = unsafe {
+        libc::setgroups(groups.len(), groups.as_ptr()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// A system user by name (getpwnam: files, LDAP, whatever NSS says).
 pub fn system_user_by_name(name: &str) -> Option<User> {
     let cname = std::ffi::CString::new(name).ok()?;
