@@ -172,8 +172,11 @@ pub struct Folders {
     cache: Mutex<HashMap<PathBuf, Folder>>,
 }
 
-/// Folders kept parsed; past this the cache starts over.
+/// Folders kept parsed, and their total size (the file sizes, about what
+/// the parsed messages hold); past either the cache starts over. A folder
+/// bigger than the byte budget is not kept at all.
 const CACHED_FOLDERS: usize = 256;
+const CACHED_BYTES: u64 = 512 << 20;
 
 impl Folders {
     pub fn new(timeouts: LockTimeouts) -> Folders {
@@ -264,7 +267,12 @@ impl Folders {
 
     fn remember(&self, path: &Path, folder: &Folder) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHED_FOLDERS && !cache.contains_key(path) {
+        cache.remove(path);
+        if folder.stamp.len > CACHED_BYTES {
+            return;
+        }
+        let bytes: u64 = cache.values().map(|f| f.stamp.len).sum();
+        if cache.len() >= CACHED_FOLDERS || bytes + folder.stamp.len > CACHED_BYTES {
             cache.clear();
         }
         cache.insert(path.to_owned(), folder.clone());
