@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# imapd beside Dovecot on the same mbox files, same machine, same run.
+# imapd beside Dovecot on the same mbox files, same machine, same run:
+# IMAP (imap-bench.py, imap-clients.py) and POP3 (pop3-check.py: RETR of
+# the 1,000-message INBOX of user u1, plain and over TLS).
 #
 # Usage: bench/imapd-vs-dovecot.sh [MESSAGES] [CLIENTS] [SECONDS]
 #   MESSAGES  size of the big INBOX (default 10000 × 5 KB, as the issue asks)
@@ -35,12 +37,15 @@ echo "== Dovecot: $N messages"; cold
 python3 "$PROTO/imap-bench.py" 127.0.0.1 10143 testuser testpass --move 100 --copy 100 --fetch-each 200
 echo "== Dovecot: $CLIENTS clients"
 python3 "$ROOT/bench/imap-clients.py" 127.0.0.1 10143 u pass "$CLIENTS" "$SECONDS_RUN"
+echo "== Dovecot: POP3"
+python3 "$PROTO/pop3-check.py" 127.0.0.1 10110 10995 u1 pass | grep -E "RETR all"
+cp "$DV/cert.pem" "$DV/key.pem" "$W/"
 bash "$PROTO/dovecot-scratch.sh" stop > /dev/null
 
 # --- ours ---
 { echo "testuser:{PLAIN}testpass::::$W/home/testuser::"
   for i in $(seq 1 "$CLIENTS"); do echo "u$i:{PLAIN}pass::::$W/home/u$i::"; done; } > "$W/passwd"
-printf '[users]\npasswd_file = "%s/passwd"\nsystem_users = false\n[mailbox]\ninbox = "~/mail/inbox"\nfolders = "~/mail"\n[imapd]\nlisten = ["127.0.0.1:%s"]\n' "$W" "$PORT" > "$W/mailkit.toml"
+printf '[users]\npasswd_file = "%s/passwd"\nsystem_users = false\n[mailbox]\ninbox = "~/mail/inbox"\nfolders = "~/mail"\n[imapd]\nlisten = ["127.0.0.1:%s"]\npop3_listen = ["127.0.0.1:11110"]\npop3s_listen = ["127.0.0.1:11995"]\ntls_cert = "%s/cert.pem"\ntls_key = "%s/key.pem"\n' "$W" "$PORT" "$W" "$W" > "$W/mailkit.toml"
 mkdir -p "$W/home/testuser/mail"; cp "$W/big.mbox" "$W/home/testuser/mail/inbox"
 for i in $(seq 1 "$CLIENTS"); do mkdir -p "$W/home/u$i/mail"; cp "$W/small.mbox" "$W/home/u$i/mail/inbox"; done
 "$BIN" --config "$W/mailkit.toml" 2> "$W/imapd.log" &
@@ -49,3 +54,5 @@ echo "== ours: $N messages"; cold
 python3 "$PROTO/imap-bench.py" 127.0.0.1 "$PORT" testuser testpass --move 100 --copy 100 --fetch-each 200
 echo "== ours: $CLIENTS clients"
 python3 "$ROOT/bench/imap-clients.py" 127.0.0.1 "$PORT" u pass "$CLIENTS" "$SECONDS_RUN"
+echo "== ours: POP3"
+python3 "$PROTO/pop3-check.py" 127.0.0.1 11110 11995 u1 pass | grep -E "RETR all"
