@@ -184,6 +184,10 @@ pub struct TokenizerOptions {
     pub word_pairs: bool,
     /// A token for each HTML start-tag name (`html:font`).
     pub html_tags: bool,
+    /// Read only the last N `Received` fields (the hops nearest the
+    /// sender; the first ones are the recipient's own relays, shared by
+    /// all mail). 0 = all.
+    pub received_hops: usize,
 }
 
 impl Default for TokenizerOptions {
@@ -197,6 +201,7 @@ impl Default for TokenizerOptions {
             ignore_plain_text_part: false,
             word_pairs: false,
             html_tags: false,
+            received_hops: 0,
         }
     }
 }
@@ -347,7 +352,15 @@ impl Tokenizer {
         {
             self.text(sender, Some("ufrom"), &mut out);
         }
+        let received = message.headers.iter().filter(|f| f.name == "received").count();
+        let mut received_seen = 0;
         for field in &message.headers {
+            if field.name == "received" {
+                received_seen += 1;
+                if self.options.received_hops > 0 && received - received_seen >= self.options.received_hops {
+                    continue;
+                }
+            }
             self.header(&field.name, &field.value, &mut out);
         }
         let has_html = message.texts.iter().any(|t| t.from_html);
@@ -877,6 +890,32 @@ mod tests {
         assert!(
             !plain.iter().any(|x| x.contains('~') || x.starts_with("html:")),
             "{plain:?}"
+        );
+    }
+
+    #[test]
+    fn received_hops_keeps_the_sender_side() {
+        let m = "Received: from inner.example by mx.example\nReceived: from relay.example by inner.example\nReceived: from sender.example by relay.example\nSubject: s\n\nbody\n";
+        let all = tokens_of(m);
+        let t = Tokenizer::new(
+            TokenizerOptions {
+                received_hops: 1,
+                ..TokenizerOptions::default()
+            },
+            Box::new(Bigram),
+        );
+        let last = t.tokenize(&DecodedMessage::parse(m.as_bytes()), None).0;
+        assert!(
+            has(&all, "url:inner.example") && has(&all, "url:sender.example"),
+            "{all:?}"
+        );
+        assert!(
+            has(&last, "url:sender.example") && has(&last, "url:relay.example"),
+            "{last:?}"
+        );
+        assert!(
+            !has(&last, "url:inner.example") && !has(&last, "url:mx.example"),
+            "{last:?}"
         );
     }
 

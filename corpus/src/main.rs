@@ -84,6 +84,11 @@ fn command() -> Command {
                 .help("Fisher: score conflicting evidence (both tails tiny) with Robinson's means"),
         )
         .arg(value(
+            "received-hops",
+            "N",
+            "Read only the last N Received fields (0 = all)",
+        ))
+        .arg(value(
             "spam-esf",
             "F",
             "Fisher: effective size factor of the spam tail (default 1)",
@@ -193,6 +198,9 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         config.robinson.min_dev = v;
     }
     config.robinson.conflict_fallback = m.get_flag("conflict-fallback");
+    if let Some(v) = number("received-hops")? {
+        config.tokenizer.received_hops = v as usize;
+    }
     if let Some(v) = number("spam-esf")? {
         config.robinson.spam_esf = v;
     }
