@@ -168,3 +168,24 @@ fn tls_starttls_imaps_stls_and_pop3s() {
     );
     assert!(out.contains("tls: ok"), "{out}");
 }
+
+/// A broken token database costs the lesson, never the user's MOVE.
+#[test]
+fn training_failure_does_not_fail_the_move() {
+    let site = Site::start();
+    site.deliver(&site.inbox("alice"), "winner1@lottery.example", &spam_message(1));
+    site.deliver(&site.inbox("alice"), "winner2@lottery.example", &spam_message(2));
+    let db = site.home("alice").join(".bsfilter");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(db.join(bsfilter::store::DB_FILE_NAME), vec![b'x'; 8192]).unwrap();
+    site.python("training.py", &["move-to-spam"]);
+    let spam = Folder::parse(&std::fs::read(site.folder("alice", "Spam")).unwrap(), Stamp::default());
+    assert_eq!(spam.messages.len(), 1, "the message moved");
+    let inbox = Folder::parse(&std::fs::read(site.inbox("alice")).unwrap(), Stamp::default());
+    assert_eq!(inbox.messages.len(), 1);
+    // the trainer survived the failure: with the database repaired, the
+    // next lesson is learned
+    std::fs::remove_file(db.join(bsfilter::store::DB_FILE_NAME)).unwrap();
+    site.python("training.py", &["flag-junk"]);
+    site.wait_learned("alice", (1, 0));
+}
