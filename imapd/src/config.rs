@@ -150,7 +150,10 @@ mod tests {
     fn the_sample_configuration_parses() {
         let text = include_str!("../../samples/etc/mailkit.toml");
         let lda = lda::config::Config::parse(text).unwrap();
-        assert_eq!(lda.passwd_file.as_deref(), Some(std::path::Path::new("/etc/mailkit/passwd")));
+        assert_eq!(
+            lda.passwd_file.as_deref(),
+            Some(std::path::Path::new("/etc/mailkit/passwd"))
+        );
         let imapd = ImapdConfig::parse(text).unwrap();
         assert_eq!(imapd.run_as.as_deref(), Some("vmail"));
         assert_eq!(imapd.pop3s_listen, vec!["0.0.0.0:995".parse::<SocketAddr>().unwrap()]);

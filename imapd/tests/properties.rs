@@ -128,3 +128,61 @@ fn sessions_survive_random_commands() {
         session.handle(line);
     }
 }
+
+/// Arbitrary POP3 lines, before and after login: answers, never a panic.
+#[test]
+fn pop3_sessions_survive_random_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("inbox"),
+        "From a@b Sat Nov 28 04:03:56 2026\nSubject: x\n\n.dot\nbody\n\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("passwd"),
+        format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
+    )
+    .unwrap();
+    let config = lda::config::Config::parse(&format!(
+        "[users]\npasswd_file = \"{}/passwd\"\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    let ctx = Arc::new(Context::new(config, ImapdConfig::default(), dir.path().join("passwd")).unwrap());
+    let client: IpAddr = "127.0.0.1".parse().unwrap();
+    let lines = prop::collection::vec(
+        prop_oneof![
+            Just(b"STAT\r\n".to_vec()),
+            Just(b"LIST 1\r\n".to_vec()),
+            Just(b"RETR 1\r\n".to_vec()),
+            Just(b"TOP 1 99999999999\r\n".to_vec()),
+            Just(b"DELE 0\r\n".to_vec()),
+            Just(b"UIDL -1\r\n".to_vec()),
+            Just(b"RSET\r\n".to_vec()),
+            Just(b"AUTH PLAIN !!!\r\n".to_vec()),
+            Just(b"APOP alice 0123\r\n".to_vec()),
+            "[A-Z]{1,5}( [ -~]{0,20}){0,3}\r\n".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..100),
+        ],
+        0..20,
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(100));
+    runner
+        .run(&lines, |lines| {
+            let mut session = imapd::pop3::Pop3Session::new(ctx.clone(), client, false);
+            session.greeting();
+            session.handle(b"USER alice\r\n");
+            session.handle(b"PASS secret\r\n");
+            for line in lines {
+                session.handle(&line);
+                session.out.clear();
+            }
+            Ok(())
+        })
+        .unwrap();
+    // nothing was lost: the maildrop still holds its message (no QUIT ran)
+    let folder = Folder::parse(&std::fs::read(home.join("inbox")).unwrap(), Stamp::default());
+    assert_eq!(folder.messages.len(), 1);
+}
