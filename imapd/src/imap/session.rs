@@ -945,10 +945,19 @@ impl Session {
     }
 
     fn search(&mut self, tag: &str, charset: Option<&str>, criteria: &SearchKey<'_>, uid: bool) {
+        // any charset encoding_rs knows (ISO-2022-JP, Shift_JIS, EUC-JP…);
+        // the BADCHARSET list names the ones Japanese clients send
         let decode: Box<SearchDecoder> = match charset {
             None | Some("UTF-8" | "US-ASCII") => Box::new(|b: &[u8]| String::from_utf8_lossy(b).into_owned()),
-            Some("ISO-2022-JP") => Box::new(|b: &[u8]| encoding_rs::ISO_2022_JP.decode(b).0.into_owned()),
-            Some(_) => return self.tagged(tag, "NO [BADCHARSET (UTF-8 US-ASCII ISO-2022-JP)] Unsupported charset."),
+            Some(label) => match encoding_rs::Encoding::for_label(label.as_bytes()) {
+                Some(encoding) => Box::new(move |b: &[u8]| encoding.decode_without_bom_handling(b).0.into_owned()),
+                None => {
+                    return self.tagged(
+                        tag,
+                        "NO [BADCHARSET (UTF-8 US-ASCII ISO-2022-JP SHIFT_JIS EUC-JP)] Unsupported charset.",
+                    );
+                }
+            },
         };
         let sel = self.selected.as_ref().expect("selected");
         let recent = |uid: u32| sel.recent.contains(&uid);

@@ -134,7 +134,11 @@ m.literal = "こんにちは".encode("iso-2022-jp")
 assert ok(m.search("ISO-2022-JP", "BODY")) == [b"2"]
 m.literal = "世界".encode()
 assert ok(m.search("UTF-8", "TEXT")) == [b"2"]
-assert "BADCHARSET" in str(no(m.search, "KOI8-R", "ALL"))
+m.literal = "世界".encode("shift_jis")
+assert ok(m.search("SHIFT_JIS", "BODY")) == [b"2"]
+m.literal = "こんにちは".encode("euc_jp")
+assert ok(m.search("EUC-JP", "TEXT")) == [b"2"]
+assert "BADCHARSET" in str(no(m.search, "X-NO-SUCH-CHARSET", "ALL"))
 nested = "NOT " * 200 + "ALL"
 try:
     typ, _ = m._simple_command("SEARCH", nested)
