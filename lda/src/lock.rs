@@ -141,7 +141,7 @@ impl LockedMbox {
                 .open(&dotlock)
             {
                 Ok(mut f) => {
-                    let _ = writeln!(f, "{}", std::process::id());
+                    let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -214,13 +214,13 @@ impl LockedMbox {
     /// offset `from`, for whoever must undo it if this process dies.
     pub fn announce_append(&mut self, from: u64, prefix: &[u8]) -> std::io::Result<()> {
         let mut f = OpenOptions::new().write(true).truncate(true).open(&self.dotlock)?;
-        write!(
-            f,
+        // one write: a reader never sees a half-written announcement
+        let text = format!(
             "pid={}\nappend-from={from}\nappend-prefix={}\n",
             std::process::id(),
             hex_encode(prefix)
-        )?;
-        Ok(())
+        );
+        f.write_all(text.as_bytes())
     }
 
     /// Truncates the mbox back to where a dead writer started, if it still
