@@ -483,14 +483,16 @@ impl Tokenizer {
         };
         spelled_out_words(text, tag, out);
         let marks = self.options.mark_in_token.as_str();
-        // ASCII text (most of it) needs no Unicode tables
+        // ASCII text (most of it) needs no Unicode tables, and ASCII marks
+        // are a bit each
         let ascii = text.is_ascii();
+        let ascii_marks: u128 = marks.bytes().filter(u8::is_ascii).fold(0, |m, b| m | 1 << b);
         let is_word_char = |c: char| {
-            (if ascii {
-                c.is_ascii_alphanumeric()
+            if ascii {
+                c.is_ascii_alphanumeric() || ascii_marks & (1 << (c as u32 & 127)) != 0
             } else {
-                c.is_alphanumeric() && !is_cjk(c)
-            }) || marks.contains(c)
+                (c.is_alphanumeric() && !is_cjk(c)) || marks.contains(c)
+            }
         };
         let bytes = text.as_bytes();
         let mut pos = 0;
