@@ -6,7 +6,7 @@ use bsfilter::decode::DecodedMessage;
 use chrono::Datelike;
 use imap_types::search::SearchKey;
 
-use super::sequence::positions;
+use super::sequence;
 use crate::mailbox::{self, ANSWERED, DELETED, DRAFT, FLAGGED, Message, SEEN};
 
 /// Deepest nesting of NOT/OR/AND evaluated (hostile input).
@@ -72,8 +72,8 @@ fn matches(
         SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, i, m, scope, decoded)),
         SearchKey::Or(a, b) => matches(a, i, m, scope, decoded) || matches(b, i, m, scope, decoded),
         SearchKey::Not(k) => !matches(k, i, m, scope, decoded),
-        SearchKey::SequenceSet(set) => positions(set, scope.messages, false).contains(&i),
-        SearchKey::Uid(set) => positions(set, scope.messages, true).contains(&i),
+        SearchKey::SequenceSet(set) => sequence::contains(set, scope.messages, i, false),
+        SearchKey::Uid(set) => sequence::contains(set, scope.messages, i, true),
         SearchKey::All => true,
         SearchKey::Answered => m.has(ANSWERED),
         SearchKey::Unanswered => !m.has(ANSWERED),

@@ -12,20 +12,9 @@ pub fn positions(set: &SequenceSet, messages: &[Message], by_uid: bool) -> Vec<u
     if messages.is_empty() {
         return out;
     }
-    let largest = if by_uid {
-        messages.last().map_or(0, |m| m.uid)
-    } else {
-        messages.len() as u32
-    };
-    let value = |v: &SeqOrUid| match v {
-        SeqOrUid::Value(n) => n.get(),
-        SeqOrUid::Asterisk => largest,
-    };
+    let largest = largest(messages, by_uid);
     for sequence in set.0.as_ref() {
-        let (a, b) = match sequence {
-            Sequence::Single(v) => (value(v), value(v)),
-            Sequence::Range(x, y) => (value(x).min(value(y)), value(x).max(value(y))),
-        };
+        let (a, b) = bounds(sequence, largest);
         if by_uid {
             let start = messages.partition_point(|m| m.uid < a);
             let end = messages.partition_point(|m| m.uid <= b);
@@ -40,6 +29,39 @@ pub fn positions(set: &SequenceSet, messages: &[Message], by_uid: bool) -> Vec<u
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// Whether message `index` (0-based) is in `set`, by sequence number or
+/// (`by_uid`) by UID — for testing one message at a time (SEARCH) without
+/// listing the whole set for each.
+pub fn contains(set: &SequenceSet, messages: &[Message], index: usize, by_uid: bool) -> bool {
+    let largest = largest(messages, by_uid);
+    let number = if by_uid { messages[index].uid } else { index as u32 + 1 };
+    set.0.as_ref().iter().any(|sequence| {
+        let (a, b) = bounds(sequence, largest);
+        (a..=b).contains(&number)
+    })
+}
+
+/// What `*` stands for: the last sequence number or the highest UID.
+fn largest(messages: &[Message], by_uid: bool) -> u32 {
+    if by_uid {
+        messages.last().map_or(0, |m| m.uid)
+    } else {
+        messages.len() as u32
+    }
+}
+
+/// A sequence's range, low end first (`5:2` is `2:5`).
+fn bounds(sequence: &Sequence, largest: u32) -> (u32, u32) {
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    match sequence {
+        Sequence::Single(v) => (value(v), value(v)),
+        Sequence::Range(x, y) => (value(x).min(value(y)), value(x).max(value(y))),
+    }
 }
 
 /// `1:3,5` from a list of numbers, for COPYUID / APPENDUID.
@@ -69,6 +91,37 @@ pub fn compact(numbers: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_agrees_with_positions() {
+        let messages: Vec<Message> = [2u32, 3, 7, 8, 20]
+            .iter()
+            .map(|&uid| Message {
+                uid,
+                flags: 0,
+                keywords: Vec::new(),
+                recent: false,
+                from_line: std::sync::Arc::from("From a@b Sat Nov 28 04:03:56 2026"),
+                content: std::sync::Arc::new(Vec::new()),
+                state_block: None,
+            })
+            .collect();
+        for text in ["1", "*", "2:4", "4:2", "1:*", "3,8:*", "7", "9:30", "5:6"] {
+            let set = SequenceSet::try_from(text).unwrap();
+            for by_uid in [false, true] {
+                let listed = positions(&set, &messages, by_uid);
+                let tested: Vec<usize> = (0..messages.len())
+                    .filter(|&i| contains(&set, &messages, i, by_uid))
+                    .collect();
+                assert_eq!(listed, tested, "{text} by_uid={by_uid}");
+            }
+        }
+        // by UID, 8:* is UIDs 8 and 20; by number, with 5 messages, it is
+        // 5:8 (RFC 3501: `*` is the largest number, the range is unordered)
+        let set = SequenceSet::try_from("8:*").unwrap();
+        assert_eq!(positions(&set, &messages, true), [3, 4]);
+        assert_eq!(positions(&set, &messages, false), [4]);
+    }
 
     #[test]
     fn compacts() {
