@@ -18,6 +18,7 @@ fn command() -> Command {
     let value = |name: &'static str, placeholder: &'static str, help: &'static str| {
         Arg::new(name).long(name).value_name(placeholder).help(help)
     };
+    let flag = |name: &'static str, help: &'static str| Arg::new(name).long(name).action(ArgAction::SetTrue).help(help);
     Command::new("bsfilter-eval")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Measure the filter on a labelled corpus: split, cross-validation or online")
@@ -42,12 +43,7 @@ fn command() -> Command {
             "K",
             "K-fold cross-validation; message i is in fold i mod K",
         ))
-        .arg(
-            Arg::new("online")
-                .long("online")
-                .action(ArgAction::SetTrue)
-                .help("TREC-style online: classify, then learn"),
-        )
+        .arg(flag("online", "TREC-style online: classify, then learn"))
         .arg(value(
             "batch",
             "N",
@@ -77,12 +73,10 @@ fn command() -> Command {
             "D",
             "Ignore tokens whose probability is within D of 0.5",
         ))
-        .arg(
-            Arg::new("conflict-fallback")
-                .long("conflict-fallback")
-                .action(ArgAction::SetTrue)
-                .help("Fisher: score conflicting evidence (both tails tiny) with Robinson's means"),
-        )
+        .arg(flag(
+            "conflict-fallback",
+            "Fisher: score conflicting evidence (both tails tiny) with Robinson's means",
+        ))
         .arg(value(
             "received-hops",
             "N",
@@ -113,24 +107,9 @@ fn command() -> Command {
             "LIST",
             "Tokenize these header fields (comma-separated) instead of the default list",
         ))
-        .arg(
-            Arg::new("html-tags")
-                .long("html-tags")
-                .action(ArgAction::SetTrue)
-                .help("Learn HTML tag names"),
-        )
-        .arg(
-            Arg::new("word-pairs")
-                .long("word-pairs")
-                .action(ArgAction::SetTrue)
-                .help("Also learn pairs of adjacent words"),
-        )
-        .arg(
-            Arg::new("refer-all-header")
-                .long("refer-all-header")
-                .action(ArgAction::SetTrue)
-                .help("Tokenize every header field"),
-        )
+        .arg(flag("html-tags", "Learn HTML tag names"))
+        .arg(flag("word-pairs", "Also learn pairs of adjacent words"))
+        .arg(flag("refer-all-header", "Tokenize every header field"))
         .arg(value(
             "ham-cutoff",
             "P",

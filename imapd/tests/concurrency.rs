@@ -5,46 +5,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 
-use common::Site;
+use common::{Client, Site};
 use imapd::mailbox::{Folder, Stamp};
-
-struct Client {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-    tag: u32,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut greeting = String::new();
-        reader.read_line(&mut greeting).unwrap();
-        Client { stream, reader, tag: 0 }
-    }
-
-    /// Sends a command; returns the untagged lines, panicking unless OK.
-    fn run(&mut self, command: &str) -> Vec<String> {
-        self.tag += 1;
-        let tag = format!("t{}", self.tag);
-        self.stream
-            .write_all(format!("{tag} {command}\r\n").as_bytes())
-            .unwrap();
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(self.reader.read_line(&mut line).unwrap() > 0, "closed during {command}");
-            if line.starts_with(&format!("{tag} ")) {
-                assert!(line.starts_with(&format!("{tag} OK")), "{command}: {line}");
-                return lines;
-            }
-            lines.push(line);
-        }
-    }
-}
 
 #[test]
 fn deliveries_and_expunges_interleave_safely() {

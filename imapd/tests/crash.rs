@@ -1,28 +1,15 @@
 //! A server killed (SIGKILL) in the middle of EXPUNGE's rewrite loses
 //! nothing: the mbox is the old one or the new one, every message whole.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::Duration;
+
+use common::Client;
 
 use imapd::mailbox::{Folder, Stamp};
 
-const IMAPD: &str = env!("CARGO_BIN_EXE_imapd");
 const MESSAGES: u32 = 20_000;
-
-fn command(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, line: &str) {
-    stream.write_all(line.as_bytes()).unwrap();
-    let tag = line.split(' ').next().unwrap();
-    loop {
-        let mut reply = String::new();
-        assert!(reader.read_line(&mut reply).unwrap() > 0, "server closed during {line}");
-        if reply.starts_with(&format!("{tag} ")) {
-            assert!(reply.starts_with(&format!("{tag} OK")), "{line}: {reply}");
-            return;
-        }
-    }
-}
 
 #[test]
 fn killed_mid_expunge_loses_nothing() {
@@ -51,38 +38,11 @@ fn killed_mid_expunge_loses_nothing() {
     let kept: Vec<u32> = (1..=MESSAGES).filter(|u| u % 2 == 1).collect();
     for round in 0..6u64 {
         std::fs::write(&inbox, &mbox).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.path().join("mailkit.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[users]\npasswd_file = \"{}/passwd\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n[imapd]\nlisten = [\"127.0.0.1:{port}\"]\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
-        let mut server = Command::new(IMAPD)
-            .arg("--config")
-            .arg(&config)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stream = (0..100)
-            .find_map(|_| {
-                std::thread::sleep(Duration::from_millis(20));
-                TcpStream::connect(("127.0.0.1", port)).ok()
-            })
-            .expect("imapd listens");
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut greeting = String::new();
-        reader.read_line(&mut greeting).unwrap();
-        command(&mut stream, &mut reader, "a LOGIN alice secret\r\n");
-        command(&mut stream, &mut reader, "b SELECT INBOX\r\n");
-        stream.write_all(b"c EXPUNGE\r\n").unwrap();
+        let (mut server, port) = common::spawn_imapd(dir.path(), "");
+        let mut client = Client::connect(port);
+        client.run("LOGIN alice secret");
+        client.run("SELECT INBOX");
+        client.send("EXPUNGE");
         // kill at a different point of the rewrite each round
         std::thread::sleep(Duration::from_millis(round * 8));
         server.kill().unwrap();

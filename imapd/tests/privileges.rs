@@ -2,11 +2,11 @@
 //! that user: the process (every thread) and the files it creates are the
 //! user's. Runs as root, as CI does.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+mod common;
+
+use common::Client;
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 const IMAPD: &str = env!("CARGO_BIN_EXE_imapd");
 const NOBODY: u32 = 65534;
@@ -24,47 +24,10 @@ fn run_as_drops_root_after_binding() {
         format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("mailkit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[users]\npasswd_file = \"{}/passwd\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n\
-             [imapd]\nlisten = [\"127.0.0.1:{port}\"]\nrun_as = \"nobody\"\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let mut server = Command::new(IMAPD)
-        .arg("--config")
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stream = (0..100)
-        .find_map(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        })
-        .expect("imapd listens");
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    for command in ["a LOGIN alice secret\r\n", "b CREATE Spam\r\n", "c SELECT INBOX\r\n"] {
-        stream.write_all(command.as_bytes()).unwrap();
-        let tag = &command[..1];
-        loop {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            if line.starts_with(tag) {
-                assert!(line.starts_with(&format!("{tag} OK")), "{command}: {line}");
-                break;
-            }
-        }
+    let (mut server, port) = common::spawn_imapd(dir.path(), "run_as = \"nobody\"\n");
+    let mut client = Client::connect(port);
+    for command in ["LOGIN alice secret", "CREATE Spam", "SELECT INBOX"] {
+        client.run(command);
     }
     // every thread of the process runs as nobody
     for task in std::fs::read_dir(format!("/proc/{}/task", server.id())).unwrap() {
@@ -87,6 +50,7 @@ fn run_as_drops_root_after_binding() {
     server.wait().unwrap();
 
     // run_as naming nobody that exists: a configuration error, before serving
+    let config = dir.path().join("mailkit.toml");
     std::fs::write(
         &config,
         std::fs::read_to_string(&config)

@@ -78,23 +78,29 @@ proptest! {
     }
 }
 
+/// A server context for the user alice (password `secret`) whose home is
+/// `home`, its user table in `dir`.
+fn scratch_context(dir: &std::path::Path, home: &std::path::Path) -> Arc<Context> {
+    std::fs::write(
+        dir.join("passwd"),
+        format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
+    )
+    .unwrap();
+    let config = lda::config::Config::parse(&format!(
+        "[users]\npasswd_file = \"{}/passwd\"\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n",
+        dir.display()
+    ))
+    .unwrap();
+    Arc::new(Context::new(config, ImapdConfig::default(), dir.join("passwd")).unwrap())
+}
+
 /// Arbitrary command lines against a logged-in session (and before login):
 /// answers, never a panic.
 #[test]
 fn sessions_survive_random_commands() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("alice");
-    std::fs::write(
-        dir.path().join("passwd"),
-        format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
-    )
-    .unwrap();
-    let config = lda::config::Config::parse(&format!(
-        "[users]\npasswd_file = \"{}/passwd\"\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n",
-        dir.path().display()
-    ))
-    .unwrap();
-    let ctx = Arc::new(Context::new(config, ImapdConfig::default(), dir.path().join("passwd")).unwrap());
+    let ctx = scratch_context(dir.path(), &home);
     let client: IpAddr = "127.0.0.1".parse().unwrap();
     let commands = prop::collection::vec(
         prop_oneof![
@@ -140,17 +146,7 @@ fn pop3_sessions_survive_random_lines() {
         "From a@b Sat Nov 28 04:03:56 2026\nSubject: x\n\n.dot\nbody\n\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("passwd"),
-        format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
-    )
-    .unwrap();
-    let config = lda::config::Config::parse(&format!(
-        "[users]\npasswd_file = \"{}/passwd\"\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n",
-        dir.path().display()
-    ))
-    .unwrap();
-    let ctx = Arc::new(Context::new(config, ImapdConfig::default(), dir.path().join("passwd")).unwrap());
+    let ctx = scratch_context(dir.path(), &home);
     let client: IpAddr = "127.0.0.1".parse().unwrap();
     let lines = prop::collection::vec(
         prop_oneof![

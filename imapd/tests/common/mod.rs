@@ -4,6 +4,8 @@
 //! (Each test file uses some of these helpers.)
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -196,4 +198,86 @@ impl Site {
         }
         start.elapsed()
     }
+}
+
+/// A minimal IMAP client for tests that drive the protocol by hand.
+pub struct Client {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    tag: u32,
+}
+
+impl Client {
+    /// Connects to 127.0.0.1:`port`, waiting (up to 2 s) for a server
+    /// that is still starting, and reads the greeting.
+    pub fn connect(port: u16) -> Client {
+        let stream = (0..100)
+            .find_map(|i| {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                TcpStream::connect(("127.0.0.1", port)).ok()
+            })
+            .expect("imapd listens");
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut greeting = String::new();
+        reader.read_line(&mut greeting).unwrap();
+        Client { stream, reader, tag: 0 }
+    }
+
+    /// Sends a command without waiting for its answer.
+    pub fn send(&mut self, command: &str) {
+        self.tag += 1;
+        self.stream
+            .write_all(format!("t{} {command}\r\n", self.tag).as_bytes())
+            .unwrap();
+    }
+
+    /// Sends a command; returns the untagged lines, panicking unless OK.
+    pub fn run(&mut self, command: &str) -> Vec<String> {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        self.stream
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "closed during {command}");
+            if line.starts_with(&format!("{tag} ")) {
+                assert!(line.starts_with(&format!("{tag} OK")), "{command}: {line}");
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
+}
+
+/// Runs the imapd binary on a free port of 127.0.0.1 with a configuration
+/// written to `dir`: the user table `dir/passwd` (the caller writes it),
+/// INBOX `~/inbox`, folders `~/mail`, and `imapd_keys` added to [imapd].
+/// Returns the process (its stderr discarded) and the port.
+pub fn spawn_imapd(dir: &Path, imapd_keys: &str) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("mailkit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[users]\npasswd_file = \"{}/passwd\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\n\
+             [imapd]\nlisten = [\"127.0.0.1:{port}\"]\n{imapd_keys}",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let server = Command::new(env!("CARGO_BIN_EXE_imapd"))
+        .arg("--config")
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (server, port)
 }
