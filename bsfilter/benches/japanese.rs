@@ -4,8 +4,12 @@
 //! bigram segmenter on the same text — tests/data/ja-sentences.txt repeated
 //! to about 8 MB, one sentence at a time as message text arrives — and the
 //! cost of loading the memory-mapped dictionary, which every process that
-//! uses lindera pays once. Figures, not pass/fail: see BENCHMARKS.md.
+//! uses lindera pays once; beside them MeCab (`mecab -Owakati`, the same
+//! IPADIC, when installed) on the same text as the peer. Figures, not
+//! pass/fail: see BENCHMARKS.md.
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use bsfilter::morphology::Lindera;
@@ -53,5 +57,26 @@ fn main() {
                 total / seconds
             );
         }
+    }
+
+    // the peer: MeCab over the same text, one line per sentence
+    let text: String = (0..rounds).flat_map(|_| sentences.iter().map(|s| format!("{s}\n"))).collect();
+    for run in 0..3 {
+        let start = Instant::now();
+        let Ok(mut mecab) = Command::new("mecab")
+            .arg("-Owakati")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+        else {
+            println!("mecab: not installed (apt-get install mecab mecab-ipadic-utf8)");
+            break;
+        };
+        let mut stdin = mecab.stdin.take().expect("piped");
+        stdin.write_all(text.as_bytes()).expect("mecab reads its input");
+        drop(stdin);
+        mecab.wait().expect("mecab runs");
+        let seconds = start.elapsed().as_secs_f64();
+        println!("mecab run {run}: {total:.1} MB in {seconds:.3} s = {:.1} MB/s", total / seconds);
     }
 }
