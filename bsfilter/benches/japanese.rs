@@ -60,7 +60,9 @@ fn main() {
     }
 
     // the peer: MeCab over the same text, one line per sentence
-    let text: String = (0..rounds).flat_map(|_| sentences.iter().map(|s| format!("{s}\n"))).collect();
+    let text: String = (0..rounds)
+        .flat_map(|_| sentences.iter().map(|s| format!("{s}\n")))
+        .collect();
     for run in 0..3 {
         let start = Instant::now();
         let Ok(mut mecab) = Command::new("mecab")
@@ -77,6 +79,9 @@ fn main() {
         drop(stdin);
         mecab.wait().expect("mecab runs");
         let seconds = start.elapsed().as_secs_f64();
-        println!("mecab run {run}: {total:.1} MB in {seconds:.3} s = {:.1} MB/s", total / seconds);
+        println!(
+            "mecab run {run}: {total:.1} MB in {seconds:.3} s = {:.1} MB/s",
+            total / seconds
+        );
     }
 }

@@ -491,10 +491,6 @@ impl Folder {
         Some(patches)
     }
 
-    pub fn position(&self, uid: u32) -> Option<usize> {
-        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
-    }
-
     /// Appends a message (UID assigned); returns its UID. `from_line`
     /// keeps a copied message's envelope; without it one is made from the
     /// message's Return-Path or From and `internal_date`.

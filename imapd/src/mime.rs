@@ -279,12 +279,6 @@ impl Node {
         }
     }
 
-    /// A part's body for `BODY[n]`: for the top level of a non-multipart
-    /// message and for message/rfc822 parts, the body.
-    pub fn body_range(&self) -> Range<usize> {
-        self.body.clone()
-    }
-
     /// `BODY` (extended = false) or `BODYSTRUCTURE` (extended = true).
     pub fn write_structure(&self, data: &[u8], extended: bool, out: &mut Vec<u8>) {
         out.push(b'(');

@@ -30,12 +30,6 @@ pub fn literal(out: &mut Vec<u8>, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-/// A mailbox name (already modified UTF-7): an atom-safe name as a quoted
-/// string, the way most servers send it.
-pub fn mailbox(out: &mut Vec<u8>, name: &str) {
-    string(out, name.as_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

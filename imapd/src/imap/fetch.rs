@@ -174,7 +174,7 @@ fn section_bytes(view: &mut View, section: Option<&Section<'_>>) -> Result<Vec<u
     let bytes = match section {
         Section::Part(part) => {
             let path = part_numbers(part);
-            root.part(&path).map(|n| data[n.body_range()].to_vec())
+            root.part(&path).map(|n| data[n.body.clone()].to_vec())
         }
         Section::Header(part) => {
             let path = part.as_ref().map(part_numbers).unwrap_or_default();

@@ -811,7 +811,7 @@ impl Session {
         }
         for (name, attrs) in entries {
             let mut line = format!("{command} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            wire::mailbox(&mut line, &name);
+            wire::string(&mut line, name.as_bytes());
             self.out.extend_from_slice(b"* ");
             self.out.extend_from_slice(&line);
             self.out.extend_from_slice(b"\r\n");
@@ -852,7 +852,7 @@ impl Session {
             values.push(value);
         }
         let mut line = b"STATUS ".to_vec();
-        wire::mailbox(&mut line, &name);
+        wire::string(&mut line, name.as_bytes());
         line.extend_from_slice(format!(" ({})", values.join(" ")).as_bytes());
         self.out.extend_from_slice(b"* ");
         self.out.extend_from_slice(&line);
