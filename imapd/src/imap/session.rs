@@ -176,20 +176,9 @@ impl Session {
                 self.tagged(tag, "OK ID completed.");
             }
             "UID" if words.next().is_some_and(|w| w.eq_ignore_ascii_case("EXPUNGE")) && self.selected.is_some() => {
-                let set = words.next().unwrap_or_default();
-                // parse the set through imap-codec by wrapping it in a FETCH
-                let probe = format!("{tag} UID FETCH {set} UID\r\n");
-                match CommandCodec::default().decode(probe.as_bytes()) {
-                    Ok((
-                        _,
-                        Command {
-                            body: CommandBody::Fetch { sequence_set, .. },
-                            ..
-                        },
-                    )) => {
-                        self.expunge(tag, Some(&sequence_set));
-                    }
-                    _ => return Some(self.bad(tag, "UID EXPUNGE needs a UID set.")),
+                match SequenceSet::try_from(words.next().unwrap_or_default()) {
+                    Ok(set) => self.expunge(tag, Some(&set)),
+                    Err(_) => return Some(self.bad(tag, "UID EXPUNGE needs a UID set.")),
                 }
             }
             _ => return None,
