@@ -61,8 +61,9 @@ fn command() -> Command {
         .arg(
             flag(
                 "update",
-                "Accepted for compatibility and does nothing: probabilities are computed from the counts \
-             at lookup time, so there is no probability table to update",
+                "Write the token snapshot (as the original rebuilds its probability table): a memory-mapped \
+             copy of the counts that lets a fresh process classify without opening the database. Training \
+             removes it; the next classification that can write it does so too",
             )
             .short('u'),
         )
@@ -533,6 +534,7 @@ fn execute(options: &Options) -> Result<i32> {
     }
     if options.flag("update") {
         maintenance = true;
+        filter.write_snapshots()?;
     }
     if maintenance {
         return Ok(0);
@@ -820,8 +822,14 @@ fn classify(options: &Options, filter: &Filter, out: &MessageOut) -> Result<i32>
     } else {
         options.files.len().max(1)
     };
-    let classifier = filter.classifier(expected)?;
-    let mut store = if options.flag("auto-update") {
+    let auto_update = options.flag("auto-update");
+    // learning as it goes, it must see what it learned: no snapshot
+    let classifier = if auto_update {
+        filter.live_classifier(expected)?
+    } else {
+        filter.classifier(expected)?
+    };
+    let mut store = if auto_update {
         Some(filter.open_user_db()?)
     } else {
         None
@@ -868,6 +876,14 @@ fn classify(options: &Options, filter: &Filter, out: &MessageOut) -> Result<i32>
         stdout.flush().map_err(Error::Output)
     });
     result?;
+    if !auto_update && classifier.read_databases() {
+        // The verdicts are out; a missing snapshot only makes the next
+        // run slower, so failing to write one is not this run's failure.
+        drop(stdout);
+        if let Err(e) = filter.write_snapshots() {
+            eprintln!("bsfilter: warning: {e}");
+        }
+    }
     Ok(if pipe || any_spam { 0 } else { 1 })
 }
 

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use crate::decode::DecodedMessage;
 use crate::error::{Error, Result};
 use crate::score::{Evidence, Method, RobinsonParams, Scorer};
+use crate::snapshot::Snapshot;
 use crate::store::{self, Action, Counts, Lesson, MessageKey, Outcome, Store, Totals};
 use crate::tokenize::{Bigram, Segmenter, TokenSet, Tokenizer, TokenizerOptions};
 
@@ -119,8 +120,23 @@ impl Filter {
     /// Opens the databases for classifying about `expected_messages`
     /// messages. For a large batch the token tables are read into memory
     /// once, which beats one lookup per token.
+    ///
+    /// A database's [`snapshot`](crate::snapshot) is used when current.
+    /// Use [`Filter::live_classifier`] when training between
+    /// classifications: training removes the snapshot, but a mapped one
+    /// stays as it was.
     pub fn classifier(&self, expected_messages: usize) -> Result<Classifier<'_>> {
-        let open = |path: &Path| Layer::open(path, self.config.busy_timeout, expected_messages);
+        self.open_classifier(expected_messages, true)
+    }
+
+    /// A classifier that always reads the databases themselves, so it sees
+    /// what is learned while it is in use.
+    pub fn live_classifier(&self, expected_messages: usize) -> Result<Classifier<'_>> {
+        self.open_classifier(expected_messages, false)
+    }
+
+    fn open_classifier(&self, expected_messages: usize, snapshots: bool) -> Result<Classifier<'_>> {
+        let open = |path: &Path| Layer::open(path, self.config.busy_timeout, expected_messages, snapshots);
         let user = open(&self.user_db_path())?;
         let system = match self.system_db_path() {
             Some(path) => open(&path)?,
@@ -131,6 +147,26 @@ impl Filter {
             user,
             system,
         })
+    }
+
+    /// Writes the snapshot of each database that lacks a current one,
+    /// where this process may (a database it cannot write is skipped).
+    /// Returns how many were written. Worth it when a classifier
+    /// [read a database](Classifier::read_databases) and more
+    /// classifications follow before the next training.
+    pub fn write_snapshots(&self) -> Result<usize> {
+        let mut written = 0;
+        for path in [Some(self.user_db_path()), self.system_db_path()].into_iter().flatten() {
+            if let Ok(meta) = std::fs::metadata(&path)
+                && Snapshot::open(&path, &meta).is_some()
+            {
+                continue;
+            }
+            if let Some(mut store) = Store::open_writable(&path, self.config.busy_timeout)? {
+                written += usize::from(store.write_snapshot(self.config.busy_timeout)?);
+            }
+        }
+        Ok(written)
     }
 
     /// Learns (or unlearns) messages in one transaction.
@@ -196,6 +232,8 @@ enum Layer {
     Absent,
     /// Looked up token by token.
     Live(Store),
+    /// Looked up in the mapped snapshot.
+    Snapshot(Snapshot),
     /// Read into memory (large batches).
     Loaded {
         totals: Totals,
@@ -207,7 +245,13 @@ enum Layer {
 const LOOKUPS_PER_MESSAGE: u64 = 200;
 
 impl Layer {
-    fn open(path: &Path, busy_timeout: Duration, expected_messages: usize) -> Result<Layer> {
+    fn open(path: &Path, busy_timeout: Duration, expected_messages: usize, snapshots: bool) -> Result<Layer> {
+        if snapshots
+            && let Ok(meta) = std::fs::metadata(path)
+            && let Some(snapshot) = Snapshot::open(path, &meta)
+        {
+            return Ok(Layer::Snapshot(snapshot));
+        }
         let Some(store) = Store::open_read_only(path, busy_timeout)? else {
             return Ok(Layer::Absent);
         };
@@ -243,6 +287,23 @@ impl Layer {
                     })
                     .collect()
             }),
+            Layer::Snapshot(snapshot) => {
+                let totals = snapshot.totals();
+                Ok(messages
+                    .iter()
+                    .map(|m| {
+                        m.tokens
+                            .iter()
+                            .map(|t| {
+                                Some(Evidence {
+                                    counts: snapshot.get(t),
+                                    totals,
+                                })
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
             Layer::Loaded { totals, tokens } => Ok(messages
                 .iter()
                 .map(|m| {
@@ -269,6 +330,12 @@ pub struct Classifier<'f> {
 }
 
 impl Classifier<'_> {
+    /// Whether a database had no current snapshot and is read through
+    /// SQLite (see [`Filter::write_snapshots`]).
+    pub fn read_databases(&self) -> bool {
+        matches!(self.user, Layer::Live(_)) || matches!(self.system, Layer::Live(_))
+    }
+
     pub fn classify(&self, messages: &[&Analyzed]) -> Result<Vec<Verdict>> {
         let user = self.user.evidence(messages)?;
         let system = match self.system {

@@ -12,6 +12,8 @@
 //!   Japanese segmenter plugs in here: its bigrams, or [`morphology`]'s
 //!   lindera with IPADIC);
 //! - [`store`] keeps per-token counts and the training ledger in SQLite;
+//!   [`snapshot`] is a memory-mapped copy of the counts that lets a fresh
+//!   process classify one message without opening SQLite;
 //! - [`score`] turns counts into a spam probability (Graham, Robinson,
 //!   Robinson-Fisher), layering the user's database over the system's;
 //! - [`filter`] ties these together for every program of the toolkit;
@@ -31,6 +33,7 @@ pub mod html;
 pub mod mbox;
 pub mod morphology;
 pub mod score;
+pub mod snapshot;
 pub mod store;
 pub mod time;
 pub mod tokenize;

@@ -11,7 +11,8 @@
 //! Many processes share one file: WAL mode lets readers run beside a
 //! writer; writers take the lock up front (`BEGIN IMMEDIATE`), keep
 //! transactions short, and wait up to the busy timeout before giving up
-//! with [`Error::Locked`] (exit 75, "try again").
+//! with [`Error::Locked`] (exit 75, "try again"). Every write removes the
+//! database's [`snapshot`] before it commits.
 
 use std::collections::HashMap;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
+use crate::snapshot;
 use crate::tokenize::TokenSet;
 
 /// Version of the schema this build writes.
@@ -159,6 +161,29 @@ impl Store {
         store.configure(busy_timeout)?;
         store.create_schema()?;
         Ok(store)
+    }
+
+    /// Opens an existing store for reading and writing; `None` when there
+    /// is no file, or when this process may not write it or create files
+    /// beside it (a user's delivery agent reading the site-wide database).
+    pub fn open_writable(path: &Path, busy_timeout: Duration) -> Result<Option<Store>> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !may_write(path) || !may_write(dir) {
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            writable: true,
+        };
+        store.configure(busy_timeout)?;
+        store.check_schema()?;
+        Ok(Some(store))
     }
 
     /// Opens an existing store for reading only; `None` when there is no file.
@@ -368,6 +393,7 @@ impl Store {
         let mut deltas: Vec<(&str, (i64, i64))> = deltas.into_iter().collect();
         deltas.sort_unstable_by_key(|(t, _)| *t);
         apply_deltas(&tx, deltas.into_iter(), message_deltas).map_err(sql)?;
+        drop_snapshot(&path)?;
         tx.commit().map_err(sql)?;
         Ok(outcomes)
     }
@@ -391,8 +417,73 @@ impl Store {
             Class::Clean => (0, as_delta(messages)),
         };
         apply_deltas(&tx, deltas, message_delta).map_err(sql)?;
+        drop_snapshot(&path)?;
         tx.commit().map_err(sql)
     }
+
+    /// Writes the database's [`snapshot`] unless a current one exists.
+    /// Returns `false` without waiting when another process is writing the
+    /// database (its snapshot would be stale at once).
+    pub fn write_snapshot(&mut self, busy_timeout: Duration) -> Result<bool> {
+        // Under the write lock no write can slip between reading the
+        // counts and renaming the snapshot into place.
+        self.conn.busy_timeout(Duration::ZERO).map_err(|e| self.err(e))?;
+        let begun = self.conn.execute_batch("BEGIN IMMEDIATE");
+        self.conn.busy_timeout(busy_timeout).map_err(|e| self.err(e))?;
+        match begun {
+            Ok(()) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
+                return Ok(false);
+            }
+            Err(e) => return Err(self.err(e)),
+        }
+        let written = self.write_snapshot_locked();
+        // nothing was written to the database: ending either way is fine
+        let ended = self.conn.execute_batch("ROLLBACK").map_err(|e| self.err(e));
+        let written = written?;
+        ended?;
+        Ok(written)
+    }
+
+    fn write_snapshot_locked(&self) -> Result<bool> {
+        let meta = std::fs::metadata(&self.path).map_err(|e| Error::Database {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        if snapshot::Snapshot::open(&self.path, &meta).is_some() {
+            return Ok(false);
+        }
+        let reader = Reader { store: self };
+        let mut builder = snapshot::Builder::new(&meta, reader.totals()?, reader.token_count()? as usize);
+        reader.for_each_token(|token, counts| {
+            builder.insert(token, counts);
+            Ok(())
+        })?;
+        snapshot::install(&self.path, &builder.finish()).map_err(|e| Error::Database {
+            path: snapshot::path_for(&self.path),
+            message: format!("cannot write the snapshot: {e}"),
+        })?;
+        Ok(true)
+    }
+}
+
+/// Whether this process (its effective ids) may write `path`.
+fn may_write(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: c_path is a NUL-terminated string that outlives the call.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
+}
+
+/// Removes the snapshot of the database at `path`; every write calls it
+/// while holding the write lock, before committing (see [`snapshot`]).
+fn drop_snapshot(path: &Path) -> Result<()> {
+    snapshot::remove(path).map_err(|e| Error::Database {
+        path: snapshot::path_for(path),
+        message: format!("cannot remove the stale snapshot ({e}); remove it by hand"),
+    })
 }
 
 fn apply_deltas<'t>(

@@ -506,3 +506,45 @@ fn jtokenizer_lindera_gives_words_and_a_missing_dictionary_is_a_config_error() {
     assert!(stderr(&o).contains("Japanese dictionary"), "{}", stderr(&o));
     assert_eq!(home.run(&["-j", "mecab"], Some(mail)).status.code(), Some(64));
 }
+
+#[test]
+fn classifying_writes_the_snapshot_training_drops_it_update_rebuilds_it() {
+    let home = Home::trained(20);
+    let snapshot = home.path().join("home/bsfilter.sqlite3-snapshot");
+    assert!(!snapshot.exists(), "training leaves none");
+    let s = home.file("new-spam", &spam(1000));
+    let first = home.run(&[s.to_str().unwrap()], None);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(snapshot.exists(), "written after a classification read the database");
+    // from the snapshot: the same verdict, the same probability
+    let second = home.run(&[s.to_str().unwrap()], None);
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(stdout(&second), stdout(&first));
+
+    // the user relabels this kind of mail as clean: the snapshot goes, and
+    // the very next classification sees the change
+    let mine: Vec<String> = (0..40)
+        .map(|i| home.file(&format!("mine{i}"), &spam(3000 + i)).display().to_string())
+        .collect();
+    let mut args = vec!["-c"];
+    args.extend(mine.iter().map(String::as_str));
+    assert_eq!(home.run(&args, None).status.code(), Some(0));
+    assert!(!snapshot.exists());
+    let relabelled = home.run(&[s.to_str().unwrap()], None);
+    assert_eq!(relabelled.status.code(), Some(1), "{}", stdout(&relabelled));
+
+    // --update (as the original's probability table update) writes it
+    // straight away, alone or after training
+    std::fs::remove_file(&snapshot).unwrap();
+    assert_eq!(home.run(&["-u"], None).status.code(), Some(0));
+    assert!(snapshot.exists());
+    let m = home.file("more", &ham(77));
+    assert_eq!(home.run(&["-cu", m.to_str().unwrap()], None).status.code(), Some(0));
+    assert!(snapshot.exists());
+    assert_eq!(home.run(&[s.to_str().unwrap()], None).status.code(), Some(1));
+
+    // --auto-update learns as it goes: it reads the database, not the snapshot
+    let o = home.run(&["-a"], Some(&spam(4000)));
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    assert!(!snapshot.exists(), "auto-update trained, so the snapshot went");
+}

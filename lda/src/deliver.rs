@@ -109,7 +109,9 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
 
     let (filter, verdict, filter_error) = if settings.enabled {
         match user_filter(config, request.user).and_then(|filter| classify(&filter, request).map(|r| (filter, r))) {
-            Ok((filter, (analyzed, verdict))) => (Some((filter, analyzed)), Some(verdict), None),
+            Ok((filter, (analyzed, verdict, read_databases))) => {
+                (Some((filter, analyzed, read_databases)), Some(verdict), None)
+            }
             Err(e) if settings.tempfail_on_error => return Err(DeliveryError::Filter(e)),
             Err(e) => (None, None, Some(e.to_string())),
         }
@@ -163,7 +165,7 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
     )?;
 
     if settings.auto_train
-        && let (Some((filter, analyzed)), Some(v)) = (&filter, verdict)
+        && let (Some((filter, analyzed, _)), Some(v)) = (&filter, verdict)
     {
         // The mail is delivered; a training failure only costs a lesson.
         if let Err(e) = filter
@@ -171,6 +173,13 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
             .and_then(|mut db| filter.train_verdicts(&mut db, &[(analyzed, v)]))
         {
             eprintln!("lda: {}: auto-training failed: {e}", request.user.name);
+        }
+    } else if let Some((filter, _, true)) = &filter {
+        // The next delivery classifies from the snapshot instead of
+        // opening SQLite (auto-training would remove it at once). The mail
+        // is delivered; without a snapshot the next one is only slower.
+        if let Err(e) = filter.write_snapshots() {
+            eprintln!("lda: {}: writing the token snapshot failed: {e}", request.user.name);
         }
     }
     Ok(Outcome::Delivered {
@@ -204,11 +213,13 @@ fn filter_config(config: &Config, user: &User) -> FilterConfig {
     fc
 }
 
-fn classify(filter: &Filter, request: &Request<'_>) -> bsfilter::Result<(bsfilter::Analyzed, Verdict)> {
+/// The verdict, and whether a database was read without a snapshot.
+fn classify(filter: &Filter, request: &Request<'_>) -> bsfilter::Result<(bsfilter::Analyzed, Verdict, bool)> {
     let sender = (!request.sender.is_empty()).then_some(request.sender);
     let analyzed = filter.analyze(request.message, sender);
-    let verdict = filter.classifier(1)?.classify(&[&analyzed])?[0];
-    Ok((analyzed, verdict))
+    let classifier = filter.classifier(1)?;
+    let verdict = classifier.classify(&[&analyzed])?[0];
+    Ok((analyzed, verdict, classifier.read_databases()))
 }
 
 /// Appends one message to the mbox at `path` under the mailbox locks:

@@ -119,6 +119,40 @@ fn clean_to_inbox_spam_to_spam_with_verdict_headers() {
 }
 
 #[test]
+fn first_delivery_writes_the_token_snapshot_later_ones_use_it() {
+    let site = Site::new("");
+    site.train();
+    let snapshot = bsfilter::snapshot::path_for(&site.home().join(".bsfilter/bsfilter.sqlite3"));
+    assert!(!snapshot.exists(), "training leaves none");
+    // the same message twice: first read from the database (which leaves
+    // the snapshot behind), then from the snapshot
+    for round in ["database", "snapshot"] {
+        let o = site.lda(&["-d", "alice"], spam(200).as_bytes());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(snapshot.exists(), "after the delivery from the {round}");
+        let o = site.lda(&["-d", "alice"], ham(200).as_bytes());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let (spam_box, inbox) = (site.messages("Spam"), site.messages("INBOX"));
+    assert_eq!((spam_box.len(), inbox.len()), (2, 2));
+    let probability = |m: &[u8]| {
+        String::from_utf8_lossy(m)
+            .lines()
+            .find(|l| l.starts_with("X-Spam-Probability:"))
+            .map(str::to_owned)
+            .expect("a probability header")
+    };
+    assert_eq!(probability(&spam_box[0]), probability(&spam_box[1]));
+    assert_eq!(probability(&inbox[0]), probability(&inbox[1]));
+    // auto-training removes the snapshot at once, so it writes none
+    let learning = Site::new("[filter]\nauto_train = true\n");
+    learning.train();
+    assert_eq!(learning.lda(&["-d", "alice"], ham(300).as_bytes()).status.code(), Some(0));
+    let learning_snapshot = bsfilter::snapshot::path_for(&learning.home().join(".bsfilter/bsfilter.sqlite3"));
+    assert!(!learning_snapshot.exists());
+}
+
+#[test]
 fn folder_option_user_errors() {
     let site = Site::new("[filter]\nenabled = false\n");
     assert_eq!(
