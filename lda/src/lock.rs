@@ -54,6 +54,8 @@ impl Default for LockTimeouts {
 pub struct LockedMbox {
     file: File,
     dotlock: PathBuf,
+    /// The dotlock, kept open to record a pending append in place.
+    dotlock_file: File,
 }
 
 pub fn dotlock_path(mbox: &Path) -> PathBuf {
@@ -133,7 +135,7 @@ impl LockedMbox {
         let mut recovered = None;
         let mut pause = Duration::from_millis(1);
         // 1. the dotlock
-        loop {
+        let dotlock_file = loop {
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -142,7 +144,7 @@ impl LockedMbox {
             {
                 Ok(mut f) => {
                     let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
-                    break;
+                    break f;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     if let Some((pending, judged)) = stale_dotlock(&dotlock, timeouts.stale_after) {
@@ -163,7 +165,7 @@ impl LockedMbox {
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
-        }
+        };
         // From here the dotlock is ours: remove it on every failure.
         let release = |e: LockError| {
             let _ = std::fs::remove_file(&dotlock);
@@ -197,7 +199,11 @@ impl LockedMbox {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-        let mut locked = LockedMbox { file, dotlock };
+        let mut locked = LockedMbox {
+            file,
+            dotlock,
+            dotlock_file,
+        };
         if let Some(pending) = recovered {
             locked
                 .undo_partial_append(&pending)
@@ -213,14 +219,17 @@ impl LockedMbox {
     /// Records, in the dotlock, that `prefix` is about to be written at
     /// offset `from`, for whoever must undo it if this process dies.
     pub fn announce_append(&mut self, from: u64, prefix: &[u8]) -> std::io::Result<()> {
-        let mut f = OpenOptions::new().write(true).truncate(true).open(&self.dotlock)?;
-        // one write: a reader never sees a half-written announcement
+        use std::os::unix::fs::FileExt;
+        // One write over the pid line, which is shorter, so nothing of it
+        // is left: a reader never sees a half-written announcement. Not
+        // reopened with O_TRUNC: ext4 then flushes the file on close, and
+        // removing it afterwards waits for that — 0.4 ms of a delivery.
         let text = format!(
             "pid={}\nappend-from={from}\nappend-prefix={}\n",
             std::process::id(),
             hex_encode(prefix)
         );
-        f.write_all(text.as_bytes())
+        self.dotlock_file.write_all_at(text.as_bytes(), 0)
     }
 
     /// Truncates the mbox back to where a dead writer started, if it still
