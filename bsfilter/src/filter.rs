@@ -287,39 +287,30 @@ impl Layer {
                     })
                     .collect()
             }),
-            Layer::Snapshot(snapshot) => {
-                let totals = snapshot.totals();
-                Ok(messages
-                    .iter()
-                    .map(|m| {
-                        m.tokens
-                            .iter()
-                            .map(|t| {
-                                Some(Evidence {
-                                    counts: snapshot.get(t),
-                                    totals,
-                                })
-                            })
-                            .collect()
-                    })
-                    .collect())
-            }
-            Layer::Loaded { totals, tokens } => Ok(messages
-                .iter()
-                .map(|m| {
-                    m.tokens
-                        .iter()
-                        .map(|t| {
-                            Some(Evidence {
-                                counts: tokens.get(t).copied().unwrap_or_default(),
-                                totals: *totals,
-                            })
-                        })
-                        .collect()
-                })
-                .collect()),
+            Layer::Snapshot(snapshot) => Ok(counted(messages, snapshot.totals(), |t| snapshot.get(t))),
+            Layer::Loaded { totals, tokens } => Ok(counted(messages, *totals, |t| {
+                tokens.get(t).copied().unwrap_or_default()
+            })),
         }
     }
+}
+
+/// Evidence for every token of each message, its counts from `counts`.
+fn counted(messages: &[&Analyzed], totals: Totals, counts: impl Fn(&str) -> Counts) -> Vec<Vec<Option<Evidence>>> {
+    messages
+        .iter()
+        .map(|m| {
+            m.tokens
+                .iter()
+                .map(|t| {
+                    Some(Evidence {
+                        counts: counts(t),
+                        totals,
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Classifies messages against open databases.

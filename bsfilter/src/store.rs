@@ -151,14 +151,8 @@ impl Store {
     /// Opens the store at `path` for reading and writing, creating it (and
     /// its schema) when missing.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
-        let mut store = Store {
-            conn,
-            path: path.to_owned(),
-            writable: true,
-        };
-        store.configure(busy_timeout)?;
+        let create = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let mut store = Store::open_for_writing(path, busy_timeout, create)?;
         store.create_schema()?;
         Ok(store)
     }
@@ -174,16 +168,21 @@ impl Store {
         if !may_write(path) || !may_write(dir) {
             return Ok(None);
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::from_sqlite(path, e))?;
+        let store = Store::open_for_writing(path, busy_timeout, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        store.check_schema()?;
+        Ok(Some(store))
+    }
+
+    fn open_for_writing(path: &Path, busy_timeout: Duration, flags: OpenFlags) -> Result<Store> {
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| Error::from_sqlite(path, e))?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
             writable: true,
         };
         store.configure(busy_timeout)?;
-        store.check_schema()?;
-        Ok(Some(store))
+        Ok(store)
     }
 
     /// Opens an existing store for reading only; `None` when there is no file.

@@ -6,8 +6,26 @@ use bsfilter::store::{Action, Class, Store};
 use bsfilter::{Analyzed, Filter, FilterConfig, snapshot};
 
 const WORDS: &[&str] = &[
-    "offer", "cheap", "meeting", "report", "viagra", "budget", "click", "thursday", "discount", "project", "pills",
-    "review", "winner", "invoice", "lottery", "agenda", "unsubscribe", "minutes", "casino", "draft",
+    "offer",
+    "cheap",
+    "meeting",
+    "report",
+    "viagra",
+    "budget",
+    "click",
+    "thursday",
+    "discount",
+    "project",
+    "pills",
+    "review",
+    "winner",
+    "invoice",
+    "lottery",
+    "agenda",
+    "unsubscribe",
+    "minutes",
+    "casino",
+    "draft",
 ];
 
 /// A message made of words picked by `seed`, leaning spammy or not.
@@ -18,7 +36,7 @@ fn message(seed: usize, spammy: bool) -> String {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let w = WORDS[(x >> 33) % WORDS.len()];
         let lean = if spammy { "buy" } else { "regards" };
-        body.push(if (x >> 20) % 3 == 0 { lean } else { w });
+        body.push(if (x >> 20).is_multiple_of(3) { lean } else { w });
     }
     format!(
         "From: sender{} <s{seed}@{}.example>\nSubject: {} {seed}\nMessage-ID: <{seed}.{spammy}@x>\n\n{} token{seed}\n",
@@ -33,7 +51,9 @@ fn trained_filter(home: &Path) -> Filter {
     let filter = Filter::new(FilterConfig::new(home.to_owned()));
     let mut db = filter.open_user_db().unwrap();
     for (spammy, class) in [(true, Class::Spam), (false, Class::Clean)] {
-        let msgs: Vec<Analyzed> = (0..40).map(|i| filter.analyze(message(i, spammy).as_bytes(), None)).collect();
+        let msgs: Vec<Analyzed> = (0..40)
+            .map(|i| filter.analyze(message(i, spammy).as_bytes(), None))
+            .collect();
         filter
             .train(&mut db, &msgs.iter().collect::<Vec<_>>(), Action::Add(class))
             .unwrap();
@@ -94,7 +114,11 @@ fn training_removes_the_snapshot_and_is_seen_at_once() {
         .map(|i| filter.analyze(message(6000 + i, true).as_bytes(), None))
         .collect();
     filter
-        .train(&mut store, &relabelled.iter().collect::<Vec<_>>(), Action::Add(Class::Clean))
+        .train(
+            &mut store,
+            &relabelled.iter().collect::<Vec<_>>(),
+            Action::Add(Class::Clean),
+        )
         .unwrap();
     assert!(!snapshot::path_for(&db).exists());
     let after = probabilities(&filter, true, &probe)[0];
@@ -115,7 +139,9 @@ fn a_writer_holding_the_lock_defers_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let filter = trained_filter(dir.path());
     let db = filter.user_db_path();
-    let mut store = Store::open_writable(&db, std::time::Duration::from_secs(5)).unwrap().unwrap();
+    let mut store = Store::open_writable(&db, std::time::Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
     let writer = rusqlite::Connection::open(&db).unwrap();
     writer.execute_batch("BEGIN IMMEDIATE").unwrap();
     assert!(!store.write_snapshot(std::time::Duration::from_secs(5)).unwrap());

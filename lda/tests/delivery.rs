@@ -147,7 +147,10 @@ fn first_delivery_writes_the_token_snapshot_later_ones_use_it() {
     // auto-training removes the snapshot at once, so it writes none
     let learning = Site::new("[filter]\nauto_train = true\n");
     learning.train();
-    assert_eq!(learning.lda(&["-d", "alice"], ham(300).as_bytes()).status.code(), Some(0));
+    assert_eq!(
+        learning.lda(&["-d", "alice"], ham(300).as_bytes()).status.code(),
+        Some(0)
+    );
     let learning_snapshot = bsfilter::snapshot::path_for(&learning.home().join(".bsfilter/bsfilter.sqlite3"));
     assert!(!learning_snapshot.exists());
 }
