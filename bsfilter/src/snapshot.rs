@@ -63,6 +63,21 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// The offset in `table` of the bucket holding `key`, or of the empty
+/// bucket where it would go (linear probing from `key`'s home bucket; the
+/// table is at most half full, so a probe always reaches an empty bucket).
+fn bucket_of(table: &[u8], mask: usize, key: u64) -> usize {
+    let mut i = key as usize & mask;
+    loop {
+        let at = i * BUCKET_LEN;
+        let existing = u64_at(table, at);
+        if existing == 0 || existing == key {
+            return at;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -111,23 +126,11 @@ impl Snapshot {
 
     /// The counts of `token` (zero when unknown).
     pub fn get(&self, token: &str) -> Counts {
-        let key = key(token);
         let table = &self.map[HEADER_LEN..];
-        let mut i = key as usize & self.mask;
-        // The table is at most half full, so a probe always reaches an
-        // empty bucket.
-        loop {
-            let at = i * BUCKET_LEN;
-            match u64_at(table, at) {
-                0 => return Counts::default(),
-                k if k == key => {
-                    return Counts {
-                        spam: u32_at(table, at + 8).into(),
-                        clean: u32_at(table, at + 12).into(),
-                    };
-                }
-                _ => i = (i + 1) & self.mask,
-            }
+        let at = bucket_of(table, self.mask, key(token));
+        Counts {
+            spam: u32_at(table, at + 8).into(),
+            clean: u32_at(table, at + 12).into(),
         }
     }
 }
@@ -175,17 +178,9 @@ impl Builder {
     fn place(&mut self, key: u64, counts: [u8; 8]) {
         let mask = self.buckets() - 1;
         let table = &mut self.bytes[HEADER_LEN..];
-        let mut i = key as usize & mask;
-        loop {
-            let at = i * BUCKET_LEN;
-            let existing = u64_at(table, at);
-            if existing == 0 || existing == key {
-                table[at..at + 8].copy_from_slice(&key.to_le_bytes());
-                table[at + 8..at + 16].copy_from_slice(&counts);
-                return;
-            }
-            i = (i + 1) & mask;
-        }
+        let at = bucket_of(table, mask, key);
+        table[at..at + 8].copy_from_slice(&key.to_le_bytes());
+        table[at + 8..at + 16].copy_from_slice(&counts);
     }
 
     pub fn insert(&mut self, token: &str, counts: Counts) {
@@ -210,7 +205,8 @@ impl Builder {
 
 /// Writes `bytes` as the snapshot of `db`: to a temporary file, synced,
 /// then renamed into place, so a reader maps either the old snapshot or
-/// the whole new one.
+/// the whole new one. The temporary name is this process's: one left by a
+/// crashed process whose pid came round again is simply overwritten.
 pub fn install(db: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let path = path_for(db);
     let mut temporary = path.as_os_str().to_owned();
@@ -219,7 +215,8 @@ pub fn install(db: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .mode(0o644)
             .open(&temporary)?;
         file.write_all(bytes)?;
@@ -257,12 +254,16 @@ mod tests {
             spam_messages: 11,
             clean_messages: 22,
         };
+        // a temporary file left by a crashed process with our pid
+        let leftover = format!("{}.{}.tmp", path_for(&db).display(), std::process::id());
+        std::fs::write(&leftover, b"half a snapshot").unwrap();
         // sized too small on purpose: the table grows
         let mut builder = Builder::new(&meta, totals, 3);
         for (token, c) in &tokens {
             builder.insert(token, *c);
         }
         install(&db, &builder.finish()).unwrap();
+        assert!(!Path::new(&leftover).exists());
         let snapshot = Snapshot::open(&db, &meta).expect("a current snapshot");
         assert_eq!(snapshot.totals(), totals);
         for (i, w) in words.iter().enumerate() {

@@ -64,21 +64,23 @@ impl Home {
         });
         child.wait_with_output().unwrap()
     }
+    /// Writes each message to its own file (`PREFIX0`, `PREFIX1`, …) and
+    /// learns them all with `command` (`-s`, `-c`, …).
+    fn learn(&self, command: &str, prefix: &str, messages: impl Iterator<Item = String>) {
+        let files: Vec<String> = messages
+            .enumerate()
+            .map(|(i, m)| self.file(&format!("{prefix}{i}"), &m).display().to_string())
+            .collect();
+        let mut args = vec![command];
+        args.extend(files.iter().map(String::as_str));
+        let o = self.run(&args, None);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
     /// Trains `n` spam and `n` ham messages, one file each.
     fn trained(n: usize) -> Home {
         let home = Home::new();
-        let spams: Vec<String> = (0..n)
-            .map(|i| home.file(&format!("s{i}"), &spam(i)).display().to_string())
-            .collect();
-        let hams: Vec<String> = (0..n)
-            .map(|i| home.file(&format!("h{i}"), &ham(i)).display().to_string())
-            .collect();
-        let mut args = vec!["--add-spam"];
-        args.extend(spams.iter().map(String::as_str));
-        assert_eq!(home.run(&args, None).status.code(), Some(0));
-        let mut args = vec!["-c"];
-        args.extend(hams.iter().map(String::as_str));
-        assert_eq!(home.run(&args, None).status.code(), Some(0));
+        home.learn("--add-spam", "s", (0..n).map(spam));
+        home.learn("-c", "h", (0..n).map(ham));
         home
     }
     /// `db C CLEAN_TOKENS CLEAN_MSGS SPAM_TOKENS SPAM_MSGS TOKENS`
@@ -402,12 +404,7 @@ fn system_db_is_layered_under_the_user_db() {
     let o = user.run(&[s.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(1));
     // a user who says this kind of mail is clean wins over the system
-    let mine: Vec<String> = (0..20)
-        .map(|i| user.file(&format!("mine{i}"), &spam(2000 + i)).display().to_string())
-        .collect();
-    let mut args = vec!["-c"];
-    args.extend(mine.iter().map(String::as_str));
-    assert_eq!(user.run(&args, None).status.code(), Some(0));
+    user.learn("-c", "mine", (2000..2020).map(spam));
     let o = user.run(&["--system-db", sys_path.to_str().unwrap(), s.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
 }
@@ -523,12 +520,7 @@ fn classifying_writes_the_snapshot_training_drops_it_update_rebuilds_it() {
 
     // the user relabels this kind of mail as clean: the snapshot goes, and
     // the very next classification sees the change
-    let mine: Vec<String> = (0..40)
-        .map(|i| home.file(&format!("mine{i}"), &spam(3000 + i)).display().to_string())
-        .collect();
-    let mut args = vec!["-c"];
-    args.extend(mine.iter().map(String::as_str));
-    assert_eq!(home.run(&args, None).status.code(), Some(0));
+    home.learn("-c", "mine", (3000..3040).map(spam));
     assert!(!snapshot.exists());
     let relabelled = home.run(&[s.to_str().unwrap()], None);
     assert_eq!(relabelled.status.code(), Some(1), "{}", stdout(&relabelled));

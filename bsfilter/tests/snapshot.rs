@@ -47,17 +47,21 @@ fn message(seed: usize, spammy: bool) -> String {
     )
 }
 
+/// Learns the messages of `seeds` (spammy or not) as `class`.
+fn learn(filter: &Filter, store: &mut Store, seeds: std::ops::Range<usize>, spammy: bool, class: Class) {
+    let msgs: Vec<Analyzed> = seeds
+        .map(|i| filter.analyze(message(i, spammy).as_bytes(), None))
+        .collect();
+    filter
+        .train(store, &msgs.iter().collect::<Vec<_>>(), Action::Add(class))
+        .unwrap();
+}
+
 fn trained_filter(home: &Path) -> Filter {
     let filter = Filter::new(FilterConfig::new(home.to_owned()));
     let mut db = filter.open_user_db().unwrap();
-    for (spammy, class) in [(true, Class::Spam), (false, Class::Clean)] {
-        let msgs: Vec<Analyzed> = (0..40)
-            .map(|i| filter.analyze(message(i, spammy).as_bytes(), None))
-            .collect();
-        filter
-            .train(&mut db, &msgs.iter().collect::<Vec<_>>(), Action::Add(class))
-            .unwrap();
-    }
+    learn(&filter, &mut db, 0..40, true, Class::Spam);
+    learn(&filter, &mut db, 0..40, false, Class::Clean);
     filter
 }
 
@@ -110,16 +114,7 @@ fn training_removes_the_snapshot_and_is_seen_at_once() {
 
     // the user says this kind of mail is clean
     let mut store = filter.open_user_db().unwrap();
-    let relabelled: Vec<Analyzed> = (0..60)
-        .map(|i| filter.analyze(message(6000 + i, true).as_bytes(), None))
-        .collect();
-    filter
-        .train(
-            &mut store,
-            &relabelled.iter().collect::<Vec<_>>(),
-            Action::Add(Class::Clean),
-        )
-        .unwrap();
+    learn(&filter, &mut store, 6000..6060, true, Class::Clean);
     assert!(!snapshot::path_for(&db).exists());
     let after = probabilities(&filter, true, &probe)[0];
     assert!(after < before, "{after} after relabelling, {before} before");
