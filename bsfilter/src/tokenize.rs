@@ -206,61 +206,68 @@ impl Default for TokenizerOptions {
     }
 }
 
-/// The set of tokens of one message, in the order they first appeared.
+/// The set of tokens of one message, in the order they first appeared,
+/// kept end to end in one string (one allocation per message, not one per
+/// token).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TokenSet(Vec<String>);
+pub struct TokenSet {
+    text: String,
+    /// where each token ends in `text`
+    ends: Vec<usize>,
+}
 
 impl TokenSet {
     /// De-duplicates `tokens`, dropping any that would break the
     /// one-token-per-field formats (export lines, `--show-tokens`): empty
     /// ones and ones with white space or control characters, which odd
     /// header values (a Content-Type of control bytes) can produce.
-    /// (A hash set rather than sort + dedup: sorting was a sixth of the
-    /// work of classifying one message.)
-    pub fn from_unsorted(mut tokens: Vec<String>) -> TokenSet {
-        let keep: Vec<bool> = {
-            let mut seen = rustc_hash::FxHashSet::with_capacity_and_hasher(tokens.len(), Default::default());
-            tokens
-                .iter()
-                .map(|t| {
-                    !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control()) && seen.insert(t.as_str())
-                })
-                .collect()
-        };
-        let mut index = 0;
-        tokens.retain(|_| {
-            index += 1;
-            keep[index - 1]
-        });
-        TokenSet(tokens)
+    pub fn from_unsorted(tokens: Vec<String>) -> TokenSet {
+        let mut sink = TokenSink::new();
+        for token in &tokens {
+            sink.push(None, token);
+        }
+        sink.into_set()
     }
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.iter().map(String::as_str)
+        (0..self.ends.len()).map(|i| self.get(i))
+    }
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
     }
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
     /// A digest of the set, independent of how the message was encoded
     /// and of the order of its tokens (a sum of per-token hashes).
     pub fn digest(&self) -> u128 {
-        self.0.iter().fold(0u128, |sum, t| {
+        self.iter().fold(0u128, |sum, t| {
             sum.wrapping_add(xxhash_rust::xxh3::xxh3_128(t.as_bytes()))
         })
     }
 }
 
+/// Whether `token` would break a one-token-per-field format: white space
+/// or control characters.
+fn breaks_field(token: &str) -> bool {
+    if token.is_ascii() {
+        token.bytes().any(|b| b == b' ' || b.is_ascii_control())
+    } else {
+        token.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
+}
+
 /// Collects the tokens of one message as they are found, each once: a
-/// token already seen costs a hash and no allocation (most of a message's
-/// tokens repeat: allocating each and dropping duplicates later was a tenth
-/// of the time of classifying a message). Tokens that would break the
-/// one-token-per-field formats (empty, white space, control characters —
-/// odd header values produce them) are dropped here.
+/// token already seen costs a hash and no copy (most of a message's tokens
+/// repeat). Tokens that would break the one-token-per-field formats
+/// (empty, white space, control characters — odd header values produce
+/// them) are dropped here.
 struct TokenSink {
-    tokens: Vec<String>,
-    /// token hash → index in `tokens` of the first token with that hash
+    set: TokenSet,
+    /// token hash → index in `set` of the first token with that hash
     index: rustc_hash::FxHashMap<u64, usize>,
     /// the token being built
     scratch: String,
@@ -271,7 +278,10 @@ struct TokenSink {
 impl TokenSink {
     fn new() -> TokenSink {
         TokenSink {
-            tokens: Vec::with_capacity(512),
+            set: TokenSet {
+                text: String::with_capacity(8192),
+                ends: Vec::with_capacity(512),
+            },
             index: rustc_hash::FxHashMap::with_capacity_and_hasher(512, Default::default()),
             scratch: String::with_capacity(64),
             trail: None,
@@ -286,7 +296,9 @@ impl TokenSink {
     fn push_lower(&mut self, tag: Option<&str>, token: &str) {
         if token.is_ascii() {
             self.push_with(tag, |s| {
-                s.extend(token.bytes().map(|b| char::from(b.to_ascii_lowercase())))
+                let start = s.len();
+                s.push_str(token);
+                s[start..].make_ascii_lowercase();
             });
         } else {
             self.push(tag, &token.to_lowercase());
@@ -303,7 +315,7 @@ impl TokenSink {
         }
         let start = scratch.len();
         write(&mut scratch);
-        if scratch.len() > start && !scratch.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if scratch.len() > start && !breaks_field(&scratch) {
             self.add(&scratch);
         }
         self.scratch = scratch;
@@ -312,15 +324,17 @@ impl TokenSink {
     fn add(&mut self, token: &str) {
         let hash = xxhash_rust::xxh3::xxh3_64(token.as_bytes());
         let at = match self.index.get(&hash) {
-            Some(&i) if self.tokens[i] == token => Some(i),
+            Some(&i) if self.set.get(i) == token => Some(i),
             // a 64-bit collision: fall back to a scan
-            Some(_) => self.tokens.iter().position(|t| t == token),
+            Some(_) => self.set.iter().position(|t| t == token),
             None => None,
         };
         let at = at.unwrap_or_else(|| {
-            self.index.entry(hash).or_insert(self.tokens.len());
-            self.tokens.push(token.to_owned());
-            self.tokens.len() - 1
+            let at = self.set.ends.len();
+            self.index.entry(hash).or_insert(at);
+            self.set.text.push_str(token);
+            self.set.ends.push(self.set.text.len());
+            at
         });
         if let Some(trail) = &mut self.trail {
             trail.push(at);
@@ -328,7 +342,7 @@ impl TokenSink {
     }
 
     fn into_set(self) -> TokenSet {
-        TokenSet(self.tokens)
+        self.set
     }
 }
 
@@ -464,7 +478,7 @@ impl Tokenizer {
     fn addresses_only(&self, text: &str, out: &mut TokenSink) {
         let mut all = TokenSink::new();
         self.text(text, None, &mut all);
-        for token in all.tokens.iter().filter(|t| t.starts_with("url:")) {
+        for token in all.set.iter().filter(|t| t.starts_with("url:")) {
             out.add(token);
         }
     }
@@ -473,9 +487,12 @@ impl Tokenizer {
     fn text(&self, text: &str, tag: Option<&str>, out: &mut TokenSink) {
         // NFKC: full-width letters and digits become ASCII, half-width kana
         // full-width, ① becomes 1 — one token for what a reader sees as
-        // one word. ASCII text (most of it) is already normalised.
+        // one word. Most text is already normalised (all ASCII text is),
+        // and the quick check costs a fraction of normalising.
         let normalized;
-        let text = if text.is_ascii() {
+        let text = if text.is_ascii()
+            || unicode_normalization::is_nfkc_quick(text.chars()) == unicode_normalization::IsNormalized::Yes
+        {
             text
         } else {
             normalized = text.nfkc().collect::<String>();
@@ -483,23 +500,34 @@ impl Tokenizer {
         };
         spelled_out_words(text, tag, out);
         let marks = self.options.mark_in_token.as_str();
-        // ASCII text (most of it) needs no Unicode tables, and ASCII marks
-        // are a bit each
-        let ascii = text.is_ascii();
+        // An ASCII character is a word character when it is a letter, a
+        // digit or a mark: one bit each, no Unicode tables.
         let ascii_marks: u128 = marks.bytes().filter(u8::is_ascii).fold(0, |m, b| m | 1 << b);
+        let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || ascii_marks & (1 << (b & 127)) != 0;
         let is_word_char = |c: char| {
-            if ascii {
-                c.is_ascii_alphanumeric() || ascii_marks & (1 << (c as u32 & 127)) != 0
+            if c.is_ascii() {
+                is_word_byte(c as u8)
             } else {
                 (c.is_alphanumeric() && !is_cjk(c)) || marks.contains(c)
             }
         };
+        // marks that are also separators (`--mark-in-token .`) hide from
+        // the scan below
+        let marks_separate = marks.contains(['.', '-', '@', '_']);
         let bytes = text.as_bytes();
         let mut pos = 0;
-        while pos < text.len() {
+        while pos < bytes.len() {
+            let first = bytes[pos];
+            if first.is_ascii() && !is_word_byte(first) {
+                // white space and punctuation, most of what is not a word
+                pos += 1;
+                continue;
+            }
             let rest = &text[pos..];
             let c = rest.chars().next().expect("pos is on a char boundary");
-            if let Some(len) = url_at(rest, pos == 0 || !is_word_char(prev_char(text, pos))) {
+            if matches!(first, b'h' | b'H' | b'w' | b'W')
+                && let Some(len) = url_at(rest, pos == 0 || !is_word_char(prev_char(text, pos)))
+            {
                 url_tokens(&rest[..len], out);
                 pos += len;
             } else if is_cjk(c) {
@@ -509,28 +537,36 @@ impl Tokenizer {
             } else if is_word_char(c) {
                 // A chunk: word characters joined by internal . - @ _
                 let mut end = pos;
-                let mut iter = rest.char_indices().peekable();
-                while let Some((i, ch)) = iter.next() {
+                let mut separators = Separators::default();
+                while end < bytes.len() {
+                    let ch = char_at(text, end);
                     if is_word_char(ch) {
-                        end = pos + i + ch.len_utf8();
-                    } else if matches!(ch, '.' | '-' | '@' | '_') && iter.peek().is_some_and(|&(_, n)| is_word_char(n))
+                        end += ch.len_utf8();
+                    } else if matches!(ch, '.' | '-' | '@' | '_')
+                        && end + 1 < bytes.len()
+                        && is_word_char(char_at(text, end + 1))
                     {
-                        continue;
+                        separators.note(ch);
+                        end += 1;
                     } else {
                         break;
                     }
                 }
-                self.chunk(&text[pos..end], tag, out);
+                let chunk = &text[pos..end];
+                if marks_separate {
+                    separators = Separators::of(chunk);
+                }
+                self.chunk(chunk, separators, tag, out);
                 pos = end;
             } else {
                 pos += c.len_utf8();
             }
-            debug_assert!(text.is_char_boundary(pos) && pos <= bytes.len());
         }
     }
 
-    fn chunk(&self, chunk: &str, tag: Option<&str>, out: &mut TokenSink) {
-        if let Some((local, domain)) = chunk.rsplit_once('@')
+    fn chunk(&self, chunk: &str, separators: Separators, tag: Option<&str>, out: &mut TokenSink) {
+        if separators.at
+            && let Some((local, domain)) = chunk.rsplit_once('@')
             && is_hostname(domain)
         {
             host_tokens(domain, out);
@@ -540,25 +576,30 @@ impl Tokenizer {
                     out.push_lower(Some(tag), chunk);
                 }
             }
-            self.chunk(local, tag, out);
+            self.chunk(local, Separators::of(local), tag, out);
             return;
         }
-        if is_dotted_number(chunk) {
-            if let Some(prefix) = ipv4_prefix(chunk) {
-                out.push(tag, prefix);
-            }
-            out.push(tag, chunk);
-            return;
-        }
-        if is_hostname(chunk) {
-            host_tokens(chunk, out);
-            if tag.is_none() {
+        if separators.dot {
+            if is_dotted_number(chunk) {
+                if let Some(prefix) = ipv4_prefix(chunk) {
+                    out.push(tag, prefix);
+                }
+                out.push(tag, chunk);
                 return;
             }
+            if is_hostname(chunk) {
+                host_tokens(chunk, out);
+                if tag.is_none() {
+                    return;
+                }
+            }
         }
-        for word in chunk.split(['.', '-', '@', '_']) {
-            let word = word.trim_matches('\'');
-            self.word(word, tag, out);
+        if separators.any() {
+            for word in chunk.split(['.', '-', '@', '_']) {
+                self.word(word.trim_matches('\''), tag, out);
+            }
+        } else {
+            self.word(chunk.trim_matches('\''), tag, out);
         }
     }
 
@@ -584,6 +625,38 @@ impl Tokenizer {
             out.push_lower(tag, &plain);
         }
         out.push_lower(tag, word);
+    }
+}
+
+/// Which of the separators that join a chunk's words (`.` `-` `@` `_`)
+/// it holds: a plain word (most chunks) needs no splitting, and only a
+/// chunk with a dot can be a host name or a dotted number.
+#[derive(Clone, Copy, Default)]
+struct Separators {
+    at: bool,
+    dot: bool,
+    other: bool,
+}
+
+impl Separators {
+    fn note(&mut self, c: char) {
+        match c {
+            '@' => self.at = true,
+            '.' => self.dot = true,
+            _ => self.other = true,
+        }
+    }
+
+    fn of(chunk: &str) -> Separators {
+        let mut separators = Separators::default();
+        for c in chunk.chars().filter(|c| matches!(c, '.' | '-' | '@' | '_')) {
+            separators.note(c);
+        }
+        separators
+    }
+
+    fn any(self) -> bool {
+        self.at || self.dot || self.other
     }
 }
 
@@ -628,17 +701,39 @@ fn unleet(word: &str) -> Option<String> {
 /// to slip past filters, give the word they spell (`free`). Real text has
 /// such runs only as initials (`U.S.A` → `usa`, harmless).
 fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut TokenSink) {
-    // Most text is ASCII: classify its characters without Unicode tables.
-    let ascii = text.is_ascii();
-    let alphanumeric = |c: char| {
-        if ascii {
-            c.is_ascii_alphanumeric()
+    // ASCII text (most of it) is read as bytes, without UTF-8 decoding
+    if text.is_ascii() {
+        spelled_out_words_in(text.bytes().map(char::from), tag, out);
+    } else {
+        spelled_out_words_in(text.chars(), tag, out);
+    }
+}
+
+fn spelled_out_words_in(mut chars: impl Iterator<Item = char>, tag: Option<&str>, out: &mut TokenSink) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Class {
+        Letter,
+        Separator,
+        /// line ends and CJK: they end a run
+        Other,
+    }
+    let class = |c: char| {
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                Class::Letter
+            } else if c == '\n' || c == '\r' {
+                Class::Other
+            } else {
+                Class::Separator
+            }
+        } else if is_cjk(c) {
+            Class::Other
+        } else if c.is_alphanumeric() {
+            Class::Letter
         } else {
-            c.is_alphanumeric()
+            Class::Separator
         }
     };
-    let is_letter = |c: char| alphanumeric(c) && (ascii || !is_cjk(c));
-    let is_separator = |c: char| !alphanumeric(c) && c != '\n' && c != '\r' && (ascii || !is_cjk(c));
     let mut run = String::new();
     let mut letters = 0;
     // separators since the last single letter; None outside a run
@@ -650,30 +745,36 @@ fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut TokenSink) {
         run.clear();
         *letters = 0;
     };
-    let mut prev = ' ';
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        let next = chars.peek().copied().unwrap_or(' ');
-        if is_letter(c) {
-            if !is_letter(prev) && !is_letter(next) {
+    // each character is classified once, as it enters this window
+    let mut prev = Class::Separator;
+    let Some(mut c) = chars.next() else { return };
+    let mut this = class(c);
+    loop {
+        let following = chars.next();
+        let next = following.map_or(Class::Separator, class);
+        match this {
+            Class::Letter if prev != Class::Letter && next != Class::Letter => {
                 // a single letter: continues the run after one or two separators
-                if !matches!(gap, Some(1 | 2)) {
+                if !matches!(gap, Some(1 | 2)) && letters > 0 {
                     flush(&mut run, &mut letters);
                 }
                 run.push(c);
                 letters += 1;
                 gap = Some(0);
-            } else {
-                flush(&mut run, &mut letters);
+            }
+            Class::Separator if gap.is_some() => gap = gap.map(|g| g + 1),
+            _ => {
+                if letters > 0 {
+                    flush(&mut run, &mut letters);
+                }
                 gap = None;
             }
-        } else if is_separator(c) && gap.is_some() {
-            gap = gap.map(|g| g + 1);
-        } else {
-            flush(&mut run, &mut letters);
-            gap = None;
         }
-        prev = c;
+        prev = this;
+        match following {
+            Some(f) => (c, this) = (f, next),
+            None => break,
+        }
     }
     flush(&mut run, &mut letters);
 }
@@ -685,12 +786,21 @@ fn push_word_pairs(out: &mut TokenSink, trail: &[usize]) {
     let words: Vec<usize> = trail
         .iter()
         .copied()
-        .filter(|&i| !out.tokens[i].contains(':'))
+        .filter(|&i| !out.set.get(i).contains(':'))
         .collect();
     for pair in words.windows(2) {
         let (first, second) = (pair[0], pair[1]);
-        let token = format!("{}~{}", out.tokens[first], out.tokens[second]);
+        let token = format!("{}~{}", out.set.get(first), out.set.get(second));
         out.add(&token);
+    }
+}
+
+/// The character at byte `pos` of `text`, a char boundary: an ASCII one
+/// without UTF-8 decoding.
+fn char_at(text: &str, pos: usize) -> char {
+    match text.as_bytes()[pos] {
+        b if b.is_ascii() => char::from(b),
+        _ => text[pos..].chars().next().expect("pos is on a char boundary"),
     }
 }
 
@@ -822,8 +932,14 @@ mod tests {
     use super::*;
 
     fn tokens_of(raw: &str) -> Vec<String> {
-        let t = Tokenizer::new(TokenizerOptions::default(), Box::new(Bigram));
-        t.tokenize(&DecodedMessage::parse(raw.as_bytes()), None).0
+        tokens_with(&Tokenizer::new(TokenizerOptions::default(), Box::new(Bigram)), raw)
+    }
+
+    fn tokens_with(t: &Tokenizer, raw: &str) -> Vec<String> {
+        t.tokenize(&DecodedMessage::parse(raw.as_bytes()), None)
+            .iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     fn has(tokens: &[String], t: &str) -> bool {
@@ -883,7 +999,7 @@ mod tests {
         };
         let t = Tokenizer::new(options, Box::new(Bigram));
         let m = "Subject: s\nContent-Type: text/html\n\n<html><body><font color=red>cheap pills</font> http://x.example/ now</body></html>\n";
-        let tokens = t.tokenize(&DecodedMessage::parse(m.as_bytes()), None).0;
+        let tokens = tokens_with(&t, m);
         for want in ["cheap~pills", "pills~now", "html:font", "html:body"] {
             assert!(tokens.iter().any(|x| x == want), "missing {want} in {tokens:?}");
         }
@@ -906,7 +1022,7 @@ mod tests {
             },
             Box::new(Bigram),
         );
-        let last = t.tokenize(&DecodedMessage::parse(m.as_bytes()), None).0;
+        let last = tokens_with(&t, m);
         assert!(
             has(&all, "url:inner.example") && has(&all, "url:sender.example"),
             "{all:?}"
