@@ -127,8 +127,8 @@ impl Scorer {
             Method::Robinson | Method::RobinsonFisher => {
                 let p = &self.robinson;
                 let f_sys =
-                    system.and_then(|e| robinson_pw(e).map(|(pw, n)| (p.robs * p.robx + n * pw) / (p.robs + n)));
-                match user.and_then(robinson_pw) {
+                    system.and_then(|e| robinson_pw(e, false).map(|(pw, n)| (p.robs * p.robx + n * pw) / (p.robs + n)));
+                match user.and_then(|e| robinson_pw(e, f_sys.is_some())) {
                     None => f_sys,
                     Some((pw, n)) => {
                         let (prior, strength) = match f_sys {
@@ -185,8 +185,10 @@ impl Scorer {
                     n += 1;
                 }
                 if n == 0 {
+                    // no evidence either way: neither spam nor ham, ranked
+                    // between them and below every method's spam cutoff
                     return Combined {
-                        probability: 0.0,
+                        probability: 0.5,
                         strength: 0.0,
                     };
                 }
@@ -266,10 +268,17 @@ fn graham_probability(e: Evidence) -> Option<f64> {
 }
 
 /// Robinson's p(w) and the evidence n behind it; `None` when n = 0.
-fn robinson_pw(e: Evidence) -> Option<(f64, f64)> {
+/// p(w) compares the token's frequency in spam with its frequency in ham,
+/// so a database that has seen only one class cannot tell one from the
+/// other (it would call every token it knows 1 or 0): alone, it gives
+/// `None`. Layered over the system's database (`beside_system`), a user's
+/// one-class evidence still says "this is what my spam (or ham) looks
+/// like", and the system's estimate is its counterweight.
+fn robinson_pw(e: Evidence, beside_system: bool) -> Option<(f64, f64)> {
     let (b, g) = e.clamped();
     let n = b + g;
-    if n == 0.0 {
+    let one_class = e.totals.spam_messages == 0 || e.totals.clean_messages == 0;
+    if n == 0.0 || (one_class && !beside_system) {
         return None;
     }
     let bad = b / e.totals.spam_messages.max(1) as f64;
@@ -339,8 +348,17 @@ mod tests {
         assert!(spammy > 0.98 && hammy < 0.02, "{spammy} {hammy}");
         assert!(s.combine(std::iter::repeat_n(Some(spammy), 20)) > 0.99);
         assert!(s.combine(std::iter::repeat_n(Some(hammy), 20)) < 0.01);
-        // unknown tokens alone: robx is within min_dev of 0.5, nothing counts
-        assert_eq!(s.combine(std::iter::repeat_n(None, 5)), 0.0);
+        // unknown tokens alone: robx is within min_dev of 0.5, nothing
+        // counts, and no evidence is no lean either way
+        assert_eq!(s.combine(std::iter::repeat_n(None, 5)), 0.5);
+        assert_eq!(s.combine(std::iter::empty()), 0.5);
+        // a database that has seen one class only tells nothing about a token
+        assert_eq!(s.token_probability(ev(3, 0, 5, 0), None), None);
+        assert_eq!(s.token_probability(ev(0, 3, 0, 5), None), None);
+        // over the system's database a user's one class still counts
+        let system = s.token_probability(ev(9, 1, 10, 10), None).unwrap();
+        let layered = s.token_probability(ev(0, 3, 0, 5), ev(9, 1, 10, 10)).unwrap();
+        assert!(layered < system / 2.0, "{layered} {system}");
         // many strong tokens: no NaN
         let p = s.combine(std::iter::repeat_n(Some(0.9999999), 5000));
         assert!(p > 0.99 && p.is_finite());

@@ -216,6 +216,12 @@ fn mbox_input_is_split() {
         Some(0)
     );
     assert_eq!(home.status()[3], 3);
+    // a database that knows no ham cannot compare: no verdict of spam
+    // (the original's formula called every known token certain spam)
+    let o = home.run(&["--mbox", f.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(stdout(&o).matches(" 0.500000").count(), 3, "{}", stdout(&o));
+    home.learn("-c", "clean", (0..1).map(ham));
     // classification prints one line per message, numbered within the file
     let o = home.run(&["--mbox", f.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
