@@ -67,6 +67,11 @@ fn command() -> Command {
         ))
         .arg(value("spam-cutoff", "P", "Spam above P (default: the method's)"))
         .arg(value("robs", "S", "Robinson's s: weight of the prior for rare tokens"))
+        .arg(value(
+            "young-prior",
+            "C",
+            "Extra prior weight C / min(spam, ham messages) added to s (default 1; 0 = the original's constant s)",
+        ))
         .arg(value("robx", "X", "Robinson's x: probability of an unknown token"))
         .arg(value(
             "min-dev",
@@ -74,8 +79,8 @@ fn command() -> Command {
             "Ignore tokens whose probability is within D of 0.5",
         ))
         .arg(flag(
-            "conflict-fallback",
-            "Fisher: score conflicting evidence (both tails tiny) with Robinson's means",
+            "no-conflict-fallback",
+            "Fisher: score conflicting evidence (both tails tiny) 0.5, as the original, not by Robinson's means",
         ))
         .arg(value(
             "received-hops",
@@ -170,13 +175,16 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     if let Some(v) = number("robs")? {
         config.robinson.robs = v;
     }
+    if let Some(v) = number("young-prior")? {
+        config.robinson.young_prior = v;
+    }
     if let Some(v) = number("robx")? {
         config.robinson.robx = v;
     }
     if let Some(v) = number("min-dev")? {
         config.robinson.min_dev = v;
     }
-    config.robinson.conflict_fallback = m.get_flag("conflict-fallback");
+    config.robinson.conflict_fallback = !m.get_flag("no-conflict-fallback");
     if let Some(v) = number("received-hops")? {
         config.tokenizer.received_hops = v as usize;
     }
