@@ -287,7 +287,17 @@ impl Layer {
                     })
                     .collect()
             }),
-            Layer::Snapshot(snapshot) => Ok(counted(messages, snapshot.totals(), |t| snapshot.get(t))),
+            Layer::Snapshot(snapshot) => Ok(messages
+                .iter()
+                .map(|m| {
+                    let totals = snapshot.totals();
+                    snapshot
+                        .get_all(m.tokens.iter())
+                        .into_iter()
+                        .map(|counts| Some(Evidence { counts, totals }))
+                        .collect()
+                })
+                .collect()),
             Layer::Loaded { totals, tokens } => Ok(counted(messages, *totals, |t| {
                 tokens.get(t).copied().unwrap_or_default()
             })),

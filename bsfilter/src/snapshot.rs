@@ -139,9 +139,26 @@ impl Snapshot {
         self.totals
     }
 
+    /// The counts of each of `tokens`, in their order. They are looked up
+    /// in the order of their hashes, the order of the file: a fresh
+    /// process then walks its pages front to back instead of jumping
+    /// between them.
+    pub fn get_all<'t>(&self, tokens: impl Iterator<Item = &'t str>) -> Vec<Counts> {
+        let mut keys: Vec<(u64, usize)> = tokens.enumerate().map(|(i, t)| (key(t), i)).collect();
+        keys.sort_unstable();
+        let mut counts = vec![Counts::default(); keys.len()];
+        for (key, i) in keys {
+            counts[i] = self.get_key(key);
+        }
+        counts
+    }
+
     /// The counts of `token` (zero when unknown).
     pub fn get(&self, token: &str) -> Counts {
-        let key = key(token);
+        self.get_key(key(token))
+    }
+
+    fn get_key(&self, key: u64) -> Counts {
         let slots = (1usize << self.index_bits) + 1;
         let index = &self.map[HEADER_LEN..HEADER_LEN + slots * INDEX_SLOT_LEN];
         let table = &self.map[HEADER_LEN + slots * INDEX_SLOT_LEN..];
@@ -301,6 +318,14 @@ mod tests {
         for (i, w) in words.iter().enumerate() {
             assert_eq!(snapshot.get(w), counts(i as u64, 2 * i as u64 + 1), "{w}");
         }
+        // all at once, in hash order inside, in the callers' order outside
+        let all = snapshot.get_all(tokens.iter().map(|(t, _)| *t).chain(["absent"]));
+        let one_by_one: Vec<Counts> = tokens
+            .iter()
+            .map(|(t, _)| snapshot.get(t))
+            .chain([Counts::default()])
+            .collect();
+        assert_eq!(all, one_by_one);
         assert_eq!(snapshot.get("日本語"), counts(7, 0));
         assert_eq!(snapshot.get("huge"), counts(u32::MAX.into(), 5));
         assert_eq!(snapshot.get("absent"), Counts::default());
