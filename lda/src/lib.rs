@@ -3,12 +3,14 @@
 //! with the user's filter, marks it, and appends it to the right mbox
 //! folder — whole, or not at all.
 //!
+//! - [`args`]: the command line (by hand: it is parsed once per delivery);
 //! - [`config`]: the toolkit's TOML configuration (delivery part);
 //! - [`users`]: the passwd-file user table and system users;
 //! - [`mbox`]: the byte-exact mbox format (From lines, mboxrd quoting);
 //! - [`lock`]: dotlock + fcntl locking, and undoing a dead writer's append;
 //! - [`deliver`]: the delivery policy: filter, headers, folder, append.
 
+pub mod args;
 pub mod config;
 pub mod deliver;
 pub mod lock;

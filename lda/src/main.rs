@@ -8,7 +8,7 @@
 #![no_main]
 use std::io::Read;
 
-use clap::{Arg, ArgAction, Command};
+use lda::args::{self, Parsed};
 use lda::config::Config;
 use lda::deliver::{self, Outcome, Request};
 use lda::users::{self, User};
@@ -31,44 +31,6 @@ extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char
     std::process::exit(run());
 }
 
-fn command() -> Command {
-    Command::new("lda")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("Local delivery agent: filter the message on stdin and append it to the user's mbox")
-        .arg(
-            Arg::new("user")
-                .short('d')
-                .value_name("USER")
-                .help("Recipient (default: the user running lda)"),
-        )
-        .arg(
-            Arg::new("sender")
-                .short('f')
-                .value_name("SENDER")
-                .help("Envelope sender for the From line"),
-        )
-        .arg(
-            Arg::new("folder")
-                .short('m')
-                .value_name("FOLDER")
-                .help("Folder for clean mail instead of INBOX"),
-        )
-        .arg(
-            Arg::new("config")
-                .long("config")
-                .short('c')
-                .value_name("FILE")
-                .help("Configuration file"),
-        )
-        .arg(
-            Arg::new("verbose")
-                .short('v')
-                .long("verbose")
-                .action(ArgAction::SetTrue)
-                .help("Say where the message went"),
-        )
-}
-
 fn run() -> i32 {
     // Writing past `ulimit -f` must fail the write (and be rolled back),
     // not kill us mid-message.
@@ -76,19 +38,26 @@ fn run() -> i32 {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let matches = match command().try_get_matches() {
-        Ok(m) => m,
+    let args = match args::parse(std::env::args_os().skip(1)) {
+        Ok(Parsed::Deliver(args)) => args,
+        Ok(Parsed::Help) => {
+            print!("{}", args::USAGE);
+            return 0;
+        }
+        Ok(Parsed::Version) => {
+            println!("lda {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { EX_USAGE } else { 0 };
+            eprintln!("lda: {e}\n{}", args::SYNOPSIS);
+            return EX_USAGE;
         }
     };
-    let get = |name: &str| matches.get_one::<String>(name).map(String::as_str);
-    let config = match Config::load(get("config").map(std::path::Path::new)) {
+    let config = match Config::load(args.config.as_deref().map(std::path::Path::new)) {
         Ok(c) => c,
         Err(e) => return fail(EX_CONFIG, &e.to_string()),
     };
-    let user = match find_user(&config, get("user")) {
+    let user = match find_user(&config, args.user.as_deref()) {
         Ok(u) => u,
         Err((code, why)) => return fail(code, &why),
     };
@@ -102,8 +71,8 @@ fn run() -> i32 {
     }
     let request = Request {
         user: &user,
-        sender: get("sender").unwrap_or(""),
-        folder: get("folder"),
+        sender: args.sender.as_deref().unwrap_or(""),
+        folder: args.folder.as_deref(),
         message: &message,
     };
     match deliver::deliver(&config, &request) {
@@ -114,7 +83,7 @@ fn run() -> i32 {
             {
                 eprintln!("lda: {}: delivered unfiltered: {e}", user.name);
             }
-            if matches.get_flag("verbose") {
+            if args.verbose {
                 match outcome {
                     Outcome::Delivered { mbox, verdict, .. } => {
                         let p = verdict.map_or("unfiltered".to_owned(), |v| format!("{:.6}", v.probability));
