@@ -403,4 +403,31 @@ mod tests {
             assert!(c == counts(1, 1) || c == Counts::default());
         }
     }
+
+    proptest::proptest! {
+        /// Any bytes after a header that matches the file's length: lookups
+        /// give some counts, never a panic or an out-of-bounds read.
+        #[test]
+        fn random_tables_never_panic(
+            index_bits in 0u32..6,
+            entries in 0usize..40,
+            seed in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
+            tokens in proptest::collection::vec("[a-z:.]{0,12}", 0..20),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("db");
+            std::fs::write(&db, b"x").unwrap();
+            let meta = std::fs::metadata(&db).unwrap();
+            let mut bytes = Builder::new(&meta, Totals::default(), 0).finish();
+            bytes.truncate(HEADER_LEN);
+            bytes[AT_INDEX_BITS..AT_INDEX_BITS + 8].copy_from_slice(&u64::from(index_bits).to_le_bytes());
+            bytes[AT_ENTRIES..AT_ENTRIES + 8].copy_from_slice(&(entries as u64).to_le_bytes());
+            let body = ((1usize << index_bits) + 1) * INDEX_SLOT_LEN + entries * ENTRY_LEN;
+            bytes.extend(seed.iter().cycle().take(body));
+            install(&db, &bytes).unwrap();
+            let snapshot = Snapshot::open(&db, &meta).expect("lengths agree");
+            let all = snapshot.get_all(tokens.iter().map(String::as_str));
+            proptest::prop_assert_eq!(all.len(), tokens.len());
+        }
+    }
 }

@@ -10,7 +10,8 @@
 use std::ffi::OsString;
 
 /// One line, for errors.
-pub const SYNOPSIS: &str = "usage: lda [-d USER] [-f SENDER] [-m FOLDER] [-c FILE] [-v] < MESSAGE (lda --help for more)";
+pub const SYNOPSIS: &str =
+    "usage: lda [-d USER] [-f SENDER] [-m FOLDER] [-c FILE] [-v] < MESSAGE (lda --help for more)";
 
 /// `--help`.
 pub const USAGE: &str = "\
@@ -199,5 +200,46 @@ mod tests {
         assert!(parse([odd]).is_err());
         let odd = OsString::from_vec(vec![0xff]);
         assert!(parse([OsString::from("-d"), odd]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Random command lines: an answer, never a panic.
+        #[test]
+        fn random_command_lines_never_panic(
+            args in proptest::collection::vec("(-|--)?[a-zA-Z=é-]{0,8}", 0..8),
+        ) {
+            let _ = parse_strs(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+
+        /// Whatever values an MTA passes come back as given, in either
+        /// spelling.
+        #[test]
+        fn values_round_trip(
+            user in proptest::option::of("[^\\x00]{0,20}"),
+            sender in proptest::option::of("[^\\x00]{0,30}"),
+            folder in proptest::option::of("[^\\x00]{0,20}"),
+            config in proptest::option::of("[^\\x00]{0,20}"),
+            verbose in proptest::prelude::any::<bool>(),
+            attached in proptest::prelude::any::<bool>(),
+        ) {
+            let want = Args { user, sender, folder, config, verbose };
+            let mut argv: Vec<String> = Vec::new();
+            for (option, value) in [("-d", &want.user), ("-f", &want.sender), ("-m", &want.folder), ("--config", &want.config)] {
+                if let Some(value) = value {
+                    // an attached value must not be empty, or it is no value
+                    if attached && !value.is_empty() {
+                        argv.push(if option.starts_with("--") { format!("{option}={value}") } else { format!("{option}{value}") });
+                    } else {
+                        argv.push(option.to_owned());
+                        argv.push(value.clone());
+                    }
+                }
+            }
+            if want.verbose {
+                argv.push("-v".to_owned());
+            }
+            let got = parse_strs(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(got, Ok(Parsed::Deliver(want)));
+        }
     }
 }
