@@ -7,35 +7,52 @@
 /// all copies matters: a sender must not be able to forge a verdict by
 /// sending the header themselves.
 pub fn set_field(message: &[u8], name: &str, value: &str) -> Vec<u8> {
-    let mut out = remove_fields(message, name);
+    set_fields(message, &[], &[(name, value)])
+}
+
+/// Removes every field named in `remove` or `add` and puts the `add`
+/// fields, in order, at the end of the header: one copy of the message
+/// however many fields change.
+pub fn set_fields(message: &[u8], remove: &[&str], add: &[(&str, &str)]) -> Vec<u8> {
+    let names: Vec<&str> = remove
+        .iter()
+        .copied()
+        .chain(add.iter().map(|(name, _)| *name))
+        .collect();
+    let mut out = remove_fields(message, &names);
+    if add.is_empty() {
+        return out;
+    }
     let at = header_end(&out);
     let eol: &[u8] = if uses_crlf(message) { b"\r\n" } else { b"\n" };
-    let mut field = Vec::with_capacity(name.len() + value.len() + 4);
-    field.extend_from_slice(name.as_bytes());
-    field.extend_from_slice(b": ");
-    field.extend_from_slice(value.as_bytes());
-    field.extend_from_slice(eol);
+    let mut fields = Vec::new();
+    for (name, value) in add {
+        fields.extend_from_slice(name.as_bytes());
+        fields.extend_from_slice(b": ");
+        fields.extend_from_slice(value.as_bytes());
+        fields.extend_from_slice(eol);
+    }
     // A message that has only a header and no final newline: end the last
     // field first.
     if at > 0 && at == out.len() && !out.ends_with(b"\n") {
         out.extend_from_slice(eol);
-        let end = out.len();
-        out.splice(end..end, field);
+        out.extend_from_slice(&fields);
         return out;
     }
-    out.splice(at..at, field);
+    out.splice(at..at, fields);
     out
 }
 
-/// Removes every field called `name`, continuation lines included.
-pub fn remove_fields(message: &[u8], name: &str) -> Vec<u8> {
+/// Removes every field called one of `names`, continuation lines included.
+pub fn remove_fields(message: &[u8], names: &[&str]) -> Vec<u8> {
     let end = header_end(message);
-    let mut out = Vec::with_capacity(message.len());
+    let mut out = Vec::with_capacity(message.len() + 128);
     let mut skipping = false;
     for line in message[..end].split_inclusive(|&b| b == b'\n') {
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
         if !continuation {
-            skipping = field_name(line).is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()));
+            skipping =
+                field_name(line).is_some_and(|n| names.iter().any(|name| n.eq_ignore_ascii_case(name.as_bytes())));
         }
         if !skipping {
             out.extend_from_slice(line);
@@ -110,6 +127,24 @@ mod tests {
         assert_eq!(
             out,
             b"From: a\nSubject: s\nX-Spam-Flag: Yes\n\nbody\nX-Spam-Flag: body line stays\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn several_fields_in_one_pass() {
+        let m = b"X-Spam-Probability: 0.000001\nFrom: a\nX-Spam-Flag: NO\n\tcontinued\nX-Spam-Filter-Error: forged\nSubject: s\n\nbody\n";
+        let names = ["X-Spam-Flag", "X-Spam-Probability", "X-Spam-Filter-Error"];
+        let out = set_fields(m, &names, &[("X-Spam-Flag", "Yes"), ("X-Spam-Probability", "0.999000")]);
+        assert_eq!(
+            out,
+            b"From: a\nSubject: s\nX-Spam-Flag: Yes\nX-Spam-Probability: 0.999000\n\nbody\n".to_vec()
+        );
+        // removal alone, and a header with no final newline
+        assert_eq!(set_fields(m, &names, &[]), b"From: a\nSubject: s\n\nbody\n".to_vec());
+        assert_eq!(remove_fields(m, &names), set_fields(m, &names, &[]));
+        assert_eq!(
+            set_fields(b"A: b", &[], &[("X-F", "1"), ("X-G", "2")]),
+            b"A: b\nX-F: 1\nX-G: 2\n".to_vec()
         );
     }
 

@@ -133,20 +133,21 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
     let flag_field = format!("X-{prefix}-Flag");
     let probability_field = format!("X-{prefix}-Probability");
     let error_field = format!("X-{prefix}-Filter-Error");
-    let mut message = request.message.to_vec();
-    for field in [&flag_field, &probability_field, &error_field] {
-        message = headers::remove_fields(&message, field);
-    }
-    match (verdict, &filter_error) {
-        (Some(v), _) => {
-            message = headers::set_field(&message, &flag_field, if v.is_spam { "Yes" } else { "No" });
-            message = headers::set_field(&message, &probability_field, &format!("{:.6}", v.probability));
-        }
-        (None, Some(e)) => {
-            message = headers::set_field(&message, &error_field, &format!("not filtered: {}", one_line(e)));
-        }
-        (None, None) => {}
-    }
+    let probability = verdict.map(|v| format!("{:.6}", v.probability));
+    let not_filtered = filter_error.as_ref().map(|e| format!("not filtered: {}", one_line(e)));
+    let added: Vec<(&str, &str)> = match (verdict, &not_filtered, &probability) {
+        (Some(v), _, Some(p)) => vec![
+            (&flag_field, if v.is_spam { "Yes" } else { "No" }),
+            (&probability_field, p.as_str()),
+        ],
+        (None, Some(why), _) => vec![(&error_field, why.as_str())],
+        _ => Vec::new(),
+    };
+    let message = headers::set_fields(
+        request.message,
+        &[&flag_field, &probability_field, &error_field],
+        &added,
+    );
 
     let mbox_path = match (verdict, request.folder) {
         (Some(v), _) if v.is_spam => location.folders.join(&config.spam_folder),
