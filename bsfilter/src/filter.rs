@@ -287,37 +287,32 @@ impl Layer {
                     })
                     .collect()
             }),
-            Layer::Snapshot(snapshot) => Ok(messages
-                .iter()
-                .map(|m| {
-                    let totals = snapshot.totals();
-                    snapshot
-                        .get_all(m.tokens.iter())
-                        .into_iter()
-                        .map(|counts| Some(Evidence { counts, totals }))
-                        .collect()
-                })
-                .collect()),
-            Layer::Loaded { totals, tokens } => Ok(counted(messages, *totals, |t| {
-                tokens.get(t).copied().unwrap_or_default()
+            Layer::Snapshot(snapshot) => Ok(counted(messages, snapshot.totals(), |m| {
+                snapshot.get_all(m.tokens.iter())
+            })),
+            Layer::Loaded { totals, tokens } => Ok(counted(messages, *totals, |m| {
+                m.tokens
+                    .iter()
+                    .map(|t| tokens.get(t).copied().unwrap_or_default())
+                    .collect()
             })),
         }
     }
 }
 
-/// Evidence for every token of each message, its counts from `counts`.
-fn counted(messages: &[&Analyzed], totals: Totals, counts: impl Fn(&str) -> Counts) -> Vec<Vec<Option<Evidence>>> {
+/// Evidence for every token of each message, from the counts `counts`
+/// gives for a message's tokens, in their order.
+fn counted(
+    messages: &[&Analyzed],
+    totals: Totals,
+    counts: impl Fn(&Analyzed) -> Vec<Counts>,
+) -> Vec<Vec<Option<Evidence>>> {
     messages
         .iter()
         .map(|m| {
-            m.tokens
-                .iter()
-                .map(|t| {
-                    Some(Evidence {
-                        counts: counts(t),
-                        totals,
-                    })
-                })
+            counts(m)
+                .into_iter()
+                .map(|counts| Some(Evidence { counts, totals }))
                 .collect()
         })
         .collect()

@@ -154,12 +154,12 @@ impl Scorer {
                 let s_of = |e: Evidence| p.prior_strength(e.totals);
                 let f_sys = system
                     .and_then(|e| robinson_pw(e, false).map(|(pw, n)| (s_of(e) * p.robx + n * pw) / (s_of(e) + n)));
-                match user.and_then(|e| robinson_pw(e, f_sys.is_some())) {
+                match user.and_then(|e| robinson_pw(e, f_sys.is_some()).map(|pw_n| (e, pw_n))) {
                     None => f_sys,
-                    Some((pw, n)) => {
+                    Some((e, (pw, n))) => {
                         let (prior, strength) = match f_sys {
                             Some(f) => (f, LAYER_STRENGTH),
-                            None => (p.robx, s_of(user.expect("robinson_pw had the user's evidence"))),
+                            None => (p.robx, s_of(e)),
                         };
                         Some((strength * prior + n * pw) / (strength + n))
                     }

@@ -153,11 +153,7 @@ impl Snapshot {
         counts
     }
 
-    /// The counts of `token` (zero when unknown).
-    pub fn get(&self, token: &str) -> Counts {
-        self.get_key(key(token))
-    }
-
+    /// The counts of the token whose key is `key` (zero when unknown).
     fn get_key(&self, key: u64) -> Counts {
         let slots = (1usize << self.index_bits) + 1;
         let index = &self.map[HEADER_LEN..HEADER_LEN + slots * INDEX_SLOT_LEN];
@@ -286,12 +282,24 @@ mod tests {
         Counts { spam, clean }
     }
 
-    #[test]
-    fn round_trip_and_identity() {
+    /// One token's counts, looked up on its own.
+    fn get(snapshot: &Snapshot, token: &str) -> Counts {
+        snapshot.get_key(key(token))
+    }
+
+    /// A directory with a file standing in for the database (only its
+    /// identity matters to a snapshot), and that file's metadata.
+    fn stand_in_db() -> (tempfile::TempDir, PathBuf, Metadata) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("bsfilter.sqlite3");
         std::fs::write(&db, b"stand-in database file").unwrap();
         let meta = std::fs::metadata(&db).unwrap();
+        (dir, db, meta)
+    }
+
+    #[test]
+    fn round_trip_and_identity() {
+        let (dir, db, meta) = stand_in_db();
         let words: Vec<String> = (0..1000).map(|i| format!("token{i}")).collect();
         let tokens: Vec<(&str, Counts)> = words
             .iter()
@@ -316,20 +324,20 @@ mod tests {
         let snapshot = Snapshot::open(&db, &meta).expect("a current snapshot");
         assert_eq!(snapshot.totals(), totals);
         for (i, w) in words.iter().enumerate() {
-            assert_eq!(snapshot.get(w), counts(i as u64, 2 * i as u64 + 1), "{w}");
+            assert_eq!(get(&snapshot, w), counts(i as u64, 2 * i as u64 + 1), "{w}");
         }
         // all at once, in hash order inside, in the callers' order outside
         let all = snapshot.get_all(tokens.iter().map(|(t, _)| *t).chain(["absent"]));
         let one_by_one: Vec<Counts> = tokens
             .iter()
-            .map(|(t, _)| snapshot.get(t))
+            .map(|(t, _)| get(&snapshot, t))
             .chain([Counts::default()])
             .collect();
         assert_eq!(all, one_by_one);
-        assert_eq!(snapshot.get("日本語"), counts(7, 0));
-        assert_eq!(snapshot.get("huge"), counts(u32::MAX.into(), 5));
-        assert_eq!(snapshot.get("absent"), Counts::default());
-        assert_eq!(snapshot.get(""), Counts::default());
+        assert_eq!(get(&snapshot, "日本語"), counts(7, 0));
+        assert_eq!(get(&snapshot, "huge"), counts(u32::MAX.into(), 5));
+        assert_eq!(get(&snapshot, "absent"), Counts::default());
+        assert_eq!(get(&snapshot, ""), Counts::default());
 
         // another file at the same path (a restored backup) has another inode
         drop(snapshot);
@@ -345,13 +353,10 @@ mod tests {
 
     #[test]
     fn empty_database_and_damaged_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db");
-        std::fs::write(&db, b"x").unwrap();
-        let meta = std::fs::metadata(&db).unwrap();
+        let (_dir, db, meta) = stand_in_db();
         let bytes = Builder::new(&meta, Totals::default(), 0).finish();
         install(&db, &bytes).unwrap();
-        assert_eq!(Snapshot::open(&db, &meta).unwrap().get("any"), Counts::default());
+        assert_eq!(get(&Snapshot::open(&db, &meta).unwrap(), "any"), Counts::default());
         // truncated, extended, wrong magic, absurd index size or entry
         // count, a header that does not match the length: all refused
         let mut damaged: Vec<Vec<u8>> = vec![
@@ -381,10 +386,7 @@ mod tests {
 
     #[test]
     fn scrambled_index_gives_wrong_counts_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db");
-        std::fs::write(&db, b"x").unwrap();
-        let meta = std::fs::metadata(&db).unwrap();
+        let (_dir, db, meta) = stand_in_db();
         let mut builder = Builder::new(&meta, Totals::default(), 100);
         for i in 0..100 {
             builder.insert(&format!("t{i}"), counts(1, 1));
@@ -399,7 +401,7 @@ mod tests {
         install(&db, &bytes).unwrap();
         let snapshot = Snapshot::open(&db, &meta).unwrap();
         for i in 0..200 {
-            let c = snapshot.get(&format!("t{i}"));
+            let c = get(&snapshot, &format!("t{i}"));
             assert!(c == counts(1, 1) || c == Counts::default());
         }
     }
@@ -414,10 +416,7 @@ mod tests {
             seed in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64),
             tokens in proptest::collection::vec("[a-z:.]{0,12}", 0..20),
         ) {
-            let dir = tempfile::tempdir().unwrap();
-            let db = dir.path().join("db");
-            std::fs::write(&db, b"x").unwrap();
-            let meta = std::fs::metadata(&db).unwrap();
+            let (_dir, db, meta) = stand_in_db();
             let mut bytes = Builder::new(&meta, Totals::default(), 0).finish();
             bytes.truncate(HEADER_LEN);
             bytes[AT_INDEX_BITS..AT_INDEX_BITS + 8].copy_from_slice(&u64::from(index_bits).to_le_bytes());

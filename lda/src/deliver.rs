@@ -133,15 +133,20 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
     let flag_field = format!("X-{prefix}-Flag");
     let probability_field = format!("X-{prefix}-Probability");
     let error_field = format!("X-{prefix}-Filter-Error");
-    let probability = verdict.map(|v| format!("{:.6}", v.probability));
-    let not_filtered = filter_error.as_ref().map(|e| format!("not filtered: {}", one_line(e)));
-    let added: Vec<(&str, &str)> = match (verdict, &not_filtered, &probability) {
-        (Some(v), _, Some(p)) => vec![
-            (&flag_field, if v.is_spam { "Yes" } else { "No" }),
-            (&probability_field, p.as_str()),
-        ],
-        (None, Some(why), _) => vec![(&error_field, why.as_str())],
-        _ => Vec::new(),
+    let (probability, not_filtered);
+    let added: Vec<(&str, &str)> = match (verdict, &filter_error) {
+        (Some(v), _) => {
+            probability = format!("{:.6}", v.probability);
+            vec![
+                (&flag_field, if v.is_spam { "Yes" } else { "No" }),
+                (&probability_field, &probability),
+            ]
+        }
+        (None, Some(e)) => {
+            not_filtered = format!("not filtered: {}", one_line(e));
+            vec![(&error_field, &not_filtered)]
+        }
+        (None, None) => Vec::new(),
     };
     let message = headers::set_fields(
         request.message,
