@@ -137,12 +137,14 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
 }
 
 /// Switches the process (every thread: glibc applies it to all) to `uid`
-/// and `gid`, keeping the `mail` group as Dovecot's
+/// and `gid`, keeping the `mail` group if asked, as Dovecot's
 /// `mail_privileged_group` does: the spool (/var/mail, root:mail 2775 on
 /// Debian) lets only that group create a mailbox and its dotlock.
-pub fn switch_to(uid: u32, gid: u32) -> std::io::Result<()> {
+pub fn switch_to(uid: u32, gid: u32, keep_mail_group: bool) -> std::io::Result<()> {
     let mut groups = vec![gid];
-    groups.extend(group_id("mail").filter(|&g| g != gid));
+    if keep_mail_group {
+        groups.extend(group_id("mail").filter(|&g| g != gid));
+    }
     // SAFETY: plain system calls on integers and an array of groups.
     let ok = unsafe {
         libc::setgroups(groups.len(), groups.as_ptr()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
@@ -152,6 +154,19 @@ pub fn switch_to(uid: u32, gid: u32) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// Whether `uid` needs the `mail` group to create files in `dir`: unless
+/// `dir` — or, when it does not exist yet, the nearest directory above it,
+/// where it would be created — belongs to `uid`. Why ask: looking the
+/// group up starts glibc's NSS (nsswitch.conf, /etc/group, the nscd
+/// socket), ~70 µs and 8 page faults of every delivery into a home
+/// directory, where the group is of no use (BENCHMARKS.md).
+pub fn needs_mail_group(dir: &Path, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.ancestors()
+        .find_map(|d| std::fs::metadata(d).ok())
+        .is_none_or(|meta| meta.uid() != uid)
 }
 
 /// A system user by name (getpwnam: files, LDAP, whatever NSS says).
@@ -226,6 +241,18 @@ fn lookup(call: impl Fn(*mut libc::passwd, &mut [u8], *mut *mut libc::passwd) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mail_group_only_outside_the_users_own_directories() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let owner = std::fs::metadata(dir.path()).unwrap().uid();
+        let not_yet_created = dir.path().join("mail/folders");
+        assert!(!needs_mail_group(dir.path(), owner));
+        assert!(!needs_mail_group(&not_yet_created, owner), "judged by the directory it will be made in");
+        assert!(needs_mail_group(dir.path(), owner + 1));
+        assert!(needs_mail_group(&not_yet_created, owner + 1));
+    }
 
     #[test]
     fn passwd_file_lines() {
