@@ -347,7 +347,12 @@ impl Classifier<'_> {
                     let s = system.as_ref().and_then(|s| s[i][j]);
                     scorer.token_probability(*u, s)
                 });
-                let combined = scorer.combine_with_strength(probabilities);
+                let combined = if scorer.method != Method::Graham && scorer.robinson.one_token_per_site {
+                    scorer
+                        .combine_with_strength(once_per_site(messages[i].tokens.iter().zip(probabilities)).into_iter())
+                } else {
+                    scorer.combine_with_strength(probabilities)
+                };
                 Verdict {
                     probability: combined.probability,
                     is_spam: combined.probability > self.filter.config.spam_cutoff,
@@ -356,4 +361,28 @@ impl Classifier<'_> {
             })
             .collect())
     }
+}
+
+/// A message's token probabilities with the `url:` tokens of one site
+/// ([`crate::tokenize::site_of`]) reduced to the most telling of them (a
+/// known token before an unknown one).
+fn once_per_site<'t>(tokens: impl Iterator<Item = (&'t str, Option<f64>)>) -> Vec<Option<f64>> {
+    let mut probabilities = Vec::new();
+    let mut hosts: Vec<(&str, Option<f64>)> = Vec::new();
+    for (token, p) in tokens {
+        match crate::tokenize::site_of(token) {
+            Some(site) => hosts.push((site, p)),
+            None => probabilities.push(p),
+        }
+    }
+    hosts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let telling = |p: &Option<f64>| p.map_or(-1.0, |p| (p - 0.5).abs());
+    for same_site in hosts.chunk_by(|a, b| a.0 == b.0) {
+        let most_telling = same_site
+            .iter()
+            .map(|(_, p)| *p)
+            .max_by(|a, b| telling(a).total_cmp(&telling(b)));
+        probabilities.push(most_telling.flatten());
+    }
+    probabilities
 }

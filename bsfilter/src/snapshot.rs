@@ -28,8 +28,10 @@
 //! a snapshot that exists describes the committed database. A reader that
 //! mapped it just before a write sees the state of just before that write,
 //! as a read transaction begun then would. The header records the
-//! database file's device and inode, so a database replaced or restored
-//! from a backup does not inherit an old snapshot. Anything else that
+//! database file's device, inode and birth time, so a database replaced or
+//! restored from a backup does not inherit an old snapshot — not even when
+//! the new file is given the inode the old one freed (ext4 reuses them
+//! at once), since a new file has a new birth time. Anything else that
 //! writes the database (the `sqlite3` shell, an older bsfilter) must delete
 //! the snapshot.
 
@@ -49,13 +51,15 @@ const INDEX_SLOT_LEN: usize = 4;
 /// Entries per index slot, on average.
 const ENTRIES_PER_SLOT: usize = 4;
 /// Header fields, at these byte offsets: magic; database device and inode;
-/// spam and clean message totals; index bits; entry count.
+/// spam and clean message totals; index bits; entry count; database birth
+/// time.
 const AT_DEV: usize = 8;
 const AT_INO: usize = 16;
 const AT_SPAM_MESSAGES: usize = 24;
 const AT_CLEAN_MESSAGES: usize = 32;
 const AT_INDEX_BITS: usize = 40;
 const AT_ENTRIES: usize = 48;
+const AT_BORN: usize = 56;
 
 /// Where the snapshot of the database at `db` lives.
 pub fn path_for(db: &Path) -> PathBuf {
@@ -112,7 +116,10 @@ impl Snapshot {
         if map.len() < HEADER_LEN || &map[..8] != MAGIC {
             return None;
         }
-        if u64_at(&map, AT_DEV) != db_meta.dev() || u64_at(&map, AT_INO) != db_meta.ino() {
+        if u64_at(&map, AT_DEV) != db_meta.dev()
+            || u64_at(&map, AT_INO) != db_meta.ino()
+            || u64_at(&map, AT_BORN) != born(db_meta)
+        {
             return None;
         }
         let index_bits = u32::try_from(u64_at(&map, AT_INDEX_BITS)).ok().filter(|&b| b < 32)?;
@@ -178,6 +185,15 @@ impl Snapshot {
     }
 }
 
+/// When the file was created, in nanoseconds since 1970 (statx's birth
+/// time); 0 where the file system does not record it.
+fn born(meta: &Metadata) -> u64 {
+    meta.created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Builds the snapshot bytes of a database (identified by its metadata)
 /// from its totals and every token with its counts. Counts above
 /// `u32::MAX` (four billion messages) are capped.
@@ -194,6 +210,7 @@ impl Builder {
         for (at, value) in [
             (AT_DEV, db_meta.dev()),
             (AT_INO, db_meta.ino()),
+            (AT_BORN, born(db_meta)),
             (AT_SPAM_MESSAGES, totals.spam_messages),
             (AT_CLEAN_MESSAGES, totals.clean_messages),
         ] {
@@ -339,10 +356,10 @@ mod tests {
         assert_eq!(get(&snapshot, "absent"), Counts::default());
         assert_eq!(get(&snapshot, ""), Counts::default());
 
-        // another file at the same path (a restored backup) has another inode
+        // another file at the same path (a restored backup) is another
+        // file, also when it is given the inode the old one freed
         drop(snapshot);
         std::fs::remove_file(&db).unwrap();
-        std::fs::write(dir.path().join("placeholder"), b"keeps the old inode taken").unwrap();
         std::fs::write(&db, b"restored database").unwrap();
         assert!(Snapshot::open(&db, &std::fs::metadata(&db).unwrap()).is_none());
 

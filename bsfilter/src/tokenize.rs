@@ -869,6 +869,21 @@ fn url_tokens(url: &str, out: &mut TokenSink) {
     }
 }
 
+/// The registered domain a host token stands for: `host_tokens` makes a
+/// `url:` token of a host's name and of each of its parent domains, and
+/// they all name one site — `url:mail.example.co.jp` and
+/// `url:example.co.jp` give `example.co.jp` (by the Public Suffix List).
+/// `None` for every other token. The scorer counts each site once per
+/// message (see [`crate::score::RobinsonParams::one_token_per_site`]).
+pub fn site_of(token: &str) -> Option<&str> {
+    let host = token.strip_prefix("url:")?;
+    if !host.contains('.') || is_dotted_number(host) {
+        return None;
+    }
+    // a host that is itself a public suffix (`co.jp`) stands for itself
+    Some(psl::domain_str(host).unwrap_or(host))
+}
+
 /// `url:` tokens of a host: the name itself and each parent domain of two
 /// or more labels; for an IPv4 address, the address and its /24.
 fn host_tokens(host: &str, out: &mut TokenSink) {
@@ -930,6 +945,38 @@ fn ipv4_prefix(s: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_tokens_name_their_site() {
+        for (token, site) in [
+            ("url:mail.example.co.jp", Some("example.co.jp")),
+            ("url:example.co.jp", Some("example.co.jp")),
+            ("url:co.jp", Some("co.jp")),
+            ("url:a.b.c.d.example.com", Some("example.com")),
+            ("url:user.github.io", Some("user.github.io")),
+            ("url:192.0.2.7", None),
+            ("url:192.0.2", None),
+            ("received:mail.example.com", None),
+            ("url:index", None),
+            ("example.com", None),
+            ("", None),
+        ] {
+            assert_eq!(site_of(token), site, "{token}");
+        }
+        let mut tokens = TokenSink::new();
+        host_tokens("MX1.Mail.Example.CO.JP", &mut tokens);
+        let sites: Vec<_> = tokens
+            .into_set()
+            .iter()
+            .map(|t| site_of(t).map(str::to_owned))
+            .collect();
+        // the public suffix, a token of its own, is no site's
+        let example = Some("example.co.jp".to_owned());
+        assert_eq!(
+            sites,
+            [example.clone(), example.clone(), example, Some("co.jp".to_owned())]
+        );
+    }
 
     fn tokens_of(raw: &str) -> Vec<String> {
         tokens_with(&Tokenizer::new(TokenizerOptions::default(), Box::new(Bigram)), raw)

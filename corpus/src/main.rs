@@ -82,6 +82,10 @@ fn command() -> Command {
             "no-conflict-fallback",
             "Fisher: score conflicting evidence (both tails tiny) 0.5, as the original, not by Robinson's means",
         ))
+        .arg(flag(
+            "every-host-token",
+            "Count each of a host's url: tokens (name, parent domains) on its own, as the original, not once per site",
+        ))
         .arg(value(
             "received-hops",
             "N",
@@ -185,6 +189,7 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         config.robinson.min_dev = v;
     }
     config.robinson.conflict_fallback = !m.get_flag("no-conflict-fallback");
+    config.robinson.one_token_per_site = !m.get_flag("every-host-token");
     if let Some(v) = number("received-hops")? {
         config.tokenizer.received_hops = v as usize;
     }
