@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_identity() {
-        let (dir, db, meta) = stand_in_db();
+        let (_dir, db, meta) = stand_in_db();
         let words: Vec<String> = (0..1000).map(|i| format!("token{i}")).collect();
         let tokens: Vec<(&str, Counts)> = words
             .iter()
