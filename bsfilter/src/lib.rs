@@ -30,6 +30,7 @@ pub mod export;
 pub mod filter;
 pub mod headers;
 pub mod html;
+mod libm_symbols;
 pub mod mbox;
 pub mod morphology;
 pub mod score;

@@ -546,3 +546,10 @@ fn classifying_writes_the_snapshot_training_drops_it_update_rebuilds_it() {
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
     assert!(!snapshot.exists(), "auto-update trained, so the snapshot went");
 }
+
+/// procmail runs bsfilter once per message, so its start-up is part of
+/// every message: it loads libc and nothing else (link/README.md).
+#[test]
+fn bsfilter_needs_only_libc() {
+    assert_eq!(e2e_tests::needed_libraries(BIN), ["libc.so.6"]);
+}

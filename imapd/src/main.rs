@@ -144,7 +144,8 @@ fn drop_privileges(run_as: Option<&str>) -> Result<(), String> {
             let user =
                 lda::users::system_user_by_name(name).ok_or(format!("[imapd] run_as = {name:?}: no such user"))?;
             let uid = user.uid.ok_or(format!("{name}: no uid"))?;
-            lda::users::switch_to(uid, user.gid.unwrap_or(uid), true).map_err(|e| format!("cannot switch to {name}: {e}"))?;
+            lda::users::switch_to(uid, user.gid.unwrap_or(uid), true)
+                .map_err(|e| format!("cannot switch to {name}: {e}"))?;
             tracing::info!("running as {name} (uid {uid})");
             Ok(())
         }

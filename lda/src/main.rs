@@ -170,24 +170,3 @@ fn become_user(config: &Config, user: &User) -> Result<(), (i32, String)> {
     unsafe { std::env::set_var("HOME", &user.home) };
     Ok(())
 }
-
-// The three libm functions lda uses — the scores' logarithms and
-// exponentials, and SQLite's `log` — defined here (musl's algorithms, via
-// the `libm` crate) so that the linker, which links libraries only as
-// needed, leaves libm.so.6 out: one library less for every fresh process
-// to map, relocate and search, ~5 % of a delivery (BENCHMARKS.md). Both
-// implementations are within an ulp of the exact result.
-#[unsafe(no_mangle)]
-extern "C" fn log(x: f64) -> f64 {
-    libm::log(x)
-}
-
-#[unsafe(no_mangle)]
-extern "C" fn exp(x: f64) -> f64 {
-    libm::exp(x)
-}
-
-#[unsafe(no_mangle)]
-extern "C" fn expm1(x: f64) -> f64 {
-    libm::expm1(x)
-}

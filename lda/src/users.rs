@@ -249,7 +249,10 @@ mod tests {
         let owner = std::fs::metadata(dir.path()).unwrap().uid();
         let not_yet_created = dir.path().join("mail/folders");
         assert!(!needs_mail_group(dir.path(), owner));
-        assert!(!needs_mail_group(&not_yet_created, owner), "judged by the directory it will be made in");
+        assert!(
+            !needs_mail_group(&not_yet_created, owner),
+            "judged by the directory it will be made in"
+        );
         assert!(needs_mail_group(dir.path(), owner + 1));
         assert!(needs_mail_group(&not_yet_created, owner + 1));
     }

@@ -155,9 +155,8 @@ fn first_delivery_writes_the_token_snapshot_later_ones_use_it() {
     assert!(!learning_snapshot.exists());
 }
 
-/// lda computes its logarithms with its own libm functions (main.rs), the
-/// library with the system's: the verdicts must agree to the digit, also
-/// for a message whose score is not saturated at 0 or 1.
+/// lda's verdict headers carry the library's verdicts to the printed digit,
+/// also for a message whose score is not saturated at 0 or 1.
 #[test]
 fn lda_scores_as_the_library_does() {
     let site = Site::new("");
@@ -170,34 +169,32 @@ fn lda_scores_as_the_library_does() {
     for message in [mixed.to_owned(), spam(400), ham(400)] {
         let o = site.lda(&["-d", "alice"], message.as_bytes());
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let verdict = classifier.classify(&[&filter.analyze(message.as_bytes(), None)]).unwrap()[0];
+        let verdict = classifier
+            .classify(&[&filter.analyze(message.as_bytes(), None)])
+            .unwrap()[0];
         delivered.push(verdict.probability);
         let mut all = site.messages("INBOX");
         all.extend(site.messages("Spam"));
         let expected = format!("X-Spam-Probability: {:.6}", verdict.probability);
         assert!(
-            all.iter().any(|m| String::from_utf8_lossy(m).lines().any(|l| l == expected)),
+            all.iter()
+                .any(|m| String::from_utf8_lossy(m).lines().any(|l| l == expected)),
             "no delivered message carries {expected}"
         );
     }
-    assert!(delivered[0] > 0.001 && delivered[0] < 0.999, "the mixed message is in between: {}", delivered[0]);
+    assert!(
+        delivered[0] > 0.001 && delivered[0] < 0.999,
+        "the mixed message is in between: {}",
+        delivered[0]
+    );
 }
 
 /// lda's start-up is part of every delivery: it loads libc and nothing
-/// else (no libgcc_s, no libm; see lda/build.rs and main.rs). The dynamic
-/// loader, which unoptimised builds name for its TLS helper, is in every
-/// process anyway.
+/// else (no libgcc_s, no libm; see link/README.md and bsfilter's
+/// libm_symbols).
 #[test]
 fn lda_needs_only_libc() {
-    let out = Command::new("readelf").args(["-d", common::LDA]).output().expect("readelf (binutils)");
-    assert!(out.status.success());
-    let needed: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("(NEEDED)"))
-        .map(|l| l.rsplit('[').next().unwrap_or("").trim_end_matches(']').to_owned())
-        .filter(|library| !library.starts_with("ld-linux"))
-        .collect();
-    assert_eq!(needed, ["libc.so.6"]);
+    assert_eq!(e2e_tests::needed_libraries(common::LDA), ["libc.so.6"]);
 }
 
 #[test]
