@@ -6,21 +6,16 @@
 //! builds; `--jtokenizer lindera` then explains what to install.
 //!
 //! It also links the `bsfilter` binary — run once per message by procmail
-//! — as `lda` is linked (see `link/README.md`): GCC's static unwinder
-//! instead of libgcc_s, and packed relative relocations.
+//! — as `lda` is linked (`link/per_message_program.rs`): GCC's static
+//! unwinder instead of libgcc_s, and packed relative relocations.
 
 use std::path::{Path, PathBuf};
 
+include!("../link/per_message_program.rs");
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=../link/libgcc_s.so");
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
-        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
-    {
-        let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-        println!("cargo:rustc-link-arg-bin=bsfilter=-L{manifest}/../link");
-        println!("cargo:rustc-link-arg-bin=bsfilter=-Wl,-z,pack-relative-relocs");
-    }
+    link_per_message_program("bsfilter");
     println!("cargo:rerun-if-changed=ipadic-metadata.json");
     println!("cargo:rerun-if-env-changed=BSFILTER_IPADIC_SOURCE");
     let source = std::env::var_os("BSFILTER_IPADIC_SOURCE")
