@@ -347,9 +347,14 @@ impl Classifier<'_> {
                     let s = system.as_ref().and_then(|s| s[i][j]);
                     scorer.token_probability(*u, s)
                 });
-                let combined = if scorer.method != Method::Graham && scorer.robinson.one_token_per_site {
-                    scorer
-                        .combine_with_strength(once_per_site(messages[i].tokens.iter().zip(probabilities)).into_iter())
+                let robinson = &scorer.robinson;
+                let combined = if scorer.method != Method::Graham
+                    && (robinson.one_token_per_site || robinson.one_token_per_name)
+                {
+                    let fact = |token| fact_of(token, robinson);
+                    scorer.combine_with_strength(
+                        once_per_fact(messages[i].tokens.iter().zip(probabilities), fact).into_iter(),
+                    )
                 } else {
                     scorer.combine_with_strength(probabilities)
                 };
@@ -363,26 +368,81 @@ impl Classifier<'_> {
     }
 }
 
-/// A message's token probabilities with the `url:` tokens of one site
-/// ([`crate::tokenize::site_of`]) reduced to the most telling of them (a
-/// known token before an unknown one).
-fn once_per_site<'t>(tokens: impl Iterator<Item = (&'t str, Option<f64>)>) -> Vec<Option<f64>> {
+/// The fact a token tells, when other tokens of the message may tell it
+/// too: its site ([`crate::tokenize::site_of`]) or its name across the
+/// addressing fields ([`crate::tokenize::name_of`]), as the parameters
+/// ask.
+fn fact_of<'t>(token: &'t str, robinson: &RobinsonParams) -> Option<&'t str> {
+    let site = robinson.one_token_per_site.then(|| crate::tokenize::site_of(token)).flatten();
+    site.or_else(|| robinson.one_token_per_name.then(|| crate::tokenize::name_of(token)).flatten())
+}
+
+/// A message's token probabilities with the tokens of one fact (see
+/// [`fact_of`]) reduced to the most telling of them (a known token before
+/// an unknown one).
+fn once_per_fact<'t>(
+    tokens: impl Iterator<Item = (&'t str, Option<f64>)>,
+    fact_of: impl Fn(&'t str) -> Option<&'t str>,
+) -> Vec<Option<f64>> {
     let mut probabilities = Vec::new();
-    let mut hosts: Vec<(&str, Option<f64>)> = Vec::new();
+    let mut facts: Vec<(&str, Option<f64>)> = Vec::new();
     for (token, p) in tokens {
-        match crate::tokenize::site_of(token) {
-            Some(site) => hosts.push((site, p)),
+        match fact_of(token) {
+            Some(fact) => facts.push((fact, p)),
             None => probabilities.push(p),
         }
     }
-    hosts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    facts.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let telling = |p: &Option<f64>| p.map_or(-1.0, |p| (p - 0.5).abs());
-    for same_site in hosts.chunk_by(|a, b| a.0 == b.0) {
-        let most_telling = same_site
+    for same_fact in facts.chunk_by(|a, b| a.0 == b.0) {
+        let most_telling = same_fact
             .iter()
             .map(|(_, p)| *p)
             .max_by(|a, b| telling(a).total_cmp(&telling(b)));
         probabilities.push(most_telling.flatten());
     }
     probabilities
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn once(tokens: &[(&'static str, Option<f64>)], params: &RobinsonParams) -> Vec<Option<f64>> {
+        let mut reduced = once_per_fact(tokens.iter().copied(), |t| fact_of(t, params));
+        reduced.sort_by(|a, b| a.unwrap_or(-1.0).total_cmp(&b.unwrap_or(-1.0)));
+        reduced
+    }
+
+    #[test]
+    fn a_fact_told_by_several_tokens_counts_once_by_the_most_telling() {
+        let tokens = [
+            ("to:fork", Some(0.01)),
+            ("return-path:fork", Some(0.0001)),
+            ("url:fork", None),
+            ("url:lair.xent.com", Some(0.2)),
+            ("url:xent.com", Some(0.9)),
+            ("from:fork", Some(0.3)),
+            ("viagra", Some(0.99)),
+            ("url:unseen.example", None),
+        ];
+        let defaults = RobinsonParams::default();
+        assert_eq!(
+            once(&tokens, &defaults),
+            [None, Some(0.0001), Some(0.3), Some(0.9), Some(0.99)]
+        );
+        let every_name = RobinsonParams {
+            one_token_per_name: false,
+            ..defaults
+        };
+        assert_eq!(
+            once(&tokens, &every_name),
+            [None, None, Some(0.0001), Some(0.01), Some(0.3), Some(0.9), Some(0.99)]
+        );
+        let every_token = RobinsonParams {
+            one_token_per_site: false,
+            ..every_name
+        };
+        assert_eq!(once(&tokens, &every_token).len(), tokens.len());
+    }
 }

@@ -884,6 +884,23 @@ pub fn site_of(token: &str) -> Option<&str> {
     Some(psl::domain_str(host).unwrap_or(host))
 }
 
+/// Header fields whose words name where a message is addressed and who
+/// answers for it: a mailing list's name is in `To` (or `Cc`), in the
+/// bounce address of `Return-Path` and in the words of its URLs
+/// (`to:fork`, `return-path:fork`, `url:fork` from `…/listinfo/fork`).
+const ADDRESSING_TAGS: &[&str] = &["to", "cc", "return-path", "url"];
+
+/// The name a token of the addressing fields stands for: its text, so the
+/// same word in `To`, `Cc`, `Return-Path` and a URL is one name (`fork`
+/// for `to:fork`, `return-path:fork` and `url:fork`). `None` for hosts
+/// (see [`site_of`]) and for every other token. The scorer counts each
+/// name once per message (see
+/// [`crate::score::RobinsonParams::one_token_per_name`]).
+pub fn name_of(token: &str) -> Option<&str> {
+    let (tag, text) = token.split_once(':')?;
+    (ADDRESSING_TAGS.contains(&tag) && site_of(token).is_none()).then_some(text)
+}
+
 /// `url:` tokens of a host: the name itself and each parent domain of two
 /// or more labels; for an IPv4 address, the address and its /24.
 fn host_tokens(host: &str, out: &mut TokenSink) {
@@ -976,6 +993,36 @@ mod tests {
             sites,
             [example.clone(), example.clone(), example, Some("co.jp".to_owned())]
         );
+    }
+
+    #[test]
+    fn a_list_name_in_the_addressing_fields_is_one_name() {
+        for (token, name) in [
+            ("to:fork", Some("fork")),
+            ("cc:fork", Some("fork")),
+            ("return-path:fork", Some("fork")),
+            ("url:fork", Some("fork")),
+            ("to:fork@xent.com", Some("fork@xent.com")),
+            ("url:xent.com", None), // a host: its site is the fact
+            ("from:fork", None),
+            ("received:fork", None),
+            ("subject:fork", None),
+            ("fork", None),
+            ("", None),
+        ] {
+            assert_eq!(name_of(token), name, "{token}");
+        }
+        let tokens = tokens_of(
+            "To: FoRK <fork@xent.com>\nReturn-Path: <fork-admin@xent.com>\nSubject: hi\n\n\
+             http://xent.com/mailman/listinfo/fork\n",
+        );
+        let mut tags_naming_fork: Vec<_> = tokens
+            .iter()
+            .filter(|t| name_of(t) == Some("fork"))
+            .map(|t| t.split_once(':').unwrap().0)
+            .collect();
+        tags_naming_fork.sort_unstable();
+        assert_eq!(tags_naming_fork, ["return-path", "to", "url"]);
     }
 
     fn tokens_of(raw: &str) -> Vec<String> {

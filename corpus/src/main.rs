@@ -86,6 +86,10 @@ fn command() -> Command {
             "every-host-token",
             "Count each of a host's url: tokens (name, parent domains) on its own, as the original, not once per site",
         ))
+        .arg(flag(
+            "every-name-token",
+            "Count a word repeated in To, Cc, Return-Path and URLs once per field, as the original, not once per message",
+        ))
         .arg(value(
             "received-hops",
             "N",
@@ -190,6 +194,7 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     }
     config.robinson.conflict_fallback = !m.get_flag("no-conflict-fallback");
     config.robinson.one_token_per_site = !m.get_flag("every-host-token");
+    config.robinson.one_token_per_name = !m.get_flag("every-name-token");
     if let Some(v) = number("received-hops")? {
         config.tokenizer.received_hops = v as usize;
     }
