@@ -379,16 +379,43 @@ fn fact_of<'t>(token: &'t str, robinson: &RobinsonParams) -> Option<&'t str> {
 
 /// A message's token probabilities with the tokens of one fact (see
 /// [`fact_of`]) reduced to the most telling of them (a known token before
-/// an unknown one).
+/// an unknown one). A `Received` word that is a label of a host named in
+/// the message (`received:mandark` beside `url:mandark.labs.example.net`)
+/// belongs to that host's site too: the tokenizer states a relay by its
+/// name's words as well as by its `url:` tokens. Only labels left of the
+/// registered domain, and only of one site: `received:example` also
+/// names the recipient's domain in `for <jm@example.net>`, and a label
+/// of two sites (`mail`, `www`) names neither.
 fn once_per_fact<'t>(
     tokens: impl Iterator<Item = (&'t str, Option<f64>)>,
     fact_of: impl Fn(&'t str) -> Option<&'t str>,
 ) -> Vec<Option<f64>> {
-    let mut probabilities = Vec::new();
     let mut facts: Vec<(&str, Option<f64>)> = Vec::new();
+    let mut others: Vec<(&str, Option<f64>)> = Vec::new();
+    // host label -> its site, None once a second site has it
+    let mut site_of_label: FxHashMap<&str, Option<&str>> = FxHashMap::default();
     for (token, p) in tokens {
-        match fact_of(token) {
-            Some(fact) => facts.push((fact, p)),
+        let Some(fact) = fact_of(token) else {
+            others.push((token, p));
+            continue;
+        };
+        if let Some(labels) = token.strip_prefix("url:").and_then(|host| host.strip_suffix(fact)?.strip_suffix('.')) {
+            for label in labels.split('.').filter(|l| !l.is_empty()) {
+                let site = site_of_label.entry(label).or_insert(Some(fact));
+                if *site != Some(fact) {
+                    *site = None;
+                }
+            }
+        }
+        facts.push((fact, p));
+    }
+    let mut probabilities = Vec::with_capacity(others.len() + facts.len());
+    for (token, p) in others {
+        let relay_site = token
+            .strip_prefix("received:")
+            .and_then(|word| site_of_label.get(word).copied().flatten());
+        match relay_site {
+            Some(site) => facts.push((site, p)),
             None => probabilities.push(p),
         }
     }
@@ -444,5 +471,33 @@ mod tests {
             ..every_name
         };
         assert_eq!(once(&tokens, &every_token).len(), tokens.len());
+    }
+
+    #[test]
+    fn a_relay_named_in_received_words_is_its_site() {
+        let tokens = [
+            ("url:mandark.labs.example.net", Some(0.3)),
+            ("url:example.net", Some(0.35)),
+            ("received:mandark", Some(0.001)),
+            ("received:labs", Some(0.01)),
+            // the registered name also names the recipient's domain
+            ("received:example", Some(0.02)),
+            // a label of two sites names neither
+            ("url:mail.example.org", Some(0.8)),
+            ("url:mail.example.com", Some(0.9)),
+            ("received:mail", Some(0.05)),
+            // only Received words are a relay's
+            ("subject:labs", Some(0.2)),
+        ];
+        let defaults = RobinsonParams::default();
+        assert_eq!(
+            once(&tokens, &defaults),
+            [Some(0.001), Some(0.02), Some(0.05), Some(0.2), Some(0.8), Some(0.9)]
+        );
+        let every_host = RobinsonParams {
+            one_token_per_site: false,
+            ..defaults
+        };
+        assert_eq!(once(&tokens, &every_host).len(), tokens.len());
     }
 }

@@ -84,7 +84,7 @@ fn command() -> Command {
         ))
         .arg(flag(
             "every-host-token",
-            "Count each of a host's url: tokens (name, parent domains) on its own, as the original, not once per site",
+            "Count each of a host's url: tokens (name, parent domains) and Received words on its own, as the original, not once per site",
         ))
         .arg(flag(
             "every-name-token",
