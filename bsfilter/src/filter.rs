@@ -373,8 +373,13 @@ impl Classifier<'_> {
 /// addressing fields ([`crate::tokenize::name_of`]), as the parameters
 /// ask.
 fn fact_of<'t>(token: &'t str, robinson: &RobinsonParams) -> Option<&'t str> {
-    let site = robinson.one_token_per_site.then(|| crate::tokenize::site_of(token)).flatten();
-    site.or_else(|| robinson.one_token_per_name.then(|| crate::tokenize::name_of(token)).flatten())
+    use crate::tokenize::{name_of, site_of};
+    match (robinson.one_token_per_site, robinson.one_token_per_name) {
+        (true, true) => site_of(token).or_else(|| name_of(token)),
+        (true, false) => site_of(token),
+        (false, true) => name_of(token),
+        (false, false) => None,
+    }
 }
 
 /// A message's token probabilities with the tokens of one fact (see
@@ -399,7 +404,10 @@ fn once_per_fact<'t>(
             others.push((token, p));
             continue;
         };
-        if let Some(labels) = token.strip_prefix("url:").and_then(|host| host.strip_suffix(fact)?.strip_suffix('.')) {
+        if let Some(labels) = token
+            .strip_prefix("url:")
+            .and_then(|host| host.strip_suffix(fact)?.strip_suffix('.'))
+        {
             for label in labels.split('.').filter(|l| !l.is_empty()) {
                 let site = site_of_label.entry(label).or_insert(Some(fact));
                 if *site != Some(fact) {

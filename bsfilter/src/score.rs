@@ -83,8 +83,8 @@ pub struct RobinsonParams {
     /// `url:lists.example.net` and `url:example.net` are one fact said
     /// three times — for every relay of a list server or of the site's own
     /// mail path. The `Received` words of such a host's name count with
-    /// its site too (see `filter::once_per_fact`). On by default (BENCHMARKS.md); off = every token counts,
-    /// as the original.
+    /// its site too (see `filter::once_per_fact`). On by default
+    /// (BENCHMARKS.md); off = every token counts, as the original.
     pub one_token_per_site: bool,
     /// A word repeated across the addressing fields — `To`, `Cc`,
     /// `Return-Path` and URLs ([`crate::tokenize::name_of`]) — counts once
