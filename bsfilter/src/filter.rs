@@ -348,15 +348,15 @@ impl Classifier<'_> {
                     scorer.token_probability(*u, s)
                 });
                 let robinson = &scorer.robinson;
+                let tokens = messages[i].tokens.iter();
+                let weighted = |(token, p)| (p, self.filter.tokenizer.weight(token));
                 let combined = if scorer.method != Method::Graham
                     && (robinson.one_token_per_site || robinson.one_token_per_name)
                 {
-                    let fact = |token| fact_of(token, robinson);
-                    scorer.combine_with_strength(
-                        once_per_fact(messages[i].tokens.iter().zip(probabilities), fact).into_iter(),
-                    )
+                    let votes = once_per_fact(tokens.zip(probabilities), robinson);
+                    scorer.combine_weighted(votes.into_iter().map(weighted))
                 } else {
-                    scorer.combine_with_strength(probabilities)
+                    scorer.combine_weighted(tokens.zip(probabilities).map(weighted))
                 };
                 Verdict {
                     probability: combined.probability,
@@ -372,71 +372,150 @@ impl Classifier<'_> {
 /// too: its site ([`crate::tokenize::site_of`]) or its name across the
 /// addressing fields ([`crate::tokenize::name_of`]), as the parameters
 /// ask.
-fn fact_of<'t>(token: &'t str, robinson: &RobinsonParams) -> Option<&'t str> {
+fn fact_of<'t>(token: &'t str, robinson: &RobinsonParams) -> Option<Fact<'t>> {
     use crate::tokenize::{name_of, site_of};
-    match (robinson.one_token_per_site, robinson.one_token_per_name) {
-        (true, true) => site_of(token).or_else(|| name_of(token)),
-        (true, false) => site_of(token),
-        (false, true) => name_of(token),
-        (false, false) => None,
+    let site = robinson.one_token_per_site.then(|| site_of(token)).flatten();
+    let name = || robinson.one_token_per_name.then(|| name_of(token)).flatten();
+    site.map(Fact::Site).or_else(|| name().map(Fact::Name))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fact<'t> {
+    /// A host's registered domain.
+    Site(&'t str),
+    /// A word or address of the addressing fields.
+    Name(&'t str),
+}
+
+impl<'t> Fact<'t> {
+    fn text(self) -> &'t str {
+        match self {
+            Fact::Site(text) | Fact::Name(text) => text,
+        }
     }
 }
 
 /// A message's token probabilities with the tokens of one fact (see
 /// [`fact_of`]) reduced to the most telling of them (a known token before
-/// an unknown one). A `Received` word that is a label of a host named in
-/// the message (`received:mandark` beside `url:mandark.labs.example.net`)
-/// belongs to that host's site too: the tokenizer states a relay by its
-/// name's words as well as by its `url:` tokens. Only labels left of the
-/// registered domain, and only of one site: `received:example` also
-/// names the recipient's domain in `for <jm@example.net>`, and a label
-/// of two sites (`mail`, `www`) names neither.
+/// an unknown one), each vote with the token that cast it. Facts that the
+/// message itself ties together count as one:
+/// - A `Received` word that is a label of a host named in the message
+///   (`received:mandark` beside `url:mandark.labs.example.net`, and the
+///   registered name's `received:example`) belongs to that host's site:
+///   the tokenizer states a relay by its name's words as well as by its
+///   `url:` tokens. Only for hosts under their registered domain: a bare
+///   `url:example.net` is more often an address's domain (`for
+///   <jm@example.net>`) than a relay. A label of two sites (`mail`,
+///   `www`) names neither.
+/// - An address's words are its name: `return-path:fork-admin@xent.com`,
+///   `return-path:fork`, `to:fork` and `url:fork` (from `/listinfo/fork`)
+///   are one list, stated by its bounce address, its words and its links.
 fn once_per_fact<'t>(
     tokens: impl Iterator<Item = (&'t str, Option<f64>)>,
-    fact_of: impl Fn(&'t str) -> Option<&'t str>,
-) -> Vec<Option<f64>> {
-    let mut facts: Vec<(&str, Option<f64>)> = Vec::new();
+    robinson: &RobinsonParams,
+) -> Vec<(&'t str, Option<f64>)> {
+    let mut facts = Facts::default();
+    let mut members: Vec<(usize, &str, Option<f64>)> = Vec::new();
     let mut others: Vec<(&str, Option<f64>)> = Vec::new();
     // host label -> its site, None once a second site has it
     let mut site_of_label: FxHashMap<&str, Option<&str>> = FxHashMap::default();
     for (token, p) in tokens {
-        let Some(fact) = fact_of(token) else {
+        let Some(fact) = fact_of(token, robinson) else {
             others.push((token, p));
             continue;
         };
-        if let Some(labels) = token
-            .strip_prefix("url:")
-            .and_then(|host| host.strip_suffix(fact)?.strip_suffix('.'))
+        if let Fact::Site(site) = fact
+            && let Some(host) = token.strip_prefix("url:")
+            && let Some(registered) = site.split('.').next()
+            && let Some(subdomain_labels) = host.strip_suffix(site).and_then(|h| h.strip_suffix('.'))
         {
-            for label in labels.split('.').filter(|l| !l.is_empty()) {
-                let site = site_of_label.entry(label).or_insert(Some(fact));
-                if *site != Some(fact) {
-                    *site = None;
+            for label in subdomain_labels
+                .split('.')
+                .chain([registered])
+                .filter(|l| !l.is_empty())
+            {
+                let site_of_this = site_of_label.entry(label).or_insert(Some(site));
+                if *site_of_this != Some(site) {
+                    *site_of_this = None;
                 }
             }
         }
-        facts.push((fact, p));
+        let id = facts.id(fact.text());
+        if let Some((local, _domain)) = address_of(token) {
+            for word in local.split(['.', '-', '@', '_']).filter(|w| w.len() > 1) {
+                let word_id = facts.id(word);
+                facts.join(id, word_id);
+            }
+        }
+        members.push((id, token, p));
     }
-    let mut probabilities = Vec::with_capacity(others.len() + facts.len());
+    let mut votes = Vec::with_capacity(others.len() + facts.len());
     for (token, p) in others {
         let relay_site = token
             .strip_prefix("received:")
             .and_then(|word| site_of_label.get(word).copied().flatten());
         match relay_site {
-            Some(site) => facts.push((site, p)),
-            None => probabilities.push(p),
+            Some(site) => members.push((facts.id(site), token, p)),
+            None => votes.push((token, p)),
         }
     }
-    facts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for member in members.iter_mut() {
+        member.0 = facts.root(member.0);
+    }
+    members.sort_unstable_by_key(|m| m.0);
     let telling = |p: &Option<f64>| p.map_or(-1.0, |p| (p - 0.5).abs());
-    for same_fact in facts.chunk_by(|a, b| a.0 == b.0) {
+    for same_fact in members.chunk_by(|a, b| a.0 == b.0) {
         let most_telling = same_fact
             .iter()
-            .map(|(_, p)| *p)
-            .max_by(|a, b| telling(a).total_cmp(&telling(b)));
-        probabilities.push(most_telling.flatten());
+            .max_by(|a, b| telling(&a.2).total_cmp(&telling(&b.2)))
+            .expect("chunks are not empty");
+        votes.push((most_telling.1, most_telling.2));
     }
-    probabilities
+    votes
+}
+
+/// An address token of the addressing fields (`to:fork@xent.com`): its
+/// local part and domain.
+fn address_of(token: &str) -> Option<(&str, &str)> {
+    let (tag, text) = token.split_once(':')?;
+    matches!(tag, "to" | "cc" | "return-path").then_some(())?;
+    text.rsplit_once('@')
+}
+
+/// The facts of one message, joined when the message ties them together
+/// (union-find).
+#[derive(Default)]
+struct Facts<'t> {
+    ids: FxHashMap<&'t str, usize>,
+    parent: Vec<usize>,
+}
+
+impl<'t> Facts<'t> {
+    fn len(&self) -> usize {
+        self.parent.len()
+    }
+
+    fn id(&mut self, fact: &'t str) -> usize {
+        let next = self.parent.len();
+        let id = *self.ids.entry(fact).or_insert(next);
+        if id == next {
+            self.parent.push(next);
+        }
+        id
+    }
+
+    fn root(&mut self, mut id: usize) -> usize {
+        while self.parent[id] != id {
+            self.parent[id] = self.parent[self.parent[id]];
+            id = self.parent[id];
+        }
+        id
+    }
+
+    fn join(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.root(a), self.root(b));
+        self.parent[a] = b;
+    }
 }
 
 #[cfg(test)]
@@ -444,7 +523,10 @@ mod tests {
     use super::*;
 
     fn once(tokens: &[(&'static str, Option<f64>)], params: &RobinsonParams) -> Vec<Option<f64>> {
-        let mut reduced = once_per_fact(tokens.iter().copied(), |t| fact_of(t, params));
+        let mut reduced: Vec<Option<f64>> = once_per_fact(tokens.iter().copied(), params)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
         reduced.sort_by(|a, b| a.unwrap_or(-1.0).total_cmp(&b.unwrap_or(-1.0)));
         reduced
     }
@@ -488,24 +570,62 @@ mod tests {
             ("url:example.net", Some(0.35)),
             ("received:mandark", Some(0.001)),
             ("received:labs", Some(0.01)),
-            // the registered name also names the recipient's domain
+            // the registered name's label too, as a host under it is named
             ("received:example", Some(0.02)),
             // a label of two sites names neither
-            ("url:mail.example.org", Some(0.8)),
-            ("url:mail.example.com", Some(0.9)),
+            ("url:mail.lists.org", Some(0.8)),
+            ("url:mail.shop.com", Some(0.9)),
             ("received:mail", Some(0.05)),
+            // a registered domain named alone (an address's domain) does
+            // not claim its label
+            ("url:recipient.org", Some(0.6)),
+            ("received:recipient", Some(0.03)),
             // only Received words are a relay's
             ("subject:labs", Some(0.2)),
         ];
         let defaults = RobinsonParams::default();
         assert_eq!(
             once(&tokens, &defaults),
-            [Some(0.001), Some(0.02), Some(0.05), Some(0.2), Some(0.8), Some(0.9)]
+            [
+                Some(0.001),
+                Some(0.03),
+                Some(0.05),
+                Some(0.2),
+                Some(0.6),
+                Some(0.8),
+                Some(0.9)
+            ]
         );
         let every_host = RobinsonParams {
             one_token_per_site: false,
             ..defaults
         };
         assert_eq!(once(&tokens, &every_host).len(), tokens.len());
+    }
+
+    #[test]
+    fn an_address_and_its_words_are_one_name() {
+        let tokens = [
+            ("return-path:fork-admin@xent.com", Some(0.001)),
+            ("return-path:fork", Some(0.01)),
+            ("return-path:admin", Some(0.02)),
+            ("to:fork", Some(0.03)),
+            ("url:fork", Some(0.04)),
+            ("url:xent.com", Some(0.2)),
+            // a From address is not an addressing field's
+            ("from:alice@example.org", Some(0.9)),
+            ("from:alice", Some(0.8)),
+            ("to:alice", Some(0.7)),
+        ];
+        let defaults = RobinsonParams::default();
+        assert_eq!(
+            once(&tokens, &defaults),
+            [Some(0.001), Some(0.2), Some(0.7), Some(0.8), Some(0.9)]
+        );
+        let every_name = RobinsonParams {
+            one_token_per_name: false,
+            ..defaults
+        };
+        assert_eq!(once(&tokens, &every_name).len(), tokens.len());
     }
 }

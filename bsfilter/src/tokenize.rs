@@ -75,6 +75,13 @@ pub trait Segmenter: Send + Sync {
     /// Calls `emit` for every token of `run`, which holds only characters
     /// for which [`is_cjk`] is true.
     fn segment(&self, run: &str, emit: &mut dyn FnMut(&str));
+
+    /// How much a token (tagged or not) counts as evidence when a message
+    /// is scored: 1 unless the segmenter's tokens overlap, so that
+    /// neighbouring tokens state the same characters.
+    fn weight(&self, _token: &str) -> f64 {
+        1.0
+    }
 }
 
 /// The original bsfilter's `bigram` tokenizer, improved for hiragana: kanji
@@ -124,6 +131,25 @@ impl Segmenter for Bigram {
                     emit(&run[w[0]..w[2]]);
                 }
             }
+        }
+    }
+
+    /// ½ for two kanji or two hiragana: a run of n characters gives n − 1
+    /// overlapping bigrams, so each character is stated twice, and the
+    /// combination takes tokens for independent evidence — a Japanese
+    /// sentence outweighed an English one of as many words about twice
+    /// over. (A word of exactly two kanji, which is its own run, counts ½
+    /// too: the database keeps tokens, not the runs they came from.)
+    fn weight(&self, token: &str) -> f64 {
+        let text = token.rsplit_once(':').map_or(token, |(_, text)| text);
+        let mut chars = text.chars();
+        match (chars.next(), chars.next(), chars.next()) {
+            (Some(a), Some(b), None)
+                if is_cjk(a) && is_cjk(b) && script_of(a) == script_of(b) && script_of(a) != Script::Katakana =>
+            {
+                0.5
+            }
+            _ => 1.0,
         }
     }
 }
@@ -355,6 +381,11 @@ pub struct Tokenizer {
 impl Tokenizer {
     pub fn new(options: TokenizerOptions, segmenter: Box<dyn Segmenter>) -> Tokenizer {
         Tokenizer { options, segmenter }
+    }
+
+    /// A token's weight as evidence (see [`Segmenter::weight`]).
+    pub fn weight(&self, token: &str) -> f64 {
+        self.segmenter.weight(token)
     }
 
     /// Tokens of a message; `envelope_sender` is the mbox `From ` line's
@@ -1182,6 +1213,27 @@ mod tests {
         Bigram.segment("ありがとうございます", &mut |t| got.push(t.to_owned()));
         assert_eq!(got[0], "あり");
         assert_eq!(got.len(), 9);
+    }
+
+    #[test]
+    fn overlapping_bigrams_weigh_half() {
+        // each character of a run is in two bigrams
+        for token in ["東京", "京都", "subject:あり", "がと"] {
+            assert_eq!(Bigram.weight(token), 0.5, "{token}");
+        }
+        // a katakana run, a lone character, a mixed or a longer token, a
+        // Latin word: tokens of their own
+        for token in [
+            "コンピューター",
+            "へ",
+            "行く",
+            "東京都庁",
+            "viagra",
+            "subject:free",
+            "num:12",
+        ] {
+            assert_eq!(Bigram.weight(token), 1.0, "{token}");
+        }
     }
 
     #[test]

@@ -71,7 +71,6 @@ impl Cutoffs {
 /// Our filter, in this process: every message is analysed once, up front,
 /// on all cores; training and scoring then reuse the tokens.
 pub struct InProcess {
-    config: FilterConfig,
     filter: Filter,
     analyzed: Vec<Analyzed>,
     home: tempfile::TempDir,
@@ -85,7 +84,7 @@ impl InProcess {
         let home = tempfile::tempdir().map_err(|e| EvalError(format!("temporary directory: {e}")))?;
         let mut config = config;
         config.homedir = home.path().join("db");
-        let filter = Filter::with_segmenter(config.clone(), japanese);
+        let filter = Filter::with_segmenter(config, japanese);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per = corpus.len().div_ceil(threads).max(1);
         let analyzed = std::thread::scope(|scope| {
@@ -102,7 +101,6 @@ impl InProcess {
                 .collect()
         });
         Ok(InProcess {
-            config,
             filter,
             analyzed,
             home,
@@ -115,8 +113,6 @@ impl Engine for InProcess {
     fn reset(&mut self) -> Result<(), EvalError> {
         self.store = None;
         let _ = std::fs::remove_dir_all(self.home.path().join("db"));
-        // (messages are analysed already: the segmenter is not needed again)
-        self.filter = Filter::new(self.config.clone());
         self.store = Some(self.filter.open_user_db()?);
         Ok(())
     }

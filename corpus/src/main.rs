@@ -82,6 +82,11 @@ fn command() -> Command {
             "no-conflict-fallback",
             "Fisher: score conflicting evidence (both tails tiny) 0.5, as the original, not by Robinson's means",
         ))
+        .arg(value(
+            "conflict-tail",
+            "A",
+            "Fisher: both tails below A = the message fits neither class; ordered by Robinson's means within A/2 of 0.5 (default 0.1)",
+        ))
         .arg(flag(
             "every-host-token",
             "Count each of a host's url: tokens (name, parent domains) and Received words on its own, as the original, not once per site",
@@ -193,6 +198,9 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         config.robinson.min_dev = v;
     }
     config.robinson.conflict_fallback = !m.get_flag("no-conflict-fallback");
+    if let Some(v) = number("conflict-tail")? {
+        config.robinson.conflict_tail = v;
+    }
     config.robinson.one_token_per_site = !m.get_flag("every-host-token");
     config.robinson.one_token_per_name = !m.get_flag("every-name-token");
     if let Some(v) = number("received-hops")? {
