@@ -628,4 +628,32 @@ mod tests {
         };
         assert_eq!(once(&tokens, &every_name).len(), tokens.len());
     }
+
+    proptest::proptest! {
+        /// Any tokens — odd addresses, hosts, labels, repeats: every token
+        /// is counted at most once, every vote is one of the message's own
+        /// tokens and probabilities, and a token that states no shared fact
+        /// always votes on its own.
+        #[test]
+        fn every_token_votes_once_at_most(
+            tokens in proptest::collection::vec(
+                ("(to|cc|return-path|url|received|from|)", "[a-z.@_-]{0,14}", proptest::option::of(0.0f64..1.0)),
+                0..40,
+            ),
+        ) {
+            let tokens: Vec<(String, Option<f64>)> = tokens
+                .into_iter()
+                .map(|(tag, text, p)| (if tag.is_empty() { text } else { format!("{tag}:{text}") }, p))
+                .collect();
+            let params = RobinsonParams::default();
+            let votes = once_per_fact(tokens.iter().map(|(t, p)| (t.as_str(), *p)), &params);
+            proptest::prop_assert!(votes.len() <= tokens.len());
+            for (token, p) in &votes {
+                proptest::prop_assert!(tokens.iter().any(|(t, q)| t == token && q == p));
+            }
+            let plain = tokens.iter().filter(|(t, _)| !t.contains(':')).count();
+            let plain_votes = votes.iter().filter(|(t, _)| !t.contains(':')).count();
+            proptest::prop_assert_eq!(plain, plain_votes);
+        }
+    }
 }
