@@ -88,6 +88,10 @@ fn command() -> Command {
             "Fisher: both tails below A = the message fits neither class; ordered by Robinson's means within A/2 of 0.5 (default 0.1)",
         ))
         .arg(flag(
+            "no-one-sided-spam",
+            "Fisher: score by (1 + S - H)/2 only, not spam when ham's tail is 1000 times smaller than spam's",
+        ))
+        .arg(flag(
             "every-host-token",
             "Count each of a host's url: tokens (name, parent domains) and Received words on its own, as the original, not once per site",
         ))
@@ -201,6 +205,7 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     if let Some(v) = number("conflict-tail")? {
         config.robinson.conflict_tail = v;
     }
+    config.robinson.one_sided_spam = !m.get_flag("no-one-sided-spam");
     config.robinson.one_token_per_site = !m.get_flag("every-host-token");
     config.robinson.one_token_per_name = !m.get_flag("every-name-token");
     if let Some(v) = number("received-hops")? {
