@@ -48,3 +48,43 @@ fn every_japanese_sample_decodes_as_a_reader_sees_it() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Bigram's tokens with every weight 1, as before overlapping bigrams were
+/// weighed: the same tokens, so the same database serves both.
+struct WholeBigrams;
+
+impl bsfilter::tokenize::Segmenter for WholeBigrams {
+    fn segment(&self, run: &str, emit: &mut dyn FnMut(&str)) {
+        bsfilter::tokenize::Bigram.segment(run, emit)
+    }
+}
+
+#[test]
+fn overlapping_bigrams_weigh_half_in_a_verdict() {
+    use bsfilter::store::{Action, Class};
+    use bsfilter::{Analyzed, Filter, FilterConfig};
+    let home = tempfile::tempdir().unwrap();
+    let config = FilterConfig::new(home.path().join("db"));
+    let weighed = Filter::new(config.clone());
+    let whole = Filter::with_segmenter(config, Box::new(WholeBigrams));
+    let spam = |i: usize| format!("Subject: s{i}\n\n今すぐ登録して高収入を手に入れましょう 限定{i}\n");
+    let ham = |i: usize| format!("Subject: h{i}\n\nthe meeting notes for project {i} are attached\n");
+    let mut store = weighed.open_user_db().unwrap();
+    for (text, class) in [(spam as fn(usize) -> String, Class::Spam), (ham, Class::Clean)] {
+        let msgs: Vec<Analyzed> = (0..20).map(|i| weighed.analyze(text(i).as_bytes(), None)).collect();
+        weighed
+            .train(&mut store, &msgs.iter().collect::<Vec<_>>(), Action::Add(class))
+            .unwrap();
+    }
+    drop(store);
+    // Japanese spam words beside English ham words: the bigrams' evidence
+    // counts half, so the message leans less to spam than when every
+    // bigram counted whole
+    let mixed = "Subject: x\n\n今すぐ登録して高収入を the meeting notes for project\n";
+    let verdict = |f: &Filter| {
+        let m = f.analyze(mixed.as_bytes(), None);
+        f.classifier(1).unwrap().classify(&[&m]).unwrap()[0]
+    };
+    let (half, full) = (verdict(&weighed), verdict(&whole));
+    assert!(half.strength < full.strength, "{half:?} {full:?}");
+}
