@@ -441,8 +441,11 @@ fn once_per_fact<'t>(
             }
         }
         let id = facts.id(fact.text());
-        if let Some((local, _domain)) = address_of(token) {
-            for word in local.split(['.', '-', '@', '_']).filter(|w| w.len() > 1) {
+        // an address's name: its local part's words are the same name
+        if let Fact::Name(name) = fact
+            && let Some((local, _domain)) = name.rsplit_once('@')
+        {
+            for word in local.split(crate::tokenize::WORD_JOINERS).filter(|w| w.len() > 1) {
                 let word_id = facts.id(word);
                 facts.join(id, word_id);
             }
@@ -472,14 +475,6 @@ fn once_per_fact<'t>(
         votes.push((most_telling.1, most_telling.2));
     }
     votes
-}
-
-/// An address token of the addressing fields (`to:fork@xent.com`): its
-/// local part and domain.
-fn address_of(token: &str) -> Option<(&str, &str)> {
-    let (tag, text) = token.split_once(':')?;
-    matches!(tag, "to" | "cc" | "return-path").then_some(())?;
-    text.rsplit_once('@')
 }
 
 /// The facts of one message, joined when the message ties them together

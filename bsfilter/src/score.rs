@@ -316,7 +316,14 @@ impl Scorer {
                 };
                 match fisher_tails {
                     Some((ln_spam_tail, ln_ham_tail)) if params.one_sided_spam => {
-                        one_sided(combined, ln_spam_tail, ln_ham_tail)
+                        // the lowest score such tails can have: the bottom
+                        // of Fisher's band, or 0.5 without it
+                        let lowest = if params.conflict_fallback {
+                            0.5 - params.conflict_tail / 2.0
+                        } else {
+                            0.5
+                        };
+                        one_sided(combined, lowest, ln_spam_tail, ln_ham_tail)
                     }
                     _ => combined,
                 }
@@ -328,16 +335,16 @@ impl Scorer {
 /// [`RobinsonParams::one_sided_spam`]: a message whose ham tail is at most
 /// [`ONE_SIDED_LEVEL`] times its spam tail, the spam tail itself not below
 /// that level, scores in [`ONE_SIDED_BAND`] — just above the original's
-/// cutoff 0.95 — in the order of its score (which is at least 0.45, the
-/// bottom of Fisher's band, for such tails).
-fn one_sided(combined: Combined, ln_spam_tail: f64, ln_ham_tail: f64) -> Combined {
+/// cutoff 0.95 — in the order of its score (at least `lowest` for such
+/// tails).
+fn one_sided(combined: Combined, lowest: f64, ln_spam_tail: f64, ln_ham_tail: f64) -> Combined {
     let ln_level = ONE_SIDED_LEVEL.ln();
     let spam_beats_ham = ln_spam_tail >= ln_level && ln_ham_tail <= ln_spam_tail + ln_level;
     if !spam_beats_ham || combined.probability > ONE_SIDED_BAND.0 {
         return combined;
     }
     let (low, high) = ONE_SIDED_BAND;
-    let position = ((combined.probability - 0.45) / (low - 0.45)).clamp(0.0, 1.0);
+    let position = ((combined.probability - lowest) / (low - lowest)).clamp(0.0, 1.0);
     Combined {
         probability: low + (high - low) * (0.5 + position / 2.0),
         ..combined

@@ -573,7 +573,7 @@ impl Tokenizer {
                     let ch = char_at(text, end);
                     if is_word_char(ch) {
                         end += ch.len_utf8();
-                    } else if matches!(ch, '.' | '-' | '@' | '_')
+                    } else if WORD_JOINERS.contains(&ch)
                         && end + 1 < bytes.len()
                         && is_word_char(char_at(text, end + 1))
                     {
@@ -626,7 +626,7 @@ impl Tokenizer {
             }
         }
         if separators.any() {
-            for word in chunk.split(['.', '-', '@', '_']) {
+            for word in chunk.split(WORD_JOINERS) {
                 self.word(word.trim_matches('\''), tag, out);
             }
         } else {
@@ -659,9 +659,13 @@ impl Tokenizer {
     }
 }
 
-/// Which of the separators that join a chunk's words (`.` `-` `@` `_`)
-/// it holds: a plain word (most chunks) needs no splitting, and only a
-/// chunk with a dot can be a host name or a dotted number.
+/// The characters that join words into one chunk (`alice.smith@example`,
+/// `fork-admin`): a chunk is read whole (a host, an address) and as its
+/// words.
+pub const WORD_JOINERS: [char; 4] = ['.', '-', '@', '_'];
+
+/// Which of the [`WORD_JOINERS`] a chunk holds: a plain word (most
+/// chunks) needs no splitting, and only a chunk with a dot can be a host name or a dotted number.
 #[derive(Clone, Copy, Default)]
 struct Separators {
     at: bool,
@@ -680,7 +684,7 @@ impl Separators {
 
     fn of(chunk: &str) -> Separators {
         let mut separators = Separators::default();
-        for c in chunk.chars().filter(|c| matches!(c, '.' | '-' | '@' | '_')) {
+        for c in chunk.chars().filter(|c| WORD_JOINERS.contains(c)) {
             separators.note(c);
         }
         separators
