@@ -106,13 +106,7 @@ fn mutt_saving_a_message_to_spam_trains_spam() {
         "mutt -n -F {} -e 'push <save-message>=Spam<enter><sync-mailbox><quit>'",
         muttrc.display()
     );
-    let status = Command::new("timeout")
-        .args(["60", "script", "-qec", &mutt, "/dev/null"])
-        .env("HOME", site.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("script and mutt are installed (.ci/run)");
+    let status = e2e_tests::run_under_script(&mutt, &[("HOME", site.dir.path())]);
     assert!(status.success(), "mutt failed: {status:?}");
     site.wait_learned("alice", (1, 0));
     assert_eq!(folder(&site, "INBOX").messages.len(), 0, "saved = moved out of INBOX");

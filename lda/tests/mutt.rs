@@ -4,7 +4,6 @@
 //! Maildir that the test then reads.
 
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
 
 mod common;
 
@@ -35,12 +34,7 @@ fn mutt_reads_what_lda_delivered() {
         out.display(),
         home.join("inbox").display()
     );
-    let status = Command::new("timeout")
-        .args(["60", "script", "-qec", &mutt, "/dev/null"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("script and mutt are installed (.ci/run)");
+    let status = e2e_tests::run_under_script(&mutt, &[]);
     assert!(status.success(), "mutt failed: {status:?}");
 
     let mut seen = 0;

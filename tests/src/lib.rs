@@ -3,6 +3,8 @@
 
 pub mod dovecot;
 
+use std::process::{Command, ExitStatus, Stdio};
+
 /// True when the tests run as root (CI does); tests that need another uid
 /// (Dovecot refuses to serve mail as root) require it.
 pub fn is_root() -> bool {
@@ -27,4 +29,26 @@ pub fn needed_libraries(program: &str) -> Vec<String> {
         .map(|l| l.rsplit('[').next().unwrap_or("").trim_end_matches(']').to_owned())
         .filter(|library| !library.starts_with("ld-linux"))
         .collect()
+}
+
+/// Runs a terminal program (mutt) under `script`, which gives it a pty,
+/// and returns its exit status; `timeout 60` ends a hung one.
+///
+/// `script` is given a stdin that stays open and silent until the program
+/// exits: at end of its stdin, `script` types an end-of-file (^D) into the
+/// pty, and a ^D arriving while mutt runs its pushed keys (mutt flushes
+/// them on an unexpected key) cut a test's `<tag-pattern>~A` short at
+/// random — the cause of a flaky "mutt found every message: left 1".
+pub fn run_under_script(command: &str, env: &[(&str, &std::path::Path)]) -> ExitStatus {
+    let mut child = Command::new("timeout")
+        .args(["60", "script", "-qec", command, "/dev/null"])
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("script and mutt are installed (.ci/run)");
+    let silent_stdin = child.stdin.take();
+    let status = child.wait().expect("waiting for script");
+    drop(silent_stdin);
+    status
 }
