@@ -267,20 +267,30 @@ impl Builder {
 
 /// Writes `bytes` as the snapshot of `db`: to a temporary file, synced,
 /// then renamed into place, so a reader maps either the old snapshot or
-/// the whole new one. The temporary name is this process's: one left by a
-/// crashed process whose pid came round again is simply overwritten.
+/// the whole new one. The temporary name is this process's, created
+/// exclusively: whatever is found under it — a file left by a crashed
+/// process whose pid came round again, or a link planted to make a
+/// deliverer write elsewhere — is removed, never written through.
 pub fn install(db: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let path = path_for(db);
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
+    let create = || {
+        std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o644)
-            .open(&temporary)?;
+            .open(&temporary)
+    };
+    let written = (|| {
+        let mut file = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&temporary)?;
+                create()?
+            }
+            other => other?,
+        };
         file.write_all(bytes)?;
         file.sync_data()?;
         std::fs::rename(&temporary, &path)
@@ -366,6 +376,19 @@ mod tests {
         remove(&db).unwrap();
         remove(&db).unwrap();
         assert!(!path_for(&db).exists());
+    }
+
+    #[test]
+    fn a_link_planted_under_the_temporary_name_is_not_written_through() {
+        let (dir, db, meta) = stand_in_db();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"not yours").unwrap();
+        let temporary = format!("{}.{}.tmp", path_for(&db).display(), std::process::id());
+        std::os::unix::fs::symlink(&victim, &temporary).unwrap();
+        install(&db, &Builder::new(&meta, Totals::default(), 0).finish()).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"not yours");
+        assert!(Snapshot::open(&db, &meta).is_some());
+        assert!(!Path::new(&temporary).exists());
     }
 
     #[test]

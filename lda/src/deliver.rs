@@ -1,19 +1,18 @@
 //! One delivery: classify, mark, choose the folder, append whole or not at
 //! all.
 
-use std::fs::DirBuilder;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use bsfilter::headers;
 use bsfilter::{Filter, FilterConfig, Verdict};
 
 use crate::config::Config;
-use crate::lock::{LockError, LockTimeouts, LockedMbox};
+use crate::dir::MboxPath;
+use crate::lock::{LockError, LockOptions, LockTimeouts, LockedMbox};
 use crate::mbox;
-use crate::users::User;
+use crate::users::{SpoolGroup, User};
 
 /// Longest folder name accepted, in bytes.
 const MAX_FOLDER_NAME: usize = 255;
@@ -27,6 +26,9 @@ pub struct Request<'a> {
     /// `-m FOLDER`: where clean mail goes instead of INBOX.
     pub folder: Option<&'a str>,
     pub message: &'a [u8],
+    /// The spool's group (from [`crate::users::switch_to`]), for an INBOX
+    /// in a spool the user cannot write.
+    pub spool: Option<&'a SpoolGroup>,
 }
 
 /// What happened.
@@ -51,6 +53,9 @@ pub enum DeliveryError {
     Locked(PathBuf),
     /// Reading or writing the mailbox failed; it was rolled back.
     Io(PathBuf, std::io::Error),
+    /// The mailbox's name leads to something else (a link, another
+    /// user's file): nothing was written.
+    Refused(PathBuf, &'static str),
     /// Filtering failed and the configuration says to try again later.
     Filter(bsfilter::Error),
 }
@@ -72,6 +77,7 @@ impl std::fmt::Display for DeliveryError {
             DeliveryError::BadFolder(why) => write!(f, "bad folder name: {why}"),
             DeliveryError::Locked(p) => write!(f, "{} stayed locked; try again later", p.display()),
             DeliveryError::Io(p, e) => write!(f, "cannot append to {}: {e} (nothing was written)", p.display()),
+            DeliveryError::Refused(p, why) => write!(f, "refusing {}: it {why} (nothing was written)", p.display()),
             DeliveryError::Filter(e) => write!(f, "filter failed: {e}"),
         }
     }
@@ -154,20 +160,31 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
         &added,
     );
 
-    let mbox_path = match (verdict, request.folder) {
-        (Some(v), _) if v.is_spam => location.folders.join(&config.spam_folder),
-        (_, Some(folder)) if !folder.eq_ignore_ascii_case("INBOX") => location.folders.join(folder),
-        _ => location.inbox,
+    // Folders are the user's own: only an INBOX outside the user's home
+    // may be in a spool that needs the spool's group.
+    let (mbox_path, spool) = match (verdict, request.folder) {
+        (Some(v), _) if v.is_spam => (MboxPath::new(&location.folders, &config.spam_folder), None),
+        (_, Some(folder)) if !folder.eq_ignore_ascii_case("INBOX") => (MboxPath::new(&location.folders, folder), None),
+        _ => {
+            let spool = request
+                .spool
+                .filter(|_| !location.inbox.starts_with(&request.user.home));
+            (MboxPath::of_file(&location.inbox), spool)
+        }
     };
-    let timeouts = LockTimeouts {
-        wait: config.lock_timeout,
-        stale_after: config.dotlock_stale,
+    let options = LockOptions {
+        timeouts: LockTimeouts {
+            wait: config.lock_timeout,
+            stale_after: config.dotlock_stale,
+        },
+        spool,
+        create: true,
     };
     append(
         &mbox_path,
         &mbox::from_line(request.sender, SystemTime::now()),
         &message,
-        timeouts,
+        options,
     )?;
 
     if settings.auto_train
@@ -189,7 +206,7 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
         }
     }
     Ok(Outcome::Delivered {
-        mbox: mbox_path,
+        mbox: mbox_path.full(),
         verdict,
         filter_error,
     })
@@ -228,24 +245,16 @@ fn classify(filter: &Filter, request: &Request<'_>) -> bsfilter::Result<(bsfilte
     Ok((analyzed, verdict, classifier.read_databases()))
 }
 
-/// Appends one message to the mbox at `path` under the mailbox locks:
+/// Appends one message to the mbox at `mbox` under the mailbox locks:
 /// everything is written and synced, or the file is cut back to its old
-/// length.
-pub fn append(path: &Path, from_line: &str, message: &[u8], timeouts: LockTimeouts) -> Result<(), DeliveryError> {
-    let io = |e: std::io::Error| DeliveryError::Io(path.to_owned(), e);
-    if let Some(parent) = path.parent()
-        && !parent.as_os_str().is_empty()
-        && !parent.is_dir()
-    {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(io)?;
-    }
-    let mut locked = LockedMbox::lock(path, timeouts).map_err(|e| match e {
+/// length. Missing directories (mode 0700) and the mbox (0600) are made.
+pub fn append(mbox: &MboxPath, from_line: &str, message: &[u8], options: LockOptions<'_>) -> Result<(), DeliveryError> {
+    let path = mbox.full();
+    let io = |e: std::io::Error| DeliveryError::Io(path.clone(), e);
+    let mut locked = LockedMbox::lock(mbox, options).map_err(|e| match e {
         LockError::Timeout(p) => DeliveryError::Locked(p),
         LockError::Io(p, e) => DeliveryError::Io(p, e),
+        LockError::Refused(p, why) => DeliveryError::Refused(p, why),
     })?;
     let original_len = locked.file().metadata().map_err(io)?.len();
     let mut data = Vec::new();

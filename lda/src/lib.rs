@@ -7,12 +7,14 @@
 //! - [`config`]: the toolkit's TOML configuration (delivery part);
 //! - [`users`]: the passwd-file user table and system users;
 //! - [`mbox`]: the byte-exact mbox format (From lines, mboxrd quoting);
+//! - [`dir`]: mail files reached through their directory, never a link;
 //! - [`lock`]: dotlock + fcntl locking, and undoing a dead writer's append;
 //! - [`deliver`]: the delivery policy: filter, headers, folder, append.
 
 pub mod args;
 pub mod config;
 pub mod deliver;
+pub mod dir;
 pub mod lock;
 pub mod mbox;
 pub mod users;

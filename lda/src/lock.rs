@@ -9,13 +9,31 @@
 //! in that half-written message, truncates it back — so a deliverer killed
 //! with SIGKILL mid-write leaves no partial message for long, and none that
 //! a reader taking the lock would see.
+//!
+//! What a dotlock says is believed only when its owner could have written
+//! it honestly: a regular file with one link, owned by root, by this
+//! process's user or by the mailbox's owner, writable by nobody else. In a
+//! spool where others can create files (a sticky /var/mail), anyone can
+//! leave `victim.lock` with an "undo" record that would cut the victim's
+//! mailbox to nothing; such a dotlock is still removed when stale, but its
+//! record is ignored.
+//!
+//! Every file is reached through the mailbox's directory ([`Dir`]): the
+//! mbox is opened without following links and must be a mailbox this
+//! process may use ([`crate::dir::check_mailbox`]). In a spool the user's
+//! own rights cannot write (root:mail 2775), the spool's group is in
+//! effect only while this module creates and removes files there.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
+
+use rustix::fs::{FileType, OFlags};
+
+use crate::dir::{Dir, MboxPath, check_mailbox};
+use crate::users::{SpoolGroup, SpoolRights};
 
 /// Why a lock could not be had.
 #[derive(Debug)]
@@ -23,6 +41,9 @@ pub enum LockError {
     /// Still held by someone else after the timeout.
     Timeout(PathBuf),
     Io(PathBuf, std::io::Error),
+    /// The mailbox's name leads to something that is not this user's
+    /// mailbox (a link, a hard link, another user's file): refused.
+    Refused(PathBuf, &'static str),
 }
 
 impl std::fmt::Display for LockError {
@@ -30,9 +51,12 @@ impl std::fmt::Display for LockError {
         match self {
             LockError::Timeout(p) => write!(f, "{} is locked by another process", p.display()),
             LockError::Io(p, e) => write!(f, "cannot lock {}: {e}", p.display()),
+            LockError::Refused(p, why) => write!(f, "refusing {}: it {why}", p.display()),
         }
     }
 }
+
+impl std::error::Error for LockError {}
 
 /// How long to wait, and when a dotlock is stale.
 #[derive(Debug, Clone, Copy)]
@@ -50,18 +74,43 @@ impl Default for LockTimeouts {
     }
 }
 
+/// How to take a mailbox's locks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LockOptions<'a> {
+    pub timeouts: LockTimeouts,
+    /// The spool's group, for a mailbox in a spool (the INBOX only, never
+    /// a user's folders): used when the mailbox's directory is not this
+    /// process's user's own.
+    pub spool: Option<&'a SpoolGroup>,
+    /// Create the mbox (and its missing directories) when there is none.
+    pub create: bool,
+}
+
 /// An mbox held under both locks. Dropping it releases them.
 pub struct LockedMbox {
     file: File,
-    dotlock: PathBuf,
+    dir: Dir,
+    name: OsString,
+    dotlock: OsString,
     /// The dotlock, kept open to record a pending append in place.
     dotlock_file: File,
+    /// Set when the directory needs the spool's group to add or remove
+    /// files.
+    spool: Option<SpoolGroup>,
+    path: PathBuf,
 }
 
+/// The dotlock of the mbox at `mbox`.
 pub fn dotlock_path(mbox: &Path) -> PathBuf {
     let mut p = mbox.as_os_str().to_owned();
     p.push(".lock");
     PathBuf::from(p)
+}
+
+fn dotlock_name(name: &OsStr) -> OsString {
+    let mut n = name.to_owned();
+    n.push(".lock");
+    n
 }
 
 /// What an appending writer left in its dotlock.
@@ -127,93 +176,139 @@ fn process_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The spool's rights for this thread, when `spool` says they are needed.
+fn spool_rights<'a>(spool: Option<&'a SpoolGroup>, path: &Path) -> Result<Option<SpoolRights<'a>>, LockError> {
+    spool
+        .map(|g| g.enter().map_err(|e| LockError::Io(path.to_owned(), e)))
+        .transpose()
+}
+
 impl LockedMbox {
-    /// Locks (creating it with mode 0600 when missing) the mbox at `path`.
-    pub fn lock(path: &Path, timeouts: LockTimeouts) -> Result<LockedMbox, LockError> {
+    /// Locks the mbox at `mbox`.
+    pub fn lock(mbox: &MboxPath, options: LockOptions<'_>) -> Result<LockedMbox, LockError> {
+        let path = mbox.full();
+        let io = |e| LockError::Io(path.clone(), e);
+        let (dir, name) = mbox.open_dir(options.create).map_err(io)?;
+        // Root needs no group; a user needs the spool's where the
+        // directory is not their own.
+        let euid = rustix::process::geteuid();
+        let spool = match options.spool {
+            Some(group) if !euid.is_root() && dir.owner().map_err(io)? != euid.as_raw() => Some(*group),
+            _ => None,
+        };
+        let rights = spool_rights(spool.as_ref(), &path)?;
+        let locked = LockedMbox::lock_in(dir, name, path.clone(), spool, options);
+        drop(rights);
+        locked
+    }
+
+    fn lock_in(
+        dir: Dir,
+        name: OsString,
+        path: PathBuf,
+        spool: Option<SpoolGroup>,
+        options: LockOptions<'_>,
+    ) -> Result<LockedMbox, LockError> {
+        let timeouts = options.timeouts;
         let deadline = Instant::now() + timeouts.wait;
-        let dotlock = dotlock_path(path);
+        let dotlock = dotlock_name(&name);
         let mut recovered = None;
         let mut pause = Duration::from_millis(1);
         // 1. the dotlock
         let dotlock_file = loop {
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&dotlock)
-            {
+            match dir.create_new(&dotlock, 0o600) {
                 Ok(mut f) => {
                     let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
                     break f;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if let Some((pending, judged)) = stale_dotlock(&dotlock, timeouts.stale_after) {
+                    if let Some((pending, judged)) = stale_dotlock(&dir, &dotlock, &name, timeouts.stale_after) {
                         // Remove it only if it is still the one we judged: its
                         // owner may have finished and another process created
                         // a new dotlock meanwhile (often on the same inode).
-                        let unchanged = read_dotlock(&dotlock).is_some_and(|now| now == judged);
-                        if unchanged && std::fs::remove_file(&dotlock).is_ok() {
-                            recovered = Some(pending);
+                        let unchanged = read_dotlock(&dir, &dotlock, &name).is_some_and(|now| now == judged);
+                        if unchanged && dir.remove(&dotlock).is_ok() {
+                            recovered = judged.trusted.then_some(pending);
+                            continue;
                         }
-                        continue;
+                        // not ours to remove (a sticky spool): wait like
+                        // for a live one, then give up
                     }
                 }
-                Err(e) => return Err(LockError::Io(dotlock, e)),
+                Err(e) => return Err(LockError::Io(dotlock_path(&path), e)),
             }
             if Instant::now() >= deadline {
-                return Err(LockError::Timeout(path.to_owned()));
+                return Err(LockError::Timeout(path));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         };
-        // From here the dotlock is ours: remove it on every failure.
-        let release = |e: LockError| {
-            let _ = std::fs::remove_file(&dotlock);
-            e
+        // From here the dotlock is ours: `locked` removes it when dropped.
+        let mut flags = OFlags::RDWR;
+        if options.create {
+            flags |= OFlags::CREATE;
+        }
+        let file = match dir.open_file(&name, flags, 0o600) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = dir.remove(&dotlock);
+                return Err(if e.kind() == std::io::ErrorKind::InvalidInput {
+                    LockError::Refused(path, "is a symbolic link or not a file")
+                } else {
+                    LockError::Io(path, e)
+                });
+            }
         };
+        let mut locked = LockedMbox {
+            file,
+            dir,
+            name,
+            dotlock,
+            dotlock_file,
+            spool: None, // set below: the caller still holds the rights
+            path,
+        };
+        match check_mailbox(&locked.file) {
+            Ok(None) => {}
+            Ok(Some(why)) => return Err(LockError::Refused(locked.path.clone(), why)),
+            Err(e) => return Err(LockError::Io(locked.path.clone(), e)),
+        }
         // 2. fcntl on the mbox itself
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| release(LockError::Io(path.to_owned(), e)))?;
         loop {
             let mut fl: libc::flock = unsafe { std::mem::zeroed() };
             fl.l_type = libc::F_WRLCK as _;
             fl.l_whence = libc::SEEK_SET as _;
             // SAFETY: fd is open for the life of `file`; fl is a valid flock.
-            let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+            let r = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&locked.file), libc::F_SETLK, &fl) };
             if r == 0 {
                 break;
             }
             let err = std::io::Error::last_os_error();
             if !matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES | libc::EINTR)) {
-                return Err(release(LockError::Io(path.to_owned(), err)));
+                return Err(LockError::Io(locked.path.clone(), err));
             }
             if Instant::now() >= deadline {
-                return Err(release(LockError::Timeout(path.to_owned())));
+                return Err(LockError::Timeout(locked.path.clone()));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-        let mut locked = LockedMbox {
-            file,
-            dotlock,
-            dotlock_file,
-        };
         if let Some(pending) = recovered {
             locked
                 .undo_partial_append(&pending)
-                .map_err(|e| LockError::Io(path.to_owned(), e))?;
+                .map_err(|e| LockError::Io(locked.path.clone(), e))?;
         }
+        locked.spool = spool;
         Ok(locked)
     }
 
     pub fn file(&mut self) -> &mut File {
         &mut self.file
+    }
+
+    /// The mailbox's full path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Records, in the dotlock, that `prefix` is about to be written at
@@ -230,6 +325,36 @@ impl LockedMbox {
             hex_encode(prefix)
         );
         self.dotlock_file.write_all_at(text.as_bytes(), 0)
+    }
+
+    /// Replaces the mailbox with `data`, as a whole: written to a new file
+    /// beside it (created exclusively: a link left under its name is
+    /// removed, never written through), synced, renamed over the mailbox,
+    /// the directory synced — a crash leaves the old or the new mailbox,
+    /// never half of one. The new file keeps the old one's permissions
+    /// and group. The locks stay held until this is dropped.
+    pub fn replace(&mut self, data: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let original = self.file.metadata()?;
+        let mut tmp = OsString::from(".");
+        tmp.push(&self.name);
+        // One name per mailbox: writers hold the mailbox lock.
+        tmp.push(".tmp");
+        let _rights = spool_rights(self.spool.as_ref(), &self.path).map_err(std::io::Error::other)?;
+        let result = (|| {
+            let mut file = self.dir.create_replacing(&tmp, 0o600)?;
+            file.set_permissions(std::fs::Permissions::from_mode(original.mode() & 0o7777))?;
+            // Failure is harmless (we may not be in the file's group).
+            let _ = rustix::fs::fchown(&file, None, Some(rustix::fs::Gid::from_raw(original.gid())));
+            file.write_all(data)?;
+            file.sync_all()?;
+            self.dir.rename(&tmp, &self.dir, &self.name)?;
+            self.dir.sync()
+        })();
+        if result.is_err() {
+            let _ = self.dir.remove(&tmp);
+        }
+        result
     }
 
     /// Truncates the mbox back to where a dead writer started, if it still
@@ -250,49 +375,77 @@ impl LockedMbox {
     }
 }
 
-/// What identifies one dotlock file: inode, modification time and content.
+/// What identifies one dotlock file: inode, modification time and
+/// content; and whether its content may be believed.
 #[derive(Debug, PartialEq, Eq)]
 struct DotlockState {
     inode: u64,
-    modified: Option<SystemTime>,
+    modified: (i64, i64),
     content: Vec<u8>,
+    trusted: bool,
 }
 
-fn read_dotlock(dotlock: &Path) -> Option<DotlockState> {
-    let mut file = File::open(dotlock).ok()?;
-    let meta = file.metadata().ok()?;
+/// The dotlock `dotlock` of the mailbox `mbox` in `dir`, as it is now. A
+/// dotlock that cannot be read (someone else's, mode 0600) is judged by
+/// its age alone.
+fn read_dotlock(dir: &Dir, dotlock: &OsStr, mbox: &OsStr) -> Option<DotlockState> {
+    let stat = dir.stat(dotlock).ok()?;
+    let regular = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile;
     let mut content = Vec::new();
-    (&mut file).take(4096).read_to_end(&mut content).ok()?;
+    if regular && let Ok(file) = dir.open_file(dotlock, OFlags::RDONLY, 0) {
+        let _ = file.take(4096).read_to_end(&mut content);
+    }
+    let mbox_owner = dir.stat(mbox).ok().map(|s| s.st_uid);
+    let euid = rustix::process::geteuid().as_raw();
+    let owner_may_write = stat.st_uid == 0 || stat.st_uid == euid || Some(stat.st_uid) == mbox_owner;
     Some(DotlockState {
-        inode: meta.ino(),
-        modified: meta.modified().ok(),
+        inode: stat.st_ino,
+        modified: (stat.st_mtime, stat.st_mtime_nsec as i64),
         content,
+        trusted: regular && stat.st_nlink == 1 && stat.st_mode & 0o022 == 0 && owner_may_write,
     })
 }
 
 /// The pending append of a stale dotlock and the state it was judged in,
 /// or `None` if it is live.
-fn stale_dotlock(dotlock: &Path, stale_after: Duration) -> Option<(PendingAppend, DotlockState)> {
-    let state = read_dotlock(dotlock)?;
+fn stale_dotlock(
+    dir: &Dir,
+    dotlock: &OsStr,
+    mbox: &OsStr,
+    stale_after: Duration,
+) -> Option<(PendingAppend, DotlockState)> {
+    let state = read_dotlock(dir, dotlock, mbox)?;
     let pending = PendingAppend::parse(&state.content);
     let owner_dead = pending.pid.is_some_and(|pid| !process_alive(pid));
-    let age = state
-        .modified
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .unwrap_or_default();
+    let modified = SystemTime::UNIX_EPOCH
+        + Duration::new(
+            state.modified.0.max(0) as u64,
+            state.modified.1.clamp(0, 999_999_999) as u32,
+        );
+    let age = SystemTime::now().duration_since(modified).unwrap_or_default();
     (owner_dead || age > stale_after).then_some((pending, state))
 }
 
 impl Drop for LockedMbox {
     fn drop(&mut self) {
         // The fcntl lock goes with the file; the dotlock must be removed.
-        let _ = std::fs::remove_file(&self.dotlock);
+        let _rights = self.spool.as_ref().and_then(|g| g.enter().ok());
+        let _ = self.dir.remove(&self.dotlock);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lock(mbox: &Path, timeouts: LockTimeouts) -> Result<LockedMbox, LockError> {
+        let options = LockOptions {
+            timeouts,
+            create: true,
+            ..LockOptions::default()
+        };
+        LockedMbox::lock(&MboxPath::of_file(mbox), options)
+    }
 
     #[test]
     fn pending_append_parses_ours_and_others() {
@@ -317,12 +470,12 @@ mod tests {
             wait: Duration::from_millis(100),
             stale_after: Duration::from_secs(600),
         };
-        let held = LockedMbox::lock(&mbox, quick).unwrap();
+        let held = lock(&mbox, quick).unwrap();
         assert!(dotlock_path(&mbox).exists());
-        assert!(matches!(LockedMbox::lock(&mbox, quick), Err(LockError::Timeout(_))));
+        assert!(matches!(lock(&mbox, quick), Err(LockError::Timeout(_))));
         drop(held);
         assert!(!dotlock_path(&mbox).exists());
-        assert!(LockedMbox::lock(&mbox, quick).is_ok());
+        assert!(lock(&mbox, quick).is_ok());
     }
 
     #[test]
@@ -344,7 +497,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let locked = LockedMbox::lock(&mbox, LockTimeouts::default()).unwrap();
+        let locked = lock(&mbox, LockTimeouts::default()).unwrap();
         drop(locked);
         assert_eq!(
             std::fs::read(&mbox).unwrap(),
@@ -367,7 +520,83 @@ mod tests {
             ),
         )
         .unwrap();
-        drop(LockedMbox::lock(&mbox, LockTimeouts::default()).unwrap());
+        drop(lock(&mbox, LockTimeouts::default()).unwrap());
         assert_eq!(std::fs::read(&mbox).unwrap(), content.to_vec());
+    }
+}
+
+#[cfg(test)]
+mod hostile_dotlocks {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn options() -> LockOptions<'static> {
+        LockOptions {
+            timeouts: LockTimeouts {
+                wait: Duration::from_millis(300),
+                stale_after: Duration::from_secs(600),
+            },
+            create: true,
+            ..LockOptions::default()
+        }
+    }
+
+    const OLD: &[u8] = b"From a Thu Jan  1 00:00:00 1970\nold\n\n";
+
+    #[test]
+    fn an_undo_record_others_could_write_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("inbox");
+        std::fs::write(&mbox, OLD).unwrap();
+        let forged = format!("pid={}\nappend-from=0\nappend-prefix=46726f6d20\n", u32::MAX / 2);
+        std::fs::write(dotlock_path(&mbox), &forged).unwrap();
+        std::fs::set_permissions(dotlock_path(&mbox), std::fs::Permissions::from_mode(0o666)).unwrap();
+        drop(LockedMbox::lock(&MboxPath::of_file(&mbox), options()).unwrap());
+        assert_eq!(
+            std::fs::read(&mbox).unwrap(),
+            OLD,
+            "a world-writable record is not believed"
+        );
+        assert!(!dotlock_path(&mbox).exists(), "the stale dotlock is gone all the same");
+
+        // a link under the dotlock's name: removed, never read or followed
+        std::fs::write(dir.path().join("record"), &forged).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("record"), dotlock_path(&mbox)).unwrap();
+        let err = LockedMbox::lock(&MboxPath::of_file(&mbox), options());
+        // a link is no process's dotlock: judged by its age (fresh), so it
+        // is waited for, and the mailbox is untouched
+        assert!(matches!(err, Err(LockError::Timeout(_))));
+        assert_eq!(std::fs::read(&mbox).unwrap(), OLD);
+        assert_eq!(std::fs::read(dir.path().join("record")).unwrap(), forged.as_bytes());
+    }
+
+    #[test]
+    fn a_mailbox_name_that_is_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("victim"), OLD).unwrap();
+        let mbox = dir.path().join("inbox");
+        std::os::unix::fs::symlink(dir.path().join("victim"), &mbox).unwrap();
+        let err = LockedMbox::lock(&MboxPath::of_file(&mbox), options()).err().unwrap();
+        assert!(matches!(err, LockError::Refused(..)), "{err}");
+        assert!(!dotlock_path(&mbox).exists(), "the dotlock is released");
+        std::fs::remove_file(&mbox).unwrap();
+        std::fs::hard_link(dir.path().join("victim"), &mbox).unwrap();
+        let err = LockedMbox::lock(&MboxPath::of_file(&mbox), options()).err().unwrap();
+        assert!(err.to_string().contains("hard link"), "{err}");
+    }
+
+    #[test]
+    fn replacing_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("inbox");
+        std::fs::write(&mbox, OLD).unwrap();
+        std::fs::write(dir.path().join("victim"), b"keep").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("victim"), dir.path().join(".inbox.tmp")).unwrap();
+        let mut locked = LockedMbox::lock(&MboxPath::of_file(&mbox), options()).unwrap();
+        locked.replace(b"From b Thu Jan  1 00:00:00 1970\nnew\n\n").unwrap();
+        drop(locked);
+        assert_eq!(std::fs::read(dir.path().join("victim")).unwrap(), b"keep");
+        assert!(std::fs::read(&mbox).unwrap().ends_with(b"new\n\n"));
+        assert!(!dir.path().join(".inbox.tmp").exists());
     }
 }

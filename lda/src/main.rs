@@ -61,9 +61,10 @@ fn run() -> i32 {
         Ok(u) => u,
         Err((code, why)) => return fail(code, &why),
     };
-    if let Err((code, why)) = become_user(&config, &user) {
-        return fail(code, &why);
-    }
+    let spool = match become_user(&config, &user) {
+        Ok(spool) => spool,
+        Err((code, why)) => return fail(code, &why),
+    };
     // most mail fits: one or two reads instead of a dozen doubling ones
     let mut message = Vec::with_capacity(64 << 10);
     if let Err(e) = std::io::stdin().lock().read_to_end(&mut message) {
@@ -74,6 +75,7 @@ fn run() -> i32 {
         sender: args.sender.as_deref().unwrap_or(""),
         folder: args.folder.as_deref(),
         message: &message,
+        spool: spool.as_ref(),
     };
     match deliver::deliver(&config, &request) {
         Ok(outcome) => {
@@ -136,7 +138,9 @@ fn find_user(config: &Config, name: Option<&str>) -> Result<User, (i32, String)>
 
 /// Run as root (by an MTA), switch to the recipient; run as a user, deliver
 /// only to that user (or to virtual users without a uid of their own).
-fn become_user(config: &Config, user: &User) -> Result<(), (i32, String)> {
+/// Returns the spool's group, held back for the INBOX's spool, when the
+/// INBOX is in a directory that is not the recipient's own.
+fn become_user(config: &Config, user: &User) -> Result<Option<users::SpoolGroup>, (i32, String)> {
     // SAFETY: these queries cannot fail.
     let (euid, uid) = unsafe { (libc::geteuid(), libc::getuid()) };
     if euid != 0 {
@@ -145,7 +149,7 @@ fn become_user(config: &Config, user: &User) -> Result<(), (i32, String)> {
                 EX_NOPERM,
                 format!("uid {uid} may not deliver to {} (uid {u})", user.name),
             )),
-            _ => Ok(()),
+            _ => Ok(None),
         };
     }
     let Some(target) = user.uid else {
@@ -155,18 +159,20 @@ fn become_user(config: &Config, user: &User) -> Result<(), (i32, String)> {
         ));
     };
     if target == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let location = user.mail_location(&config.inbox, &config.folders);
-    let keep_mail_group = [location.inbox.parent(), Some(location.folders.as_path())]
-        .into_iter()
-        .flatten()
-        .any(|dir| users::needs_mail_group(dir, target));
-    if let Err(e) = users::switch_to(target, user.gid.unwrap_or(target), keep_mail_group) {
-        return Err((EX_TEMPFAIL, format!("cannot switch to uid {target}: {e}")));
-    }
+    let spool_group = location
+        .inbox
+        .parent()
+        .filter(|dir| users::needs_mail_group(dir, target))
+        .and_then(|_| users::group_id("mail"));
+    let spool = match users::switch_to(target, user.gid.unwrap_or(target), spool_group) {
+        Ok(spool) => spool,
+        Err(e) => return Err((EX_TEMPFAIL, format!("cannot switch to uid {target}: {e}"))),
+    };
     // So that `~` and the filter's home resolve for the recipient.
     // SAFETY: single-threaded at this point.
     unsafe { std::env::set_var("HOME", &user.home) };
-    Ok(())
+    Ok(spool)
 }

@@ -137,22 +137,57 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
 }
 
 /// Switches the process (every thread: glibc applies it to all) to `uid`
-/// and `gid`, keeping the `mail` group if asked, as Dovecot's
-/// `mail_privileged_group` does: the spool (/var/mail, root:mail 2775 on
-/// Debian) lets only that group create a mailbox and its dotlock.
-pub fn switch_to(uid: u32, gid: u32, keep_mail_group: bool) -> std::io::Result<()> {
-    let mut groups = vec![gid];
-    if keep_mail_group {
-        groups.extend(group_id("mail").filter(|&g| g != gid));
-    }
-    // SAFETY: plain system calls on integers and an array of groups.
+/// and `gid` with no other group. With `spool_group` (the `mail` group:
+/// Debian's /var/mail is root:mail 2775, so only that group can create a
+/// mailbox and its dotlock there) that group is kept as the saved group
+/// ID only — not in effect — and the returned [`SpoolGroup`] puts it in
+/// effect for the moments a spool needs it, as Dovecot's
+/// `mail_privileged_group` does. Everything else (folders, the filter's
+/// home, all of it in paths the user controls) is done with the user's
+/// own rights alone.
+pub fn switch_to(uid: u32, gid: u32, spool_group: Option<u32>) -> std::io::Result<Option<SpoolGroup>> {
+    let saved = spool_group.unwrap_or(gid);
+    // SAFETY: plain system calls on integers and an array of one group.
     let ok = unsafe {
-        libc::setgroups(groups.len(), groups.as_ptr()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
+        libc::setgroups(1, &gid) == 0 && libc::setresgid(gid, gid, saved) == 0 && libc::setresuid(uid, uid, uid) == 0
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+    if !ok {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(spool_group.map(|spool| SpoolGroup { spool, own: gid }))
+}
+
+/// The spool's group, held as the saved group ID after [`switch_to`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolGroup {
+    spool: u32,
+    own: u32,
+}
+
+impl SpoolGroup {
+    /// Puts the spool's group in effect for the calling thread until the
+    /// guard drops. Per thread (the kernel's credentials are; glibc's
+    /// `setegid` would change every thread's), so the other sessions of a
+    /// server never act with it; the thread must not start threads or
+    /// hand work to others meanwhile.
+    pub fn enter(&self) -> std::io::Result<SpoolRights<'_>> {
+        rustix::thread::set_thread_res_gid(None, Some(rustix::thread::Gid::from_raw(self.spool)), None)?;
+        Ok(SpoolRights(self))
+    }
+}
+
+/// The spool's group in effect for this thread; dropping it returns to
+/// the user's own.
+pub struct SpoolRights<'a>(&'a SpoolGroup);
+
+impl Drop for SpoolRights<'_> {
+    fn drop(&mut self) {
+        let own = rustix::thread::Gid::from_raw(self.0.own);
+        if rustix::thread::set_thread_res_gid(None, Some(own), None).is_err() {
+            // Going back to the real group ID cannot be refused; if it
+            // were, going on would act with the spool's rights.
+            std::process::abort();
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub const LDA: &str = env!("CARGO_BIN_EXE_lda");
 /// `home`) and `DIR/mailkit.toml` using it, with `inbox` as the INBOX
 /// template, `mailbox_keys` added to [mailbox] and `extra` after it.
 /// Returns the configuration's path.
+#[allow(dead_code)] // not every test file writes a one-user site
 pub fn write_site(dir: &Path, uid: u32, home: &Path, inbox: &str, mailbox_keys: &str, extra: &str) -> PathBuf {
     let passwd = dir.join("passwd");
     std::fs::write(
