@@ -14,6 +14,9 @@
 //! trash_folder = "Trash"        # moving spam here does not train
 //! sent_folder = "Sent"
 //! drafts_folder = "Drafts"
+//! max_connections = 5000        # all clients together
+//! max_connections_per_ip = 20   # not logged in, from one address
+//! max_userip_connections = 10   # logged in, one user from one address
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -48,9 +51,11 @@ pub struct ImapdConfig {
     pub plaintext_auth: PlaintextAuth,
     /// A system user to become once the ports are bound (started as root).
     pub run_as: Option<String>,
+    /// Special folders' names as on disk and in IMAP (modified UTF-7).
     pub trash_folder: String,
     pub sent_folder: String,
     pub drafts_folder: String,
+    pub limits: daemon::limits::Caps,
 }
 
 impl Default for ImapdConfig {
@@ -67,6 +72,7 @@ impl Default for ImapdConfig {
             trash_folder: "Trash".into(),
             sent_folder: "Sent".into(),
             drafts_folder: "Drafts".into(),
+            limits: daemon::limits::Caps::default(),
         }
     }
 }
@@ -121,9 +127,30 @@ impl ImapdConfig {
                 "run_as" => config.run_as = Some(text(value)?),
                 "tls_cert" => config.tls_cert = Some(text(value)?.into()),
                 "tls_key" => config.tls_key = Some(text(value)?.into()),
-                "trash_folder" => config.trash_folder = text(value)?,
-                "sent_folder" => config.sent_folder = text(value)?,
-                "drafts_folder" => config.drafts_folder = text(value)?,
+                "trash_folder" | "sent_folder" | "drafts_folder" => {
+                    let name = text(value)?;
+                    let on_disk = lda::folders::from_utf8(&name)
+                        .ok()
+                        .filter(|n| n != "INBOX")
+                        .ok_or(format!("[imapd] {key} = {name:?}: not a folder name"))?;
+                    *match key.as_str() {
+                        "trash_folder" => &mut config.trash_folder,
+                        "sent_folder" => &mut config.sent_folder,
+                        _ => &mut config.drafts_folder,
+                    } = on_disk;
+                }
+                "max_connections" | "max_connections_per_ip" | "max_userip_connections" => {
+                    let n = value
+                        .as_integer()
+                        .filter(|n| *n > 0)
+                        .ok_or(format!("[imapd] {key}: expected a positive number"))?
+                        as usize;
+                    match key.as_str() {
+                        "max_connections" => config.limits.total = n,
+                        "max_connections_per_ip" => config.limits.per_address = n,
+                        _ => config.limits.per_user_address = n,
+                    }
+                }
                 other => return Err(format!("unknown key `{other}` in [imapd]")),
             }
         }

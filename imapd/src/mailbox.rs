@@ -17,18 +17,22 @@
 //! (dotlock + fcntl, as lda appends) and renamed over the old one: a crash
 //! at any point leaves either the old or the new mbox, never half of one.
 //! The file is re-read under the lock first, so mail lda appended meanwhile
-//! is kept (and gets its UID then).
+//! is kept (and gets its UID then). Files are reached through their
+//! directory without following links ([`lda::dir`]): a link planted in a
+//! user's folders never leads to another user's mail.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::ops::Range;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lda::lock::{LockError, LockTimeouts, LockedMbox};
+use lda::dir::MboxPath;
+use lda::lock::{LockError, LockOptions, LockTimeouts, LockedMbox};
+use lda::users::SpoolGroup;
 
 pub const SEEN: u8 = 1;
 pub const ANSWERED: u8 = 2;
@@ -118,8 +122,12 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    pub fn of(path: &Path) -> Option<Stamp> {
-        std::fs::metadata(path).ok().map(|m| Stamp::of_metadata(&m))
+    /// The stamp of what is at `path` now (a link's own: a link is never
+    /// read as a mailbox).
+    pub fn of(path: &MboxPath) -> Option<Stamp> {
+        std::fs::symlink_metadata(path.full())
+            .ok()
+            .map(|m| Stamp::of_metadata(&m))
     }
 
     fn of_file(file: &File) -> std::io::Result<Stamp> {
@@ -140,6 +148,8 @@ pub enum FolderError {
     NotFound(PathBuf),
     Locked(PathBuf),
     Io(PathBuf, std::io::Error),
+    /// A link or another user's file under the mailbox's name.
+    Refused(PathBuf, &'static str),
 }
 
 impl std::fmt::Display for FolderError {
@@ -148,6 +158,7 @@ impl std::fmt::Display for FolderError {
             FolderError::NotFound(p) => write!(f, "{}: no such mailbox", p.display()),
             FolderError::Locked(p) => write!(f, "{}: mailbox is locked, try again", p.display()),
             FolderError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            FolderError::Refused(p, why) => write!(f, "{}: refused: it {why}", p.display()),
         }
     }
 }
@@ -159,6 +170,7 @@ impl From<LockError> for FolderError {
         match e {
             LockError::Timeout(p) => FolderError::Locked(p),
             LockError::Io(p, e) => FolderError::Io(p, e),
+            LockError::Refused(p, why) => FolderError::Refused(p, why),
         }
     }
 }
@@ -169,6 +181,8 @@ impl From<LockError> for FolderError {
 /// message list, not a parse.
 pub struct Folders {
     timeouts: LockTimeouts,
+    /// The `mail` group, for INBOXes in a spool.
+    spool: Option<SpoolGroup>,
     cache: Mutex<HashMap<PathBuf, Folder>>,
 }
 
@@ -179,39 +193,60 @@ const CACHED_FOLDERS: usize = 256;
 const CACHED_BYTES: u64 = 512 << 20;
 
 impl Folders {
-    pub fn new(timeouts: LockTimeouts) -> Folders {
+    pub fn new(timeouts: LockTimeouts, spool: Option<SpoolGroup>) -> Folders {
         Folders {
             timeouts,
+            spool,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The `mail` group, for INBOXes in a spool.
+    pub fn spool(&self) -> Option<&SpoolGroup> {
+        self.spool.as_ref()
+    }
+
+    fn lock(&self, path: &MboxPath) -> Result<LockedMbox, FolderError> {
+        let options = LockOptions {
+            timeouts: self.timeouts,
+            spool: self.spool.as_ref(),
+            create: false,
+        };
+        LockedMbox::lock(path, options).map_err(|e| match e {
+            LockError::Io(p, e) if e.kind() == std::io::ErrorKind::NotFound => FolderError::NotFound(p),
+            e => e.into(),
+        })
+    }
+
     /// Reads the folder at `path` under its locks (a reader must not see
     /// half of an append in progress).
-    pub fn read(&self, path: &Path) -> Result<Folder, FolderError> {
+    pub fn read(&self, path: &MboxPath) -> Result<Folder, FolderError> {
         // Unchanged since it was parsed (under the lock): no need to lock.
         // A writer mid-append has already changed the length.
+        let key = path.full();
         if let Some(stamp) = Stamp::of(path) {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(folder) = cache.get(path).filter(|f| f.stamp == stamp) {
+            if let Some(folder) = cache.get(&key).filter(|f| f.stamp == stamp) {
                 return Ok(folder.clone());
             }
         } else {
-            return Err(FolderError::NotFound(path.to_owned()));
+            return Err(FolderError::NotFound(key));
         }
-        let mut locked = LockedMbox::lock(path, self.timeouts)?;
-        self.load(path, &mut locked)
+        let mut locked = self.lock(path)?;
+        self.load(&key, &mut locked)
     }
 
     /// Reads the folder under its locks, applies `change`, and writes the
     /// result (also when only UIDs were missing). Returns the new state and
     /// what `change` returned.
-    pub fn update<T>(&self, path: &Path, change: impl FnOnce(&mut Folder) -> T) -> Result<(Folder, T), FolderError> {
-        if !path.is_file() {
-            return Err(FolderError::NotFound(path.to_owned()));
-        }
-        let mut locked = LockedMbox::lock(path, self.timeouts)?;
-        let mut folder = self.load(path, &mut locked)?;
+    pub fn update<T>(
+        &self,
+        path: &MboxPath,
+        change: impl FnOnce(&mut Folder) -> T,
+    ) -> Result<(Folder, T), FolderError> {
+        let key = path.full();
+        let mut locked = self.lock(path)?;
+        let mut folder = self.load(&key, &mut locked)?;
         let before = folder.clone();
         let result = change(&mut folder);
         let changed =
@@ -222,7 +257,7 @@ impl Folders {
                     a.uid != b.uid || a.flags != b.flags || a.keywords != b.keywords || a.recent != b.recent
                 });
         if changed {
-            let io = |e| FolderError::Io(path.to_owned(), e);
+            let io = |e| FolderError::Io(key.clone(), e);
             if let Some(patches) = folder.in_place_patches(&before) {
                 // Flags only: written over the old headers, same length, so
                 // no message moves. Not synced (as Dovecot's default): a
@@ -232,9 +267,8 @@ impl Folders {
                 }
                 folder.stamp = Stamp::of_file(locked.file()).map_err(io)?;
             } else {
-                let original = locked.file().metadata().map_err(io)?;
                 let (data, blocks) = folder.serialize();
-                replace_file(path, &data, &original).map_err(io)?;
+                locked.replace(&data).map_err(io)?;
                 for (m, block) in folder.messages.iter_mut().zip(blocks) {
                     m.state_block = block;
                 }
@@ -242,7 +276,7 @@ impl Folders {
                 folder.stamp = Stamp::of(path).unwrap_or_default();
             }
             folder.keywords = folder.declared_keywords();
-            self.remember(path, &folder);
+            self.remember(&key, &folder);
         }
         drop(locked);
         Ok((folder, result))
@@ -280,19 +314,16 @@ impl Folders {
 }
 
 impl Folder {
-    /// Creates an empty mbox at `path` (its directories too).
-    pub fn create(path: &Path) -> std::io::Result<()> {
-        if let Some(parent) = path.parent() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
-        }
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    /// Creates an empty mbox at `path` (its directories too); fails if
+    /// anything has that name. `spool`: the group an INBOX in a spool
+    /// needs ([`Folders::spool`]).
+    pub fn create(path: &MboxPath, spool: Option<&SpoolGroup>) -> std::io::Result<()> {
         let empty = Folder {
             uid_validity: new_uid_validity(),
             uid_next: 1,
             ..Folder::default()
         };
-        file.write_all(&empty.serialize().0)?;
-        file.sync_all()
+        lda::lock::create_mbox(path, &empty.serialize().0, spool)
     }
 
     /// Parses an mbox's bytes.
@@ -519,48 +550,6 @@ impl Folder {
         });
         uid
     }
-}
-
-/// Writes `data` to a temporary file beside `path`, syncs it and renames
-/// it over `path`, keeping the old file's permissions and group.
-fn replace_file(path: &Path, data: &[u8], original: &std::fs::Metadata) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // One name per mailbox: writers hold the mailbox lock, and a file left
-    // by a writer that crashed is simply overwritten by the next.
-    let tmp = path.with_file_name(format!(".{name}.imapd.tmp"));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.set_permissions(std::fs::Permissions::from_mode(original.mode() & 0o7777))?;
-        // SAFETY: plain fchown on an open descriptor; failure is harmless
-        // (we may not be in the file's group).
-        unsafe {
-            libc::fchown(std::os::fd::AsRawFd::as_raw_fd(&file), u32::MAX, original.gid());
-        }
-        file.write_all(data)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn new_uid_validity() -> u32 {
@@ -896,11 +885,12 @@ From a@b Sat Nov 28 04:03:57 2026\r\nSubject: two\r\n\r\ncrlf\r\n\n\
 From a@b Sat Nov 28 04:03:58 2026\nSubject: three\n\nbody\n\n",
         )
         .unwrap();
-        let folders = Folders::new(LockTimeouts::default());
-        folders.update(&path, |_| ()).unwrap(); // assigns UIDs: a rewrite
+        let folders = Folders::new(LockTimeouts::default(), None);
+        let mbox = MboxPath::of_file(&path);
+        folders.update(&mbox, |_| ()).unwrap(); // assigns UIDs: a rewrite
         let before = std::fs::metadata(&path).unwrap();
         let (mine, ()) = folders
-            .update(&path, |f| {
+            .update(&mbox, |f| {
                 f.messages[1].flags |= FLAGGED | SEEN;
                 f.messages[2].keywords.push("$Junk".into());
             })
@@ -920,7 +910,7 @@ From a@b Sat Nov 28 04:03:58 2026\nSubject: three\n\nbody\n\n",
         // more keywords than the padding holds: the file is rewritten
         let many: Vec<String> = (0..20).map(|i| format!("keyword{i}")).collect();
         folders
-            .update(&path, |f| f.messages[0].keywords = many.clone())
+            .update(&mbox, |f| f.messages[0].keywords = many.clone())
             .unwrap();
         assert_ne!(std::fs::metadata(&path).unwrap().ino(), before.ino());
         let again = Folder::parse(&std::fs::read(&path).unwrap(), Stamp::default());

@@ -73,16 +73,21 @@ fn run() -> i32 {
             "imapd needs a user table: set [users] passwd_file in the configuration (Dovecot passwd-file format)",
         );
     };
-    let ctx = match Context::new(config, imapd.clone(), passwd_file) {
-        Ok(ctx) => Arc::new(ctx),
+    // the key is read while still root: it is usually root's alone
+    let tls = match imapd::tls_acceptor(&imapd) {
+        Ok(tls) => tls,
         Err(e) => return fail(EX_CONFIG, &e),
     };
     let wants_tls = !imapd.imaps_listen.is_empty() || !imapd.pop3s_listen.is_empty();
-    if wants_tls && ctx.tls.is_none() {
+    if wants_tls && tls.is_none() {
         return fail(
             EX_CONFIG,
             "imaps_listen / pop3s_listen need tls_cert and tls_key in [imapd]",
         );
+    }
+    match daemon::privileges::raise_open_files_limit() {
+        Ok(n) => tracing::debug!("open files limit: {n}"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -98,59 +103,61 @@ fn run() -> i32 {
         ];
         let mut bound = Vec::new();
         for (addresses, service) in services {
-            for addr in addresses {
-                match tokio::net::TcpListener::bind(addr).await {
-                    Ok(l) => bound.push((l, service, *addr)),
-                    Err(e) => return fail(EX_OSERR, &format!("cannot listen on {addr}: {e}")),
-                }
+            match daemon::listen::bind_all(addresses).await {
+                Ok(listeners) => bound.extend(listeners.into_iter().map(|l| (l, service))),
+                Err(e) => return fail(EX_OSERR, &e),
             }
         }
-        if let Err(e) = drop_privileges(imapd.run_as.as_deref()) {
-            return fail(EX_CONFIG, &e);
-        }
-        let mut servers = Vec::new();
-        for (listener, service, addr) in bound {
-            tracing::info!("{service:?} on {addr}");
+        let spool = match daemon::privileges::drop_to(imapd.run_as.as_deref(), true) {
+            Ok(spool) => spool,
+            Err(e) => return fail(EX_CONFIG, &format!("[imapd] {e}")),
+        };
+        let (trigger, shutdown) = daemon::shutdown::channel();
+        let ctx = Arc::new(Context::new(config, imapd.clone(), passwd_file, tls, spool, shutdown));
+        let mut servers = tokio::task::JoinSet::new();
+        for (listener, service) in bound {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("{service:?} on {addr}");
+            }
             let ctx = ctx.clone();
-            servers.push(match service {
-                Service::Imap => tokio::spawn(imapd::server::run(listener, ctx)),
-                Service::Imaps => tokio::spawn(imapd::server::run_imaps(listener, ctx)),
-                Service::Pop3 => tokio::spawn(imapd::server::run_pop3(listener, ctx)),
-                Service::Pop3s => tokio::spawn(imapd::server::run_pop3s(listener, ctx)),
+            servers.spawn(match service {
+                Service::Imap => imapd::server::run(listener, ctx).boxed(),
+                Service::Imaps => imapd::server::run_imaps(listener, ctx).boxed(),
+                Service::Pop3 => imapd::server::run_pop3(listener, ctx).boxed(),
+                Service::Pop3s => imapd::server::run_pop3s(listener, ctx).boxed(),
             });
         }
-        for server in servers {
-            if let Ok(Err(e)) = server.await {
-                return fail(EX_OSERR, &format!("accepting connections: {e}"));
-            }
+        match trigger.on_signals().await {
+            Ok(signal) => tracing::info!("{signal}: shutting down"),
+            Err(e) => return fail(EX_OSERR, &format!("cannot watch for signals: {e}")),
+        }
+        servers.join_all().await;
+        let active = ctx.limits.active();
+        if active > 0 {
+            tracing::info!("waiting for {active} sessions to end");
+        }
+        if tokio::time::timeout(daemon::shutdown::GRACE, ctx.limits.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} sessions still open after {:?}: closing them",
+                ctx.limits.active(),
+                daemon::shutdown::GRACE
+            );
         }
         0
     })
 }
 
-/// Becomes `run_as` (a system user) when started as root. Running as root
-/// without it is allowed but warned about: mail files would be root's.
-fn drop_privileges(run_as: Option<&str>) -> Result<(), String> {
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    match run_as {
-        None if root => {
-            tracing::warn!("running as root: set [imapd] run_as to the user that owns the mail");
-            Ok(())
-        }
-        None => Ok(()),
-        Some(_) if !root => Err("[imapd] run_as needs imapd to be started as root".into()),
-        Some(name) => {
-            let user =
-                lda::users::system_user_by_name(name).ok_or(format!("[imapd] run_as = {name:?}: no such user"))?;
-            let uid = user.uid.ok_or(format!("{name}: no uid"))?;
-            lda::users::switch_to(uid, user.gid.unwrap_or(uid), true)
-                .map_err(|e| format!("cannot switch to {name}: {e}"))?;
-            tracing::info!("running as {name} (uid {uid})");
-            Ok(())
-        }
+/// `Box::pin` for the listeners' futures, so one JoinSet holds them all.
+trait Boxed: std::future::Future<Output = ()> + Send + Sized + 'static {
+    fn boxed(self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(self)
     }
 }
+
+impl<F: std::future::Future<Output = ()> + Send + 'static> Boxed for F {}
 
 #[derive(Debug, Clone, Copy)]
 enum Service {

@@ -12,11 +12,15 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use daemon::auth::{LoginError, base64_decode, plaintext_secret, sasl_plain};
+use daemon::limits::Permit;
+use lda::dir::MboxPath;
+use lda::folders::Layout;
 use md5::{Digest, Md5};
 
 use crate::Context;
-use crate::auth::{FAILURE_DELAY, LoginError, base64_decode, plaintext_secret};
 use crate::mailbox::{Message, SEEN};
 
 /// What the connection does next.
@@ -41,7 +45,7 @@ enum State {
 
 struct Maildrop {
     user: lda::users::User,
-    inbox: std::path::PathBuf,
+    inbox: MboxPath,
     uid_validity: u32,
     messages: Vec<Message>,
     deleted: HashSet<usize>,
@@ -59,12 +63,16 @@ pub struct Pop3Session {
     bad_commands: u32,
     /// The current command was answered `-ERR`.
     failed: bool,
+    /// This connection's place under the server's caps.
+    permit: Option<Permit>,
+    /// How long to wait before sending `out` (after a failed login).
+    pause: Option<Duration>,
 }
 
 const MAX_BAD_COMMANDS: u32 = 20;
 
 impl Pop3Session {
-    pub fn new(ctx: Arc<Context>, client: IpAddr, secure: bool) -> Pop3Session {
+    pub fn new(ctx: Arc<Context>, client: IpAddr, secure: bool, permit: Option<Permit>) -> Pop3Session {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -77,7 +85,18 @@ impl Pop3Session {
             out: Vec::new(),
             bad_commands: 0,
             failed: false,
+            permit,
+            pause: None,
         }
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.state, State::Transaction(_))
+    }
+
+    /// How long to wait before sending what is in `out`, once.
+    pub fn take_pause(&mut self) -> Option<Duration> {
+        self.pause.take()
     }
 
     pub fn greeting(&mut self) {
@@ -199,14 +218,12 @@ impl Pop3Session {
         let Some(data) = base64_decode(encoded) else {
             return self.err("Invalid base64.");
         };
-        let parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
-        match parts.as_slice() {
-            [authz, authc, password] if authz.is_empty() || authz == authc => {
-                let name = String::from_utf8_lossy(authc).into_owned();
+        match sasl_plain(&data) {
+            Some((name, password)) => {
                 let result = self.ctx.auth.login(self.client, &name, password);
                 self.finish_login(result)
             }
-            _ => self.err("Malformed PLAIN response."),
+            None => self.err("Malformed PLAIN response."),
         }
     }
 
@@ -217,44 +234,43 @@ impl Pop3Session {
         let (Some(name), Some(digest)) = (words.next(), words.next()) else {
             return self.err("Usage: APOP name digest");
         };
-        if let Err(e) = self.ctx.auth.check_allowed(self.client) {
-            return self.finish_login(Err(e));
-        }
-        let user = match self.ctx.auth.user(name) {
-            Ok(u) => u,
-            Err(e) => return self.finish_login(Err(e)),
+        let timestamp = self.timestamp.clone();
+        let digest_of = |user: &lda::users::User| {
+            plaintext_secret(&user.password).map(|secret| {
+                let hash = Md5::new()
+                    .chain_update(timestamp.as_bytes())
+                    .chain_update(secret.as_bytes())
+                    .finalize();
+                hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            })
         };
-        let expected = user.as_ref().and_then(|u| plaintext_secret(&u.password)).map(|secret| {
-            let hash = Md5::new()
-                .chain_update(self.timestamp.as_bytes())
-                .chain_update(secret.as_bytes())
-                .finalize();
-            hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        let result = self.ctx.auth.check(self.client, name, |user| {
+            digest_of(user).is_some_and(|expected| expected.eq_ignore_ascii_case(digest))
         });
-        match (user, expected) {
-            (Some(user), Some(expected)) if expected.eq_ignore_ascii_case(digest) => self.finish_login(Ok(user)),
-            _ => {
-                self.ctx.auth.record_failure(self.client);
-                self.finish_login(Err(LoginError::Rejected))
-            }
-        }
+        self.finish_login(result)
     }
 
     fn finish_login(&mut self, result: Result<lda::users::User, LoginError>) -> Pop3Step {
         match result {
             Ok(user) => {
-                let location = user.mail_location(&self.ctx.config.inbox, &self.ctx.config.folders);
-                if !location.inbox.exists() {
-                    let _ = crate::mailbox::Folder::create(&location.inbox);
+                if let Some(permit) = &mut self.permit
+                    && permit.logged_in(&user.name).is_err()
+                {
+                    tracing::warn!(user = %user.name, client = %self.client, "POP3 login refused: too many connections");
+                    return self.err("[IN-USE] Too many connections for this user from your address.");
                 }
-                match self.ctx.folders.read(&location.inbox) {
+                let inbox = Layout::of(&user, &self.ctx.config).path("INBOX");
+                if matches!(inbox.kind(), Ok(None)) {
+                    let _ = crate::mailbox::Folder::create(&inbox, self.ctx.folders.spool());
+                }
+                match self.ctx.folders.read(&inbox) {
                     Ok(folder) => {
                         tracing::info!(user = %user.name, client = %self.client, "POP3 login");
                         let count = folder.messages.len();
                         let octets: usize = folder.messages.iter().map(Message::size).sum();
                         self.state = State::Transaction(Box::new(Maildrop {
                             user,
-                            inbox: location.inbox,
+                            inbox,
                             uid_validity: folder.uid_validity,
                             messages: folder.messages,
                             deleted: HashSet::new(),
@@ -270,11 +286,11 @@ impl Pop3Session {
                 }
             }
             Err(LoginError::Rejected) => {
-                std::thread::sleep(FAILURE_DELAY);
+                self.pause = Some(self.ctx.auth.policy().failure_delay);
                 self.err("[AUTH] Authentication failed.")
             }
             Err(LoginError::TooManyFailures) => {
-                std::thread::sleep(FAILURE_DELAY);
+                self.pause = Some(self.ctx.auth.policy().failure_delay);
                 self.err("[SYS/TEMP] Too many failed logins from your address; try later.")
             }
             Err(LoginError::Unavailable(e)) => {

@@ -1,20 +1,27 @@
-//! The socket side: accepts connections, frames commands (lines plus
-//! literals, with size limits), runs IDLE and AUTHENTICATE continuations,
-//! and hands complete commands to a [`Session`].
+//! The protocol loops: accept (through [`daemon::listen`], with its
+//! connection caps), frame commands (lines plus literals, with limits),
+//! run IDLE and AUTHENTICATE continuations, and hand complete commands to
+//! a [`Session`] or [`Pop3Session`]. TLS, implicit or by STARTTLS / STLS,
+//! is one path for both protocols ([`daemon::connection`]).
 //!
 //! Sessions do file I/O (mbox reads and rewrites under locks); they run
 //! inside `block_in_place`, so a slow disk delays only that connection.
+//! What a session asks to wait (the delay after a failed login) is waited
+//! here, asynchronously, and a long FETCH is written message by message
+//! as the client reads it.
 //!
-//! TLS (rustls): implicit on the `imaps`/`pop3s` listeners, or by
-//! STARTTLS / STLS on the plain ones. The upgrade refuses a client that
-//! sent anything after the STARTTLS command (plaintext injection).
+//! Memory per connection is bounded: before login a literal may hold
+//! [`MAX_LITERAL_BEFORE_LOGIN`] bytes (a password), after it
+//! [`MAX_LITERAL`]; every line, IDLE's `DONE` included, [`MAX_LINE`]; a
+//! literal's buffer grows as its bytes arrive, never from the size a
+//! client announces.
 
-use std::future::Future;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use daemon::connection::{Connection, Line};
+use daemon::limits::{Permit, Refusal};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::Context;
@@ -25,146 +32,120 @@ use crate::pop3::{Pop3Session, Pop3Step};
 pub const MAX_LINE: usize = 64 * 1024;
 /// Largest literal (an APPENDed message).
 pub const MAX_LITERAL: usize = 64 * 1024 * 1024;
+/// Largest literal before login (LOGIN's password, AUTHENTICATE's
+/// answer), as Dovecot's login process allows only small ones.
+pub const MAX_LITERAL_BEFORE_LOGIN: usize = 8 * 1024;
+/// POP3 has no literals: RFC 2449 allows 255-byte lines; a little more.
+pub const MAX_POP3_LINE: usize = 4096;
 /// How often an IDLE session looks for changes.
 pub const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Autologout of a silent client (RFC 3501: at least 30 minutes).
 pub const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
+/// Autologout before login (Dovecot gives 1 minute; a slow client on a
+/// bad line gets three).
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// Serves IMAP on `listener` until it fails.
-pub async fn run(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
-    accept(listener, ctx, |s, c, x| serve(s, c, x, false)).await
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Imap,
+    Pop3,
+}
+
+/// Serves IMAP on `listener` until shutdown.
+pub async fn run(listener: TcpListener, ctx: Arc<Context>) {
+    serve(listener, ctx, Protocol::Imap, false).await
 }
 
 /// Serves IMAP over implicit TLS (port 993) on `listener`.
-pub async fn run_imaps(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
-    accept(listener, ctx, |s, c, x| serve(s, c, x, true)).await
+pub async fn run_imaps(listener: TcpListener, ctx: Arc<Context>) {
+    serve(listener, ctx, Protocol::Imap, true).await
 }
 
-/// Serves POP3 on `listener` until it fails.
-pub async fn run_pop3(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
-    accept(listener, ctx, |s, c, x| serve_pop3(s, c, x, false)).await
+/// Serves POP3 on `listener` until shutdown.
+pub async fn run_pop3(listener: TcpListener, ctx: Arc<Context>) {
+    serve(listener, ctx, Protocol::Pop3, false).await
 }
 
 /// Serves POP3 over implicit TLS (port 995) on `listener`.
-pub async fn run_pop3s(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<()> {
-    accept(listener, ctx, |s, c, x| serve_pop3(s, c, x, true)).await
+pub async fn run_pop3s(listener: TcpListener, ctx: Arc<Context>) {
+    serve(listener, ctx, Protocol::Pop3, true).await
 }
 
-/// How a connection's plaintext phase ended.
-enum Ended<S> {
-    Closed,
-    /// STARTTLS / STLS accepted: continue over TLS on this stream.
-    StartTls(S),
-}
-
-/// The TLS handshake on `stream`, or None (logged) when it fails.
-async fn handshake(ctx: &Context, stream: TcpStream) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let acceptor = ctx.tls.as_ref()?;
-    match acceptor.accept(stream).await {
-        Ok(tls) => Some(tls),
-        Err(e) => {
-            tracing::debug!("TLS handshake failed: {e}");
-            None
-        }
+fn imap_refusal(cap: Refusal) -> &'static [u8] {
+    match cap {
+        Refusal::Total => b"* BYE [UNAVAILABLE] Too many connections; try again later.\r\n",
+        _ => b"* BYE [UNAVAILABLE] Too many connections from your address; try again later.\r\n",
     }
 }
 
-async fn accept<F, S>(listener: TcpListener, ctx: Arc<Context>, serve: F) -> std::io::Result<()>
-where
-    F: Fn(TcpStream, IpAddr, Arc<Context>) -> S + Copy + Send + 'static,
-    S: Future<Output = std::io::Result<()>> + Send + 'static,
-{
-    loop {
-        let (socket, peer) = listener.accept().await?;
+fn pop3_refusal(cap: Refusal) -> &'static [u8] {
+    match cap {
+        Refusal::Total => b"-ERR [SYS/TEMP] Too many connections; try again later.\r\n",
+        _ => b"-ERR [SYS/TEMP] Too many connections from your address; try again later.\r\n",
+    }
+}
+
+async fn serve(listener: TcpListener, ctx: Arc<Context>, protocol: Protocol, implicit_tls: bool) {
+    let refusal = match protocol {
+        Protocol::Imap => imap_refusal,
+        Protocol::Pop3 => pop3_refusal,
+    };
+    let limits = ctx.limits.clone();
+    let shutdown = ctx.shutdown.clone();
+    daemon::listen::serve(listener, limits, shutdown, refusal, move |tcp, peer, permit| {
         let ctx = ctx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = serve(socket, peer.ip(), ctx).await {
+        async move {
+            if let Err(e) = connection(tcp, peer, permit, &ctx, protocol, implicit_tls).await {
                 tracing::debug!(client = %peer, "connection ended: {e}");
             }
-        });
+        }
+    })
+    .await
+}
+
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    permit: Permit,
+    ctx: &Arc<Context>,
+    protocol: Protocol,
+    implicit_tls: bool,
+) -> std::io::Result<()> {
+    let conn = match (&ctx.tls, implicit_tls) {
+        (Some(acceptor), true) => Connection::implicit_tls(tcp, acceptor).await?,
+        (None, true) => return Ok(()),
+        (_, false) => Connection::plain(tcp)?,
+    };
+    match protocol {
+        Protocol::Imap => {
+            imap(
+                conn,
+                Session::new(ctx.clone(), peer.ip(), implicit_tls, Some(permit)),
+                ctx,
+            )
+            .await
+        }
+        Protocol::Pop3 => {
+            pop3(
+                conn,
+                Pop3Session::new(ctx.clone(), peer.ip(), implicit_tls, Some(permit)),
+                ctx,
+            )
+            .await
+        }
     }
 }
 
-/// POP3 has no literals: a command is a line (RFC 2449 allows 255 bytes;
-/// longer lines are refused, then the connection closes).
-async fn serve_pop3(socket: TcpStream, client: IpAddr, ctx: Arc<Context>, implicit_tls: bool) -> std::io::Result<()> {
-    let _ = socket.set_nodelay(true);
-    let mut session = Pop3Session::new(ctx.clone(), client, implicit_tls);
-    session.greeting();
-    if implicit_tls {
-        let Some(tls) = handshake(&ctx, socket).await else {
-            return Ok(());
-        };
-        return pop3_lines(tls, &mut session).await.map(|_| ());
-    }
-    if let Ended::StartTls(socket) = pop3_lines(socket, &mut session).await?
-        && let Some(tls) = handshake(&ctx, socket).await
-    {
-        session.tls_started();
-        pop3_lines(tls, &mut session).await?;
-    }
-    Ok(())
-}
-
-async fn pop3_lines<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
-    session: &mut Pop3Session,
-) -> std::io::Result<Ended<S>> {
-    const MAX_POP3_LINE: usize = 4096;
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = BufReader::new(reader);
-    loop {
-        send(&mut writer, &session.out).await?;
-        session.out.clear();
-        let mut line = Vec::new();
-        let read = tokio::time::timeout(
-            AUTOLOGOUT,
-            (&mut reader)
-                .take(MAX_POP3_LINE as u64 + 1)
-                .read_until(b'\n', &mut line),
-        )
-        .await;
-        match read {
-            Err(_) => {
-                send(&mut writer, b"-ERR Autologout; idle for too long.\r\n").await?;
-                return Ok(Ended::Closed);
-            }
-            Ok(Err(e)) => return Err(e),
-            Ok(Ok(0)) => return Ok(Ended::Closed),
-            Ok(Ok(_)) if !line.ends_with(b"\n") => {
-                send(&mut writer, b"-ERR Line too long.\r\n").await?;
-                return Ok(Ended::Closed);
-            }
-            Ok(Ok(_)) => {}
-        }
-        let mut step = tokio::task::block_in_place(|| session.handle(&line));
-        if step == Pop3Step::AuthContinue {
-            send(&mut writer, b"+ \r\n").await?;
-            let mut answer = Vec::new();
-            if (&mut reader)
-                .take(MAX_POP3_LINE as u64)
-                .read_until(b'\n', &mut answer)
-                .await?
-                == 0
-            {
-                return Ok(Ended::Closed);
-            }
-            step = tokio::task::block_in_place(|| session.auth_response(&answer));
-        }
-        match step {
-            Pop3Step::Close => {
-                send(&mut writer, &session.out).await?;
-                return Ok(Ended::Closed);
-            }
-            Pop3Step::StartTls => {
-                send(&mut writer, &session.out).await?;
-                session.out.clear();
-                if !reader.buffer().is_empty() {
-                    return Ok(Ended::Closed); // data pipelined after STLS
-                }
-                return Ok(Ended::StartTls(reader.into_inner().unsplit(writer)));
-            }
-            _ => {}
+/// After STARTTLS / STLS was answered: the TLS connection, or `None`
+/// (logged) when the client pipelined data or the handshake failed.
+async fn start_tls(conn: Connection, ctx: &Context) -> Option<Connection> {
+    let acceptor = ctx.tls.as_ref()?;
+    let peer = conn.peer();
+    match conn.start_tls(acceptor).await {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            tracing::info!(client = %peer, "STARTTLS: {e}");
+            None
         }
     }
 }
@@ -177,163 +158,164 @@ enum Frame {
     Eof,
 }
 
-async fn serve(socket: TcpStream, client: IpAddr, ctx: Arc<Context>, implicit_tls: bool) -> std::io::Result<()> {
-    let _ = socket.set_nodelay(true);
-    let mut session = Session::new(ctx.clone(), client, implicit_tls);
-    session.greeting();
-    if implicit_tls {
-        let Some(tls) = handshake(&ctx, socket).await else {
+/// Writes the session's responses, waiting first if it asked to, and
+/// then the rest of a long response as the client takes it.
+async fn flush(conn: &mut Connection, session: &mut Session) -> std::io::Result<()> {
+    if let Some(pause) = session.take_pause() {
+        tokio::time::sleep(pause).await;
+    }
+    loop {
+        let out = std::mem::take(&mut session.out);
+        if !out.is_empty() {
+            conn.send(&out).await?;
+        }
+        if !session.has_more_output() {
             return Ok(());
-        };
-        return commands(tls, &mut session).await.map(|_| ());
+        }
+        tokio::task::block_in_place(|| session.continue_output());
     }
-    if let Ended::StartTls(socket) = commands(socket, &mut session).await?
-        && let Some(tls) = handshake(&ctx, socket).await
-    {
-        session.tls_started();
-        commands(tls, &mut session).await?;
-    }
-    Ok(())
 }
 
-/// Reads and answers commands until the connection ends (or STARTTLS).
-async fn commands<S: AsyncRead + AsyncWrite + Unpin>(stream: S, session: &mut Session) -> std::io::Result<Ended<S>> {
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = BufReader::new(reader);
-    flush(session, &mut writer).await?;
+async fn imap(mut conn: Connection, mut session: Session, ctx: &Context) -> std::io::Result<()> {
+    session.greeting();
+    flush(&mut conn, &mut session).await?;
     loop {
-        let frame = match tokio::time::timeout(AUTOLOGOUT, read_command(&mut reader, &mut writer)).await {
-            Ok(frame) => frame?,
-            Err(_) => {
-                send(&mut writer, b"* BYE Autologout; idle for too long.\r\n").await?;
-                return Ok(Ended::Closed);
+        let timeout = if session.is_authenticated() {
+            AUTOLOGOUT
+        } else {
+            LOGIN_TIMEOUT
+        };
+        let limit = if session.is_authenticated() {
+            MAX_LITERAL
+        } else {
+            MAX_LITERAL_BEFORE_LOGIN
+        };
+        let frame = tokio::select! {
+            _ = ctx.shutdown.triggered() => {
+                conn.send(b"* BYE Server shutting down.\r\n").await?;
+                return Ok(());
             }
+            frame = tokio::time::timeout(timeout, read_command(&mut conn, limit)) => frame,
         };
         let command = match frame {
-            Frame::Command(c) => c,
-            Frame::TooBig(what) => {
-                send(&mut writer, format!("* BYE {what}\r\n").as_bytes()).await?;
-                return Ok(Ended::Closed);
+            Ok(frame) => match frame? {
+                Frame::Command(c) => c,
+                Frame::TooBig(what) => {
+                    conn.send(format!("* BYE {what}\r\n").as_bytes()).await?;
+                    return Ok(());
+                }
+                Frame::Eof => return Ok(()),
+            },
+            Err(_) => {
+                conn.send(b"* BYE Autologout; idle for too long.\r\n").await?;
+                return Ok(());
             }
-            Frame::Eof => return Ok(Ended::Closed),
         };
         let step = tokio::task::block_in_place(|| session.handle(&command));
-        flush(session, &mut writer).await?;
+        flush(&mut conn, &mut session).await?;
         match step {
             Step::Continue => {}
-            Step::Close => return Ok(Ended::Closed),
-            Step::StartTls => {
-                if !reader.buffer().is_empty() {
-                    return Ok(Ended::Closed); // data pipelined after STARTTLS
+            Step::Close => return Ok(()),
+            Step::StartTls => match start_tls(conn, ctx).await {
+                Some(tls) => {
+                    conn = tls;
+                    session.tls_started();
                 }
-                return Ok(Ended::StartTls(reader.into_inner().unsplit(writer)));
-            }
+                None => return Ok(()),
+            },
             Step::AuthenticateContinue => {
-                send(&mut writer, b"+ \r\n").await?;
+                conn.send(b"+ \r\n").await?;
                 let mut line = Vec::new();
-                if read_line(&mut reader, &mut line).await? == 0 {
-                    return Ok(Ended::Closed);
+                match tokio::time::timeout(LOGIN_TIMEOUT, conn.read_line(&mut line, MAX_LINE)).await {
+                    Ok(Ok(Line::Complete)) => {}
+                    Ok(Ok(Line::TooLong)) => {
+                        conn.send(b"* BYE Line too long.\r\n").await?;
+                        return Ok(());
+                    }
+                    Ok(Ok(Line::Closed)) | Err(_) => return Ok(()),
+                    Ok(Err(e)) => return Err(e),
                 }
                 tokio::task::block_in_place(|| session.authenticate_response(&line));
-                flush(session, &mut writer).await?;
+                flush(&mut conn, &mut session).await?;
             }
             Step::Idle => {
-                send(&mut writer, b"+ idling\r\n").await?;
-                let mut line = Vec::new();
-                let mut idle_for = Duration::ZERO;
-                loop {
-                    match tokio::time::timeout(IDLE_POLL, reader.read_until(b'\n', &mut line)).await {
-                        Ok(Ok(0)) => return Ok(Ended::Closed),
-                        Ok(Ok(_)) if line.ends_with(b"\n") => break,
-                        Ok(Ok(_)) if line.len() > MAX_LINE => {
-                            send(&mut writer, b"* BYE Line too long.\r\n").await?;
-                            return Ok(Ended::Closed);
-                        }
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(e),
-                        Err(_) => {
-                            idle_for += IDLE_POLL;
-                            if idle_for >= AUTOLOGOUT {
-                                send(&mut writer, b"* BYE Autologout.\r\n").await?;
-                                return Ok(Ended::Closed);
-                            }
-                            tokio::task::block_in_place(|| session.idle_poll());
-                            flush(session, &mut writer).await?;
-                        }
-                    }
-                }
-                let step = tokio::task::block_in_place(|| session.idle_done(&line));
-                flush(session, &mut writer).await?;
-                if step == Step::Close {
-                    return Ok(Ended::Closed);
+                if !idle(&mut conn, &mut session, ctx).await? {
+                    return Ok(());
                 }
             }
         }
     }
 }
 
-async fn flush<W: AsyncWrite + Unpin>(session: &mut Session, writer: &mut W) -> std::io::Result<()> {
-    if !session.out.is_empty() {
-        send(writer, &session.out).await?;
-        session.out.clear();
+/// IDLE until `DONE`: changes are reported as they are found. False when
+/// the connection is to close.
+async fn idle(conn: &mut Connection, session: &mut Session, ctx: &Context) -> std::io::Result<bool> {
+    conn.send(b"+ idling\r\n").await?;
+    let mut line = Vec::new();
+    let mut idle_for = Duration::ZERO;
+    loop {
+        let read = tokio::select! {
+            _ = ctx.shutdown.triggered() => {
+                conn.send(b"* BYE Server shutting down.\r\n").await?;
+                return Ok(false);
+            }
+            read = tokio::time::timeout(IDLE_POLL, conn.read_line(&mut line, MAX_LINE)) => read,
+        };
+        match read {
+            Ok(Ok(Line::Complete)) => break,
+            Ok(Ok(Line::TooLong)) => {
+                conn.send(b"* BYE Line too long.\r\n").await?;
+                return Ok(false);
+            }
+            Ok(Ok(Line::Closed)) => return Ok(false),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                idle_for += IDLE_POLL;
+                if idle_for >= AUTOLOGOUT {
+                    conn.send(b"* BYE Autologout.\r\n").await?;
+                    return Ok(false);
+                }
+                tokio::task::block_in_place(|| session.idle_poll());
+                flush(conn, session).await?;
+            }
+        }
     }
-    Ok(())
-}
-
-/// Writes and flushes (TLS streams buffer until flushed).
-async fn send<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
-    writer.write_all(bytes).await?;
-    writer.flush().await
-}
-
-/// Reads one line (up to [`MAX_LINE`] + 1 bytes) into `line`.
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut limited = (&mut *reader).take(MAX_LINE as u64 + 1);
-    limited.read_until(b'\n', line).await
+    let step = tokio::task::block_in_place(|| session.idle_done(&line));
+    flush(conn, session).await?;
+    Ok(step != Step::Close)
 }
 
 /// Reads a whole command: a line, and for each literal announced at its
 /// end (`{N}` or `{N+}`), the continuation request, N bytes and the rest.
-async fn read_command<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
-    reader: &mut R,
-    writer: &mut W,
-) -> std::io::Result<Frame> {
+/// Literals over `literal_limit` are refused (a synchronizing one without
+/// reading it: the client must not send it).
+async fn read_command(conn: &mut Connection, literal_limit: usize) -> std::io::Result<Frame> {
     let mut command = Vec::new();
     loop {
         let start = command.len();
-        if read_line(reader, &mut command).await? == 0 {
-            return Ok(Frame::Eof);
-        }
-        if !command.ends_with(b"\n") {
-            if command.len() - start > MAX_LINE {
-                return Ok(Frame::TooBig("Command line too long."));
-            }
-            return Ok(Frame::Eof); // the client closed mid-line
+        match conn.read_line(&mut command, start + MAX_LINE).await? {
+            Line::Complete => {}
+            Line::TooLong => return Ok(Frame::TooBig("Command line too long.")),
+            Line::Closed => return Ok(Frame::Eof),
         }
         let Some((length, sync)) = literal_announced(&command[start..]) else {
             return Ok(Frame::Command(command));
         };
-        if length > MAX_LITERAL || command.len() + length > MAX_LITERAL + MAX_LINE {
+        if length > literal_limit || command.len() + length > literal_limit + MAX_LINE {
             if sync {
-                // refuse without reading the data: the client must not send it
                 let tag = command.split(|&b| b == b' ').next().unwrap_or(b"*");
                 let tag = String::from_utf8_lossy(tag);
-                send(
-                    writer,
-                    format!("{tag} NO [TOOBIG] Literal larger than {MAX_LITERAL} bytes.\r\n").as_bytes(),
-                )
-                .await?;
+                conn.send(format!("{tag} NO [TOOBIG] Literal larger than {literal_limit} bytes.\r\n").as_bytes())
+                    .await?;
                 command.clear();
                 continue;
             }
             return Ok(Frame::TooBig("Literal too large."));
         }
         if sync {
-            send(writer, b"+ Ready for literal data\r\n").await?;
+            conn.send(b"+ Ready for literal data\r\n").await?;
         }
-        let at = command.len();
-        command.resize(at + length, 0);
-        reader.read_exact(&mut command[at..]).await?;
+        conn.read_exact_appending(&mut command, length).await?;
     }
 }
 
@@ -352,6 +334,72 @@ fn literal_announced(line: &[u8]) -> Option<(usize, bool)> {
         return None;
     }
     Some((std::str::from_utf8(digits).ok()?.parse().ok()?, sync))
+}
+
+async fn pop3(mut conn: Connection, mut session: Pop3Session, ctx: &Context) -> std::io::Result<()> {
+    session.greeting();
+    loop {
+        if let Some(pause) = session.take_pause() {
+            tokio::time::sleep(pause).await;
+        }
+        conn.send(&std::mem::take(&mut session.out)).await?;
+        let mut line = Vec::new();
+        let timeout = if session.is_authenticated() {
+            AUTOLOGOUT
+        } else {
+            LOGIN_TIMEOUT
+        };
+        let read = tokio::select! {
+            _ = ctx.shutdown.triggered() => {
+                conn.send(b"-ERR Server shutting down.\r\n").await?;
+                return Ok(());
+            }
+            read = tokio::time::timeout(timeout, conn.read_line(&mut line, MAX_POP3_LINE)) => read,
+        };
+        match read {
+            Err(_) => {
+                conn.send(b"-ERR Autologout; idle for too long.\r\n").await?;
+                return Ok(());
+            }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Line::Closed)) => return Ok(()),
+            Ok(Ok(Line::TooLong)) => {
+                conn.send(b"-ERR Line too long.\r\n").await?;
+                return Ok(());
+            }
+            Ok(Ok(Line::Complete)) => {}
+        }
+        let mut step = tokio::task::block_in_place(|| session.handle(&line));
+        if step == Pop3Step::AuthContinue {
+            conn.send(&std::mem::take(&mut session.out)).await?;
+            conn.send(b"+ \r\n").await?;
+            let mut answer = Vec::new();
+            if conn.read_line(&mut answer, MAX_POP3_LINE).await? != Line::Complete {
+                return Ok(());
+            }
+            step = tokio::task::block_in_place(|| session.auth_response(&answer));
+        }
+        match step {
+            Pop3Step::Close => {
+                if let Some(pause) = session.take_pause() {
+                    tokio::time::sleep(pause).await;
+                }
+                conn.send(&std::mem::take(&mut session.out)).await?;
+                return Ok(());
+            }
+            Pop3Step::StartTls => {
+                conn.send(&std::mem::take(&mut session.out)).await?;
+                match start_tls(conn, ctx).await {
+                    Some(tls) => {
+                        conn = tls;
+                        session.tls_started();
+                    }
+                    None => return Ok(()),
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

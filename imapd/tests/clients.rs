@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::Site;
 use imapd::mailbox::{Folder, Stamp};

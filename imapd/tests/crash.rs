@@ -56,7 +56,7 @@ fn killed_mid_expunge_loses_nothing() {
         for entry in std::fs::read_dir(&home).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             assert!(
-                ["inbox", "inbox.lock", ".inbox.imapd.tmp", "mail"].contains(&name.as_str()),
+                ["inbox", "inbox.lock", ".inbox.tmp", "mail"].contains(&name.as_str()),
                 "{name}"
             );
         }

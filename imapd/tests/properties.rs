@@ -8,7 +8,8 @@ use std::sync::Arc;
 use imapd::config::ImapdConfig;
 use imapd::imap::Session;
 use imapd::mailbox::{Folder, Stamp};
-use imapd::{Context, mime, names};
+use imapd::{Context, mime};
+use lda::folders as names;
 use proptest::prelude::*;
 
 /// Message-ish bytes: header lines (some of them our state fields), MIME
@@ -91,7 +92,14 @@ fn scratch_context(dir: &std::path::Path, home: &std::path::Path) -> Arc<Context
         dir.display()
     ))
     .unwrap();
-    Arc::new(Context::new(config, ImapdConfig::default(), dir.join("passwd")).unwrap())
+    Arc::new(Context::new(
+        config,
+        ImapdConfig::default(),
+        dir.join("passwd"),
+        None,
+        None,
+        daemon::shutdown::Shutdown::never(),
+    ))
 }
 
 /// Arbitrary command lines against a logged-in session (and before login):
@@ -118,7 +126,7 @@ fn sessions_survive_random_commands() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200));
     runner
         .run(&commands, |lines| {
-            let mut session = Session::new(ctx.clone(), client, false);
+            let mut session = Session::new(ctx.clone(), client, false, None);
             session.greeting();
             session.handle(b"l LOGIN alice secret\r\n");
             for line in lines {
@@ -129,7 +137,7 @@ fn sessions_survive_random_commands() {
         })
         .unwrap();
     // and the same without logging in
-    let mut session = Session::new(ctx, client, false);
+    let mut session = Session::new(ctx, client, false, None);
     for line in [&b"a SELECT INBOX\r\n"[..], b"\xff\xfe\r\n", b"a FETCH 1 BODY[]\r\n"] {
         session.handle(line);
     }
@@ -167,7 +175,7 @@ fn pop3_sessions_survive_random_lines() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(100));
     runner
         .run(&lines, |lines| {
-            let mut session = imapd::pop3::Pop3Session::new(ctx.clone(), client, false);
+            let mut session = imapd::pop3::Pop3Session::new(ctx.clone(), client, false, None);
             session.greeting();
             session.handle(b"USER alice\r\n");
             session.handle(b"PASS secret\r\n");

@@ -41,6 +41,8 @@ pub struct Config {
     pub system_users: bool,
     pub inbox: String,
     pub folders: String,
+    /// The spam folder's name on disk and in IMAP (modified UTF-7; the
+    /// file gives it in UTF-8).
     pub spam_folder: String,
     pub lock_timeout: Duration,
     pub dotlock_stale: Duration,
@@ -135,7 +137,12 @@ impl Config {
                     keys.allow(&["inbox", "folders", "spam_folder", "lock_timeout", "dotlock_stale"])?;
                     config.inbox = keys.string("inbox")?.unwrap_or(config.inbox);
                     config.folders = keys.string("folders")?.unwrap_or(config.folders);
-                    config.spam_folder = keys.string("spam_folder")?.unwrap_or(config.spam_folder);
+                    if let Some(name) = keys.string("spam_folder")? {
+                        config.spam_folder = crate::folders::from_utf8(&name)
+                            .ok()
+                            .filter(|n| n != "INBOX")
+                            .ok_or(format!("[mailbox] spam_folder = {name:?}: not a folder name"))?;
+                    }
                     if let Some(s) = keys.seconds("lock_timeout")? {
                         config.lock_timeout = s;
                     }
@@ -263,6 +270,8 @@ mod tests {
         assert_eq!(c.filter.discard_above, Some(0.999));
         assert!(c.filter.tempfail_on_error);
         assert_eq!(c.filter.japanese, JapaneseTokenizer::Lindera);
+        let c = Config::parse("[mailbox]\nspam_folder = \"迷惑メール\"\n").unwrap();
+        assert_eq!(c.spam_folder, "&j,dg0TDhMPww6w-", "stored as on disk");
     }
 
     #[test]
@@ -270,6 +279,8 @@ mod tests {
         for (text, want) in [
             ("[mailbox]\ninbx = \"x\"", "unknown key `inbx`"),
             ("[filter]\nspam_cutoff = 2", "between 0 and 1"),
+            ("[mailbox]\nspam_folder = \"../x\"", "not a folder name"),
+            ("[mailbox]\nspam_folder = \"INBOX\"", "not a folder name"),
             ("[filter]\nmethod = \"x\"", "expected g, r or rf"),
             ("[filter]\njtokenizer = \"mecab\"", "expected bigram or lindera"),
             ("[nope]\n", "unknown section"),

@@ -10,12 +10,10 @@ use bsfilter::{Filter, FilterConfig, Verdict};
 
 use crate::config::Config;
 use crate::dir::MboxPath;
+use crate::folders::{self, Layout};
 use crate::lock::{LockError, LockOptions, LockTimeouts, LockedMbox};
 use crate::mbox;
 use crate::users::{SpoolGroup, User};
-
-/// Longest folder name accepted, in bytes.
-const MAX_FOLDER_NAME: usize = 255;
 
 /// What to deliver, to whom.
 #[derive(Debug, Clone, Copy)]
@@ -83,33 +81,16 @@ impl std::fmt::Display for DeliveryError {
     }
 }
 
-/// Checks a folder name: relative, no `..`, no NUL, not absurdly long.
-pub fn check_folder_name(name: &str) -> Result<(), DeliveryError> {
-    let bad = |why: &str| Err(DeliveryError::BadFolder(format!("{name:?}: {why}")));
-    if name.is_empty() {
-        return bad("empty");
-    }
-    if name.len() > MAX_FOLDER_NAME {
-        return bad("too long");
-    }
-    if name.starts_with('/') || name.starts_with('~') {
-        return bad("must be relative to the mail folder");
-    }
-    if name.contains('\0') || name.chars().any(char::is_control) {
-        return bad("control characters");
-    }
-    if name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-        return bad("empty, `.` or `..` component");
-    }
-    Ok(())
-}
-
 pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, DeliveryError> {
-    if let Some(folder) = request.folder {
-        check_folder_name(folder)?;
-    }
-    check_folder_name(&config.spam_folder)?;
-    let location = request.user.mail_location(&config.inbox, &config.folders);
+    let folder = match request.folder.map(folders::from_utf8).transpose() {
+        Ok(folder) => folder,
+        Err(folders::BadName(why)) => {
+            return Err(DeliveryError::BadFolder(format!(
+                "{:?}: {why}",
+                request.folder.unwrap_or("")
+            )));
+        }
+    };
     let settings = &config.filter;
     let prefix = &settings.header_prefix;
 
@@ -160,24 +141,18 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
         &added,
     );
 
-    // Folders are the user's own: only an INBOX outside the user's home
-    // may be in a spool that needs the spool's group.
-    let (mbox_path, spool) = match (verdict, request.folder) {
-        (Some(v), _) if v.is_spam => (MboxPath::new(&location.folders, &config.spam_folder), None),
-        (_, Some(folder)) if !folder.eq_ignore_ascii_case("INBOX") => (MboxPath::new(&location.folders, folder), None),
-        _ => {
-            let spool = request
-                .spool
-                .filter(|_| !location.inbox.starts_with(&request.user.home));
-            (MboxPath::of_file(&location.inbox), spool)
-        }
+    let layout = Layout::of(request.user, config);
+    let mbox_path = match (verdict, folder.as_deref()) {
+        (Some(v), _) if v.is_spam => layout.path(&config.spam_folder),
+        (_, Some(folder)) => layout.path(folder),
+        _ => layout.path("INBOX"),
     };
     let options = LockOptions {
         timeouts: LockTimeouts {
             wait: config.lock_timeout,
             stale_after: config.dotlock_stale,
         },
-        spool,
+        spool: request.spool,
         create: true,
     };
     append(
@@ -291,30 +266,4 @@ pub fn append(mbox: &MboxPath, from_line: &str, message: &[u8], options: LockOpt
         return Err(io(e));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folder_names() {
-        for good in ["Spam", "lists/rust", "日本語", "a.b"] {
-            assert!(check_folder_name(good).is_ok(), "{good}");
-        }
-        let long = "x".repeat(300);
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../x",
-            "a/../../b",
-            "a//b",
-            "a\0b",
-            "~root/x",
-            ".",
-            long.as_str(),
-        ] {
-            assert!(check_folder_name(bad).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -32,6 +32,19 @@ pub struct MboxPath {
     pub base: PathBuf,
     /// Relative: one or more normal components (no `.`, `..` or root).
     pub name: PathBuf,
+    /// The base is a spool: the spool's group may be used to create and
+    /// remove files there ([`crate::lock::LockOptions::spool`]). Only an
+    /// INBOX outside the user's home is.
+    pub in_spool: bool,
+}
+
+/// What a name beneath a base is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Directory,
+    /// A link, a device, a FIFO: never a mailbox.
+    Other,
 }
 
 impl MboxPath {
@@ -40,6 +53,7 @@ impl MboxPath {
         MboxPath {
             base: base.into(),
             name: name.into(),
+            in_spool: false,
         }
     }
 
@@ -50,6 +64,50 @@ impl MboxPath {
             _ => PathBuf::from("."),
         };
         MboxPath::new(base, path.file_name().map(PathBuf::from).unwrap_or_default())
+    }
+
+    /// What is under this name now; `None` when nothing (or a directory
+    /// on the way is missing).
+    pub fn kind(&self) -> io::Result<Option<Kind>> {
+        let (dir, name) = match self.open_dir(false) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match dir.stat(&name) {
+            Ok(stat) => Ok(Some(match FileType::from_raw_mode(stat.st_mode) {
+                FileType::RegularFile => Kind::File,
+                FileType::Directory => Kind::Directory,
+                _ => Kind::Other,
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the name a directory (and the ones above it).
+    pub fn create_dir(&self) -> io::Result<()> {
+        let (dir, name) = self.open_dir(true)?;
+        dir.descend(Path::new(&name), true)?;
+        Ok(())
+    }
+
+    /// Removes the file or empty directory under this name (a link is
+    /// removed itself).
+    pub fn remove(&self) -> io::Result<()> {
+        let (dir, name) = self.open_dir(false)?;
+        if self.kind()? == Some(Kind::Directory) {
+            dir.remove_dir(&name)
+        } else {
+            dir.remove(&name)
+        }
+    }
+
+    /// Renames this to `to`, making `to`'s missing directories.
+    pub fn rename_to(&self, to: &MboxPath) -> io::Result<()> {
+        let (from_dir, from_name) = self.open_dir(false)?;
+        let (to_dir, to_name) = to.open_dir(true)?;
+        from_dir.rename(&from_name, &to_dir, &to_name)
     }
 
     /// The whole path, for messages and as a key.

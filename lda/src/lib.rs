@@ -5,7 +5,8 @@
 //!
 //! - [`args`]: the command line (by hand: it is parsed once per delivery);
 //! - [`config`]: the toolkit's TOML configuration (delivery part);
-//! - [`users`]: the passwd-file user table and system users;
+//! - [`users`]: the passwd-file user table and system users, becoming one;
+//! - [`folders`]: folder names (modified UTF-7 on disk), where each folder is;
 //! - [`mbox`]: the byte-exact mbox format (From lines, mboxrd quoting);
 //! - [`dir`]: mail files reached through their directory, never a link;
 //! - [`lock`]: dotlock + fcntl locking, and undoing a dead writer's append;
@@ -15,6 +16,7 @@ pub mod args;
 pub mod config;
 pub mod deliver;
 pub mod dir;
+pub mod folders;
 pub mod lock;
 pub mod mbox;
 pub mod users;

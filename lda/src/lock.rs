@@ -78,8 +78,8 @@ impl Default for LockTimeouts {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LockOptions<'a> {
     pub timeouts: LockTimeouts,
-    /// The spool's group, for a mailbox in a spool (the INBOX only, never
-    /// a user's folders): used when the mailbox's directory is not this
+    /// The spool's group: used for a mailbox [in a spool](MboxPath::in_spool)
+    /// (the INBOX only, never a user's folders) whose directory is not this
     /// process's user's own.
     pub spool: Option<&'a SpoolGroup>,
     /// Create the mbox (and its missing directories) when there is none.
@@ -176,6 +176,27 @@ fn process_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The spool's group when files are to be created or removed in `dir`,
+/// which holds `mbox`: for a mailbox in a spool whose directory is not
+/// this process's user's own (root needs no group).
+fn spool_for<'a>(mbox: &MboxPath, dir: &Dir, spool: Option<&'a SpoolGroup>) -> std::io::Result<Option<&'a SpoolGroup>> {
+    let euid = rustix::process::geteuid();
+    Ok(match spool {
+        Some(group) if mbox.in_spool && !euid.is_root() && dir.owner()? != euid.as_raw() => Some(group),
+        _ => None,
+    })
+}
+
+/// Creates the mbox at `mbox` holding `contents` (synced), with its
+/// missing directories; fails if anything has its name already.
+pub fn create_mbox(mbox: &MboxPath, contents: &[u8], spool: Option<&SpoolGroup>) -> std::io::Result<()> {
+    let (dir, name) = mbox.open_dir(true)?;
+    let _rights = spool_for(mbox, &dir, spool)?.map(SpoolGroup::enter).transpose()?;
+    let mut file = dir.create_new(&name, 0o600)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
 /// The spool's rights for this thread, when `spool` says they are needed.
 fn spool_rights<'a>(spool: Option<&'a SpoolGroup>, path: &Path) -> Result<Option<SpoolRights<'a>>, LockError> {
     spool
@@ -189,13 +210,7 @@ impl LockedMbox {
         let path = mbox.full();
         let io = |e| LockError::Io(path.clone(), e);
         let (dir, name) = mbox.open_dir(options.create).map_err(io)?;
-        // Root needs no group; a user needs the spool's where the
-        // directory is not their own.
-        let euid = rustix::process::geteuid();
-        let spool = match options.spool {
-            Some(group) if !euid.is_root() && dir.owner().map_err(io)? != euid.as_raw() => Some(*group),
-            _ => None,
-        };
+        let spool = spool_for(mbox, &dir, options.spool).map_err(io)?.copied();
         let rights = spool_rights(spool.as_ref(), &path)?;
         let locked = LockedMbox::lock_in(dir, name, path.clone(), spool, options);
         drop(rights);

@@ -6,9 +6,11 @@
 //! - [`session`]: state, login, dispatch; mailbox and message commands;
 //! - [`fetch`]: FETCH items;
 //! - [`search`]: SEARCH keys;
+//! - [`pattern`]: LIST and LSUB patterns;
 //! - [`sequence`]: sequence sets to message positions.
 
 pub mod fetch;
+pub mod pattern;
 pub mod search;
 pub mod sequence;
 pub mod session;

@@ -1,15 +1,17 @@
 //! One IMAP connection's state and its commands.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bsfilter::store::Class;
+use daemon::auth::{LoginError, base64_decode, sasl_plain};
+use daemon::limits::Permit;
 use imap_codec::CommandCodec;
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_types::auth::AuthMechanism;
+use imap_types::bounded_static::IntoBoundedStatic;
 use imap_types::command::{Command, CommandBody};
 use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
 use imap_types::flag::{Flag, StoreResponse, StoreType};
@@ -17,15 +19,16 @@ use imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_types::search::SearchKey;
 use imap_types::sequence::SequenceSet;
 use imap_types::status::StatusDataItemName;
+use lda::dir::{Kind, MboxPath};
+use lda::folders::{self, Layout};
 use lda::users::User;
 
 use super::fetch::{self, View};
+use super::pattern;
 use super::search::{self, Scope};
 use super::sequence::{compact, positions};
 use crate::Context;
-use crate::auth::{FAILURE_DELAY, LoginError, base64_decode};
 use crate::mailbox::{DELETED, Folder, FolderError, Message, SEEN, Stamp};
-use crate::names::{self, Layout};
 use crate::training::Lesson;
 use crate::wire;
 
@@ -46,7 +49,7 @@ pub enum Step {
 
 struct Selected {
     name: String,
-    path: PathBuf,
+    path: MboxPath,
     read_only: bool,
     folder: Folder,
     /// UIDs that are `\Recent` in this session.
@@ -65,7 +68,28 @@ pub struct Session {
     /// Responses to send.
     pub out: Vec<u8>,
     bad_commands: u32,
+    /// This connection's place under the server's caps (none in tests
+    /// that drive a session directly).
+    permit: Option<Permit>,
+    /// How long to wait before sending `out` (after a failed login).
+    pause: Option<Duration>,
+    /// A FETCH whose responses are still to be written.
+    pending_fetch: Option<PendingFetch>,
 }
+
+/// The rest of a FETCH: written a few messages at a time, as the client
+/// reads them, so that its size in memory is one message's, not the
+/// whole answer's.
+struct PendingFetch {
+    tag: String,
+    items: Vec<MessageDataItemName<'static>>,
+    targets: VecDeque<usize>,
+}
+
+/// Output gathered before the server writes it, during a long FETCH.
+const FETCH_CHUNK: usize = 256 * 1024;
+/// Data items one FETCH may name (after duplicates are dropped).
+const MAX_FETCH_ITEMS: usize = 64;
 
 /// Commands answered BAD this many times in a row close the connection.
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -73,7 +97,7 @@ const MAX_BAD_COMMANDS: u32 = 20;
 const FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk $NotJunk";
 
 impl Session {
-    pub fn new(ctx: Arc<Context>, client: IpAddr, secure: bool) -> Session {
+    pub fn new(ctx: Arc<Context>, client: IpAddr, secure: bool, permit: Option<Permit>) -> Session {
         Session {
             ctx,
             client,
@@ -83,7 +107,25 @@ impl Session {
             pending_tag: String::new(),
             out: Vec::new(),
             bad_commands: 0,
+            permit,
+            pause: None,
+            pending_fetch: None,
         }
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// How long to wait before sending what is in `out`, once.
+    pub fn take_pause(&mut self) -> Option<Duration> {
+        self.pause.take()
+    }
+
+    /// Whether a command's responses are not all in `out` yet: call
+    /// [`Session::continue_output`] once `out` is sent.
+    pub fn has_more_output(&self) -> bool {
+        self.pending_fetch.is_some()
     }
 
     pub fn greeting(&mut self) {
@@ -134,6 +176,10 @@ impl Session {
 
     /// Handles one complete command line (with its literals).
     pub fn handle(&mut self, input: &[u8]) -> Step {
+        // a caller that did not take all of the last answer gets it first
+        while self.has_more_output() {
+            self.continue_output();
+        }
         let tag = tag_of(input);
         if let Some(step) = self.handle_unparsed(&tag, input) {
             return step;
@@ -342,25 +388,29 @@ impl Session {
     fn login(&mut self, tag: &str, name: &str, password: &[u8]) {
         match self.ctx.auth.login(self.client, name, password) {
             Ok(user) => {
-                let location = user.mail_location(&self.ctx.config.inbox, &self.ctx.config.folders);
+                if let Some(permit) = &mut self.permit
+                    && permit.logged_in(&user.name).is_err()
+                {
+                    tracing::warn!(user = %user.name, client = %self.client, "login refused: too many connections");
+                    return self.tagged(
+                        tag,
+                        "NO [LIMIT] Too many connections for this user from your address; close some first.",
+                    );
+                }
                 tracing::info!(user = %user.name, client = %self.client, "logged in");
-                self.user = Some((
-                    user,
-                    Layout {
-                        inbox: location.inbox,
-                        folders: location.folders,
-                    },
-                ));
+                let layout = Layout::of(&user, &self.ctx.config);
+                self.user = Some((user, layout));
                 let caps = self.capabilities();
                 self.tagged(tag, &format!("OK [CAPABILITY {caps}] Logged in."));
             }
             Err(LoginError::Rejected) => {
                 tracing::warn!(user = %name, client = %self.client, "login failed");
-                std::thread::sleep(FAILURE_DELAY);
+                self.pause = Some(self.ctx.auth.policy().failure_delay);
                 self.tagged(tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
             }
             Err(LoginError::TooManyFailures) => {
-                std::thread::sleep(FAILURE_DELAY);
+                tracing::warn!(user = %name, client = %self.client, "login refused: too many failures");
+                self.pause = Some(self.ctx.auth.policy().failure_delay);
                 self.tagged(
                     tag,
                     "NO [UNAVAILABLE] Too many failed logins from your address; try later.",
@@ -375,13 +425,9 @@ impl Session {
 
     /// `authzid NUL authcid NUL password`.
     fn authenticate_plain(&mut self, tag: &str, data: &[u8]) {
-        let parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
-        match parts.as_slice() {
-            [authz, authc, password] if authz.is_empty() || authz == authc => {
-                let name = String::from_utf8_lossy(authc).into_owned();
-                self.login(tag, &name, password);
-            }
-            _ => self.tagged(tag, "BAD Malformed PLAIN response."),
+        match sasl_plain(data) {
+            Some((name, password)) => self.login(tag, &name, password),
+            None => self.tagged(tag, "BAD Malformed PLAIN response."),
         }
     }
 
@@ -423,17 +469,17 @@ impl Session {
     }
 
     /// A checked name and its path, or a tagged NO already written.
-    fn resolve(&mut self, tag: &str, mailbox: &Mailbox<'_>) -> Option<(String, PathBuf)> {
+    fn resolve(&mut self, tag: &str, mailbox: &Mailbox<'_>) -> Option<(String, MboxPath)> {
         let raw: &[u8] = match mailbox {
             Mailbox::Inbox => b"INBOX",
             Mailbox::Other(other) => other.as_ref(),
         };
-        match names::check(raw) {
+        match folders::check(raw) {
             Ok(name) => {
                 let path = self.layout().path(&name);
                 Some((name, path))
             }
-            Err(names::BadName(why)) => {
+            Err(folders::BadName(why)) => {
                 self.tagged(tag, &format!("NO [CANNOT] Invalid mailbox name: {why}."));
                 None
             }
@@ -458,13 +504,17 @@ impl Session {
                 tracing::error!("{}: {e}", p.display());
                 self.tagged(tag, "NO [SERVERBUG] Internal error reading the mailbox.");
             }
+            FolderError::Refused(p, why) => {
+                tracing::warn!("{}: refused: it {why}", p.display());
+                self.tagged(tag, "NO [NOPERM] That mailbox is not a plain mail file.");
+            }
         }
     }
 
     /// INBOX exists from the first delivery on; before that it reads as empty.
-    fn ensure_inbox(&self, name: &str, path: &std::path::Path) {
-        if name == "INBOX" && !path.exists() {
-            let _ = Folder::create(path);
+    fn ensure_inbox(&self, name: &str, path: &MboxPath) {
+        if name == "INBOX" && matches!(path.kind(), Ok(None)) {
+            let _ = Folder::create(path, self.ctx.folders.spool());
         }
     }
 
@@ -602,7 +652,7 @@ impl Session {
         let Some((name, path)) = self.resolve(tag, mailbox) else {
             return;
         };
-        if name == "INBOX" || path.exists() {
+        if name == "INBOX" || !matches!(path.kind(), Ok(None)) {
             return self.tagged(tag, "NO [ALREADYEXISTS] Mailbox already exists.");
         }
         let as_directory = match mailbox {
@@ -610,14 +660,14 @@ impl Session {
             Mailbox::Inbox => false,
         };
         let result = if as_directory {
-            std::fs::DirBuilder::new().recursive(true).create(&path)
+            path.create_dir()
         } else {
-            Folder::create(&path)
+            Folder::create(&path, None)
         };
         match result {
             Ok(()) => self.tagged(tag, "OK Create completed."),
             Err(e) => {
-                tracing::warn!("create {}: {e}", path.display());
+                tracing::warn!("create {}: {e}", path.full().display());
                 self.tagged(tag, "NO [CANNOT] Cannot create that mailbox here.");
             }
         }
@@ -633,14 +683,12 @@ impl Session {
         if self.selected.as_ref().is_some_and(|s| s.name == name) {
             self.selected = None;
         }
-        let result = if path.is_dir() {
-            std::fs::remove_dir(&path)
-        } else if path.is_file() {
-            std::fs::remove_file(&path)
-        } else {
-            return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist.");
-        };
-        match result {
+        match path.kind() {
+            Ok(Some(Kind::File | Kind::Directory)) => {}
+            Ok(Some(Kind::Other)) => return self.tagged(tag, "NO [NOPERM] That mailbox is not a plain mail file."),
+            _ => return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist."),
+        }
+        match path.remove() {
             Ok(()) => self.tagged(tag, "OK Delete completed."),
             Err(_) => self.tagged(tag, "NO [INUSE] Mailbox has children; delete them first."),
         }
@@ -657,19 +705,18 @@ impl Session {
             return self.tagged(tag, "NO [CANNOT] Nothing can be renamed to INBOX.");
         }
         self.ensure_inbox(&from_name, &from_path);
-        if !from_path.exists() {
-            return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist.");
+        match from_path.kind() {
+            Ok(Some(Kind::File | Kind::Directory)) => {}
+            Ok(Some(Kind::Other)) => return self.tagged(tag, "NO [NOPERM] That mailbox is not a plain mail file."),
+            _ => return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist."),
         }
-        if to_path.exists() {
+        if !matches!(to_path.kind(), Ok(None)) {
             return self.tagged(tag, "NO [ALREADYEXISTS] Target mailbox already exists.");
-        }
-        if let Some(parent) = to_path.parent() {
-            let _ = std::fs::DirBuilder::new().recursive(true).create(parent);
         }
         if from_name == "INBOX" {
             return self.rename_inbox(tag, &from_path, &to_path);
         }
-        match std::fs::rename(&from_path, &to_path) {
+        match from_path.rename_to(&to_path) {
             Ok(()) => self.tagged(tag, "OK Rename completed."),
             Err(_) => self.tagged(tag, "NO [CANNOT] Cannot rename that mailbox."),
         }
@@ -678,13 +725,13 @@ impl Session {
     /// RFC 3501: renaming INBOX moves its messages to the new mailbox and
     /// leaves INBOX empty. Copies first, then removes what was copied, so a
     /// failure (or mail arriving meanwhile) loses nothing.
-    fn rename_inbox(&mut self, tag: &str, inbox: &std::path::Path, to: &std::path::Path) {
+    fn rename_inbox(&mut self, tag: &str, inbox: &MboxPath, to: &MboxPath) {
         let messages = match self.ctx.folders.read(inbox) {
             Ok(f) => f.messages,
             Err(e) => return self.folder_error(tag, e),
         };
-        if let Err(e) = Folder::create(to) {
-            tracing::warn!("rename INBOX to {}: {e}", to.display());
+        if let Err(e) = Folder::create(to, None) {
+            tracing::warn!("rename INBOX to {}: {e}", to.full().display());
             return self.tagged(tag, "NO [CANNOT] Cannot create the new mailbox.");
         }
         let copied = self.ctx.folders.update(to, |f| {
@@ -715,9 +762,7 @@ impl Session {
     }
 
     fn subscriptions(&self) -> Vec<String> {
-        std::fs::read_to_string(self.layout().subscriptions_path())
-            .map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
-            .unwrap_or_default()
+        self.layout().read_subscriptions().unwrap_or_default()
     }
 
     fn subscribe(&mut self, tag: &str, mailbox: &Mailbox<'_>, on: bool) {
@@ -729,11 +774,7 @@ impl Session {
         if on {
             subs.push(name);
         }
-        let path = self.layout().subscriptions_path();
-        let _ = std::fs::create_dir_all(&self.layout().folders);
-        let text: String = subs.iter().map(|s| format!("{s}\n")).collect();
-        let tmp = path.with_extension("tmp");
-        match std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+        match self.layout().write_subscriptions(&subs) {
             Ok(()) => self.tagged(
                 tag,
                 if on {
@@ -742,7 +783,10 @@ impl Session {
                     "OK Unsubscribe completed."
                 },
             ),
-            Err(_) => self.tagged(tag, "NO [SERVERBUG] Cannot write the subscriptions."),
+            Err(e) => {
+                tracing::warn!("subscriptions: {e}");
+                self.tagged(tag, "NO [SERVERBUG] Cannot write the subscriptions.");
+            }
         }
     }
 
@@ -779,7 +823,7 @@ impl Session {
         let mut entries: Vec<(String, Vec<&'static str>)> = Vec::new();
         if lsub {
             for name in self.subscriptions() {
-                if names::matches(&full, &name) {
+                if pattern::matches(&full, &name) {
                     entries.push((name, Vec::new()));
                 }
             }
@@ -796,7 +840,7 @@ impl Session {
                 }
                 entries.push((name, attrs));
             }
-            entries.retain(|(name, _)| names::matches(&full, name));
+            entries.retain(|(name, _)| pattern::matches(&full, name));
         }
         for (name, attrs) in entries {
             let mut line = format!("{command} ({}) \"/\" ", attrs.join(" ")).into_bytes();
@@ -854,7 +898,7 @@ impl Session {
             return;
         };
         self.ensure_inbox(&name, &path);
-        if !path.is_file() {
+        if path.kind().ok().flatten() != Some(Kind::File) {
             return self.tagged(tag, "NO [TRYCREATE] Mailbox doesn't exist.");
         }
         if message.is_empty() {
@@ -1011,23 +1055,59 @@ impl Session {
                 sel.folder.stamp = Stamp::of(&sel.path).unwrap_or_default();
             }
         }
-        let mut out = Vec::new();
-        for i in targets {
-            let m = &sel.folder.messages[i];
+        // the same item twice is answered once (clients key answers by
+        // item name); beyond that, a command may not name dozens
+        let mut unique: Vec<MessageDataItemName<'static>> = Vec::new();
+        for item in items {
+            let item = item.into_static();
+            if !unique.contains(&item) {
+                unique.push(item);
+            }
+        }
+        if unique.len() > MAX_FETCH_ITEMS {
+            self.bad(
+                tag,
+                &format!("FETCH names more than {MAX_FETCH_ITEMS} different items."),
+            );
+            return;
+        }
+        self.pending_fetch = Some(PendingFetch {
+            tag: tag.to_owned(),
+            items: unique,
+            targets: targets.into(),
+        });
+        self.continue_output();
+    }
+
+    /// Writes the next messages of a pending FETCH (up to about
+    /// [`FETCH_CHUNK`] bytes), and its tagged answer after the last.
+    pub fn continue_output(&mut self) {
+        let Some(pending) = &mut self.pending_fetch else { return };
+        let Some(sel) = &self.selected else {
+            self.pending_fetch = None;
+            return;
+        };
+        while self.out.len() < FETCH_CHUNK
+            && let Some(i) = pending.targets.pop_front()
+        {
+            let Some(m) = sel.folder.messages.get(i) else { continue };
             let mut view = View::new(m);
-            out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
-            for (n, item) in items.iter().enumerate() {
+            self.out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+            for (n, item) in pending.items.iter().enumerate() {
                 if n > 0 {
-                    out.push(b' ');
+                    self.out.push(b' ');
                 }
-                if let Err(e) = fetch::write_item(item, m, &mut view, sel.recent.contains(&m.uid), &mut out) {
+                if let Err(e) = fetch::write_item(item, m, &mut view, sel.recent.contains(&m.uid), &mut self.out) {
                     tracing::warn!("FETCH: {e}");
                 }
             }
-            out.extend_from_slice(b")\r\n");
+            self.out.extend_from_slice(b")\r\n");
         }
-        self.out.extend_from_slice(&out);
-        self.tagged(tag, "OK Fetch completed.");
+        if pending.targets.is_empty() {
+            let tag = std::mem::take(&mut pending.tag);
+            self.pending_fetch = None;
+            self.tagged(&tag, "OK Fetch completed.");
+        }
     }
 
     fn store(
@@ -1116,7 +1196,7 @@ impl Session {
             return;
         };
         self.ensure_inbox(&dest_name, &dest_path);
-        if !dest_path.is_file() {
+        if dest_path.kind().ok().flatten() != Some(Kind::File) {
             return self.tagged(tag, "NO [TRYCREATE] Mailbox doesn't exist.");
         }
         let sel = self.selected.as_ref().expect("selected");

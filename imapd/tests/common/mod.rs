@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use imapd::Context;
 use imapd::config::ImapdConfig;
-use lda::lock::LockTimeouts;
+use lda::dir::MboxPath;
+use lda::lock::{LockOptions, LockTimeouts};
 
 pub struct Site {
     pub dir: tempfile::TempDir,
@@ -95,7 +96,15 @@ impl Site {
             ..ImapdConfig::default()
         };
         tune(&mut imapd_config);
-        let ctx = Arc::new(Context::new(config, imapd_config, root.join("passwd")).unwrap());
+        let tls = imapd::tls_acceptor(&imapd_config).unwrap();
+        let ctx = Arc::new(Context::new(
+            config,
+            imapd_config,
+            root.join("passwd"),
+            tls,
+            None,
+            daemon::shutdown::Shutdown::never(),
+        ));
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -108,7 +117,7 @@ impl Site {
                 tokio::spawn(imapd::server::run_pop3(tokio_listener(pop3_listener), ctx.clone()));
                 tokio::spawn(imapd::server::run_imaps(tokio_listener(imaps_listener), ctx.clone()));
                 tokio::spawn(imapd::server::run_pop3s(tokio_listener(pop3s_listener), ctx.clone()));
-                imapd::server::run(listener, ctx).await.unwrap();
+                imapd::server::run(listener, ctx).await;
             });
         });
         Site {
@@ -135,16 +144,19 @@ impl Site {
 
     /// Delivers as lda does (same code, same locks).
     pub fn deliver(&self, mbox: &Path, sender: &str, message: &[u8]) {
-        std::fs::create_dir_all(mbox.parent().unwrap()).unwrap();
-        let timeouts = LockTimeouts {
-            wait: Duration::from_secs(10),
-            stale_after: Duration::from_secs(600),
+        let options = LockOptions {
+            timeouts: LockTimeouts {
+                wait: Duration::from_secs(10),
+                stale_after: Duration::from_secs(600),
+            },
+            spool: None,
+            create: true,
         };
         lda::deliver::append(
-            mbox,
+            &MboxPath::of_file(mbox),
             &lda::mbox::from_line(sender, SystemTime::now()),
             message,
-            timeouts,
+            options,
         )
         .unwrap();
     }

@@ -1,11 +1,26 @@
-//! Mailbox names: IMAP's modified UTF-7 (RFC 3501 §5.1.3), the checks that
-//! keep a user inside their own mail directory, and the folder tree.
+//! Folder names, one rule for every program: IMAP's modified UTF-7
+//! (RFC 3501 §5.1.3) on disk, the checks that keep a user inside their
+//! own mail directory, where each folder's file is, and the folder tree.
 //!
-//! Names travel and are stored on disk in modified UTF-7, as Dovecot stores
-//! mbox folders by default, so both servers see the same folders. The
-//! hierarchy delimiter is `/`; `INBOX` (any case) is the user's inbox file.
+//! Names travel (IMAP) and are stored on disk in modified UTF-7, as
+//! Dovecot stores mbox folders by default, so both servers see the same
+//! folders; lda (`-m`, `spam_folder`) and the configuration name folders
+//! in UTF-8, which [`from_utf8`] turns into that form. The hierarchy
+//! delimiter is `/`; `INBOX` (any case) is the user's inbox file.
 
 use std::path::{Path, PathBuf};
+
+use std::ffi::OsStr;
+use std::os::unix::fs::DirBuilderExt;
+
+use rustix::fs::OFlags;
+
+use crate::config::Config;
+use crate::dir::{Dir, MboxPath};
+use crate::users::User;
+
+/// Dovecot's file of subscribed folders, in the folders directory.
+const SUBSCRIPTIONS: &str = ".subscriptions";
 
 /// Longest mailbox name accepted, in bytes.
 pub const MAX_NAME: usize = 255;
@@ -141,25 +156,81 @@ pub fn check(name: &[u8]) -> Result<String, BadName> {
     Ok(name.to_owned())
 }
 
+/// The on-disk (modified UTF-7) name of a folder named in UTF-8 — on
+/// lda's command line, in the configuration — checked as [`check`] does.
+pub fn from_utf8(name: &str) -> Result<String, BadName> {
+    if name.eq_ignore_ascii_case("INBOX") {
+        return Ok("INBOX".to_owned());
+    }
+    if name.chars().any(char::is_control) {
+        return Err(BadName("control characters"));
+    }
+    check(encode_mutf7(name).as_bytes())
+}
+
 /// Where a user's mailboxes live.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub inbox: PathBuf,
     pub folders: PathBuf,
+    /// The INBOX is outside the user's home: in a spool, whose group may
+    /// be needed to create it and its dotlock.
+    pub inbox_in_spool: bool,
 }
 
 impl Layout {
-    /// The mbox file of a checked name.
-    pub fn path(&self, name: &str) -> PathBuf {
-        if name == "INBOX" {
-            self.inbox.clone()
-        } else {
-            self.folders.join(name)
+    /// The layout of `user`'s mail: their own location (passwd-file
+    /// `mail=`), else the configured one.
+    pub fn of(user: &User, config: &Config) -> Layout {
+        let location = user.mail_location(&config.inbox, &config.folders);
+        Layout {
+            inbox_in_spool: !location.inbox.starts_with(&user.home),
+            inbox: location.inbox,
+            folders: location.folders,
         }
     }
 
-    pub fn subscriptions_path(&self) -> PathBuf {
-        self.folders.join(".subscriptions")
+    /// The mbox file of a checked name: the INBOX's file in its directory,
+    /// a folder beneath the folders directory (reached without following
+    /// links, [`MboxPath`]).
+    pub fn path(&self, name: &str) -> MboxPath {
+        if name == "INBOX" {
+            MboxPath {
+                in_spool: self.inbox_in_spool,
+                ..MboxPath::of_file(&self.inbox)
+            }
+        } else {
+            MboxPath::new(&self.folders, name)
+        }
+    }
+
+    /// The subscribed folders: `.subscriptions` in the folders directory,
+    /// one name a line, as Dovecot keeps them for mbox.
+    pub fn read_subscriptions(&self) -> std::io::Result<Vec<String>> {
+        use std::io::Read;
+        let dir = Dir::open(&self.folders)?;
+        let mut text = String::new();
+        dir.open_file(OsStr::new(SUBSCRIPTIONS), OFlags::RDONLY, 0)?
+            .take(1 << 20)
+            .read_to_string(&mut text)?;
+        Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+    }
+
+    /// Replaces the subscriptions with `names` (a new file renamed over
+    /// the old; a link left under either name is replaced, never written
+    /// through).
+    pub fn write_subscriptions(&self, names: &[String]) -> std::io::Result<()> {
+        use std::io::Write;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.folders)?;
+        let dir = Dir::open(&self.folders)?;
+        let tmp = OsStr::new(".subscriptions.tmp");
+        let mut file = dir.create_replacing(tmp, 0o600)?;
+        file.write_all(names.iter().map(|s| format!("{s}\n")).collect::<String>().as_bytes())?;
+        file.sync_all()?;
+        dir.rename(tmp, &dir, OsStr::new(SUBSCRIPTIONS))
     }
 
     /// Every folder (not INBOX) under the folders directory: `(name, is a
@@ -200,29 +271,6 @@ fn walk(dir: &Path, prefix: &str, inbox: &Path, out: &mut Vec<(String, bool, boo
     }
 }
 
-/// IMAP LIST pattern matching: `*` matches anything, `%` anything but the
-/// delimiter. INBOX matches case-insensitively.
-pub fn matches(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some(b'%') => {
-                let limit = n.iter().position(|&b| b == b'/').unwrap_or(n.len());
-                (0..=limit).any(|i| go(&p[1..], &n[i..]))
-            }
-            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..]),
-        }
-    }
-    if name == "INBOX" && pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
-        return go(&pattern.as_bytes()[5..], b"");
-    }
-    // bound the backtracking on hostile patterns
-    pattern.len() <= 2 * MAX_NAME
-        && pattern.matches(['*', '%']).count() <= 16
-        && go(pattern.as_bytes(), name.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +293,26 @@ mod tests {
     }
 
     #[test]
+    fn names_from_utf8() {
+        assert_eq!(from_utf8("迷惑メール").unwrap(), "&j,dg0TDhMPww6w-");
+        assert_eq!(from_utf8("lists/日本語").unwrap(), "lists/&ZeVnLIqe-");
+        assert_eq!(from_utf8("inbox").unwrap(), "INBOX");
+        assert_eq!(from_utf8("A&B").unwrap(), "A&-B");
+        for bad in [
+            "",
+            "../x",
+            "/etc/passwd",
+            "a//b",
+            "x.lock",
+            ".hidden",
+            "a\nb",
+            "INBOX/x",
+        ] {
+            assert!(from_utf8(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn hostile_names_are_refused() {
         for bad in [
             &b"../etc/passwd"[..],
@@ -262,15 +330,5 @@ mod tests {
         assert!(check(&vec![b'a'; 300]).is_err());
         assert_eq!(check(b"inbox").unwrap(), "INBOX");
         assert_eq!(check(b"Spam/old").unwrap(), "Spam/old");
-    }
-
-    #[test]
-    fn list_patterns() {
-        assert!(matches("*", "a/b"));
-        assert!(!matches("%", "a/b"));
-        assert!(matches("a/%", "a/b"));
-        assert!(matches("inbox", "INBOX"));
-        assert!(matches("S*", "Spam"));
-        assert!(!matches("S*x", "Spam"));
     }
 }
