@@ -35,6 +35,25 @@ impl Default for Caps {
     }
 }
 
+/// Descriptors kept for what is not a connection: listeners, log, the
+/// token databases, the files a mailbox operation opens.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+impl Caps {
+    /// These caps with `total` lowered, when it must be, to what
+    /// `open_files` descriptors carry: two a connection (its socket, and
+    /// one on average for the mailbox it works on), beyond a reserve. A
+    /// server that admitted more would find `accept` and its own mailbox
+    /// opens failing for want of descriptors.
+    pub fn within_open_files(self, open_files: u64) -> Caps {
+        let carried = (open_files.saturating_sub(RESERVED_DESCRIPTORS) / 2).max(1);
+        Caps {
+            total: self.total.min(usize::try_from(carried).unwrap_or(usize::MAX)),
+            ..self
+        }
+    }
+}
+
 /// Which cap refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -198,6 +217,14 @@ mod tests {
         drop((first, third));
         assert_eq!(limits.active(), 1);
         assert!(limits.counts().users.is_empty());
+    }
+
+    #[test]
+    fn the_total_fits_the_descriptors() {
+        let caps = Caps::default();
+        assert_eq!(caps.within_open_files(1024).total, 480);
+        assert_eq!(caps.within_open_files(1 << 20).total, caps.total);
+        assert_eq!(caps.within_open_files(10).total, 1);
     }
 
     #[tokio::test]

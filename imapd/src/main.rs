@@ -85,9 +85,18 @@ fn run() -> i32 {
             "imaps_listen / pop3s_listen need tls_cert and tls_key in [imapd]",
         );
     }
-    match daemon::privileges::raise_open_files_limit() {
-        Ok(n) => tracing::debug!("open files limit: {n}"),
-        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    let open_files = daemon::privileges::raise_open_files_limit().unwrap_or_else(|e| {
+        tracing::warn!("cannot raise the open files limit: {e}");
+        1024
+    });
+    let caps = imapd.limits.within_open_files(open_files);
+    if caps.total < imapd.limits.total {
+        tracing::warn!(
+            "max_connections lowered from {} to {}: the open files limit is {open_files} (LimitNOFILE= in the systemd unit)",
+            imapd.limits.total,
+            caps.total
+        );
+        imapd.limits = caps;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -237,12 +237,30 @@ impl Client {
         Client { stream, reader, tag: 0 }
     }
 
+    /// The connection's reader, for what the server sends unasked.
+    pub fn reader(&mut self) -> &mut BufReader<TcpStream> {
+        &mut self.reader
+    }
+
     /// Sends a command without waiting for its answer.
     pub fn send(&mut self, command: &str) {
         self.tag += 1;
         self.stream
             .write_all(format!("t{} {command}\r\n", self.tag).as_bytes())
             .unwrap();
+    }
+
+    /// The tagged answer to the command sent last (untagged lines and
+    /// continuation requests skipped).
+    pub fn answer(&mut self) -> String {
+        let tag = format!("t{} ", self.tag);
+        loop {
+            let mut line = String::new();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "closed before {tag}");
+            if line.starts_with(&tag) {
+                return line;
+            }
+        }
     }
 
     /// Sends a command; returns the untagged lines, panicking unless OK.
@@ -292,4 +310,15 @@ pub fn spawn_imapd(dir: &Path, imapd_keys: &str) -> (std::process::Child, u16) {
         .spawn()
         .unwrap();
     (server, port)
+}
+
+/// A server process killed (and reaped) when the test ends, passed or not:
+/// a panicking test must not leave it running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
