@@ -6,18 +6,25 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// sysexits(3) codes used by every program of the toolkit.
+/// sysexits(3) codes used by every program of the toolkit (bsfilter, lda,
+/// imapd, mtad): this is the one list.
 pub mod exit {
     /// The command line was wrong.
     pub const USAGE: i32 = 64;
     /// The input data was malformed.
     pub const DATAERR: i32 = 65;
+    /// The user named does not exist.
+    pub const NOUSER: i32 = 67;
     /// Internal software error.
     pub const SOFTWARE: i32 = 70;
+    /// An operating-system error (cannot listen, cannot start threads).
+    pub const OSERR: i32 = 71;
     /// An I/O error (reading, writing, a corrupt database).
     pub const IOERR: i32 = 74;
     /// A temporary failure (a lock held past its timeout): try again later.
     pub const TEMPFAIL: i32 = 75;
+    /// Not allowed (delivering to another user).
+    pub const NOPERM: i32 = 77;
     /// Configuration error.
     pub const CONFIG: i32 = 78;
 }

@@ -20,9 +20,15 @@
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use lda::config::{ConfigError, ConfigFile, FolderName};
+use serde::Deserialize;
 
 /// Where passwords may be sent in the clear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PlaintextAuth {
     /// Only from 127.0.0.0/8 and ::1 (Dovecot's default notion of secure).
     Loopback,
@@ -40,26 +46,32 @@ impl PlaintextAuth {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ImapdConfig {
     pub listen: Vec<SocketAddr>,
     pub pop3_listen: Vec<SocketAddr>,
     pub imaps_listen: Vec<SocketAddr>,
     pub pop3s_listen: Vec<SocketAddr>,
-    pub tls_cert: Option<std::path::PathBuf>,
-    pub tls_key: Option<std::path::PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub plaintext_auth: PlaintextAuth,
     /// A system user to become once the ports are bound (started as root).
     pub run_as: Option<String>,
-    /// Special folders' names as on disk and in IMAP (modified UTF-7).
-    pub trash_folder: String,
-    pub sent_folder: String,
-    pub drafts_folder: String,
-    pub limits: daemon::limits::Caps,
+    /// Special folders, named in UTF-8 in the file; their on-disk names.
+    pub trash_folder: FolderName,
+    pub sent_folder: FolderName,
+    pub drafts_folder: FolderName,
+    pub max_connections: NonZeroUsize,
+    pub max_connections_per_ip: NonZeroUsize,
+    pub max_userip_connections: NonZeroUsize,
 }
 
 impl Default for ImapdConfig {
     fn default() -> Self {
+        let caps = daemon::limits::Caps::default();
+        let n = |v: usize| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
+        let folder = |name: &str| FolderName(name.to_owned());
         ImapdConfig {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 143))],
             pop3_listen: Vec::new(),
@@ -69,92 +81,42 @@ impl Default for ImapdConfig {
             tls_key: None,
             plaintext_auth: PlaintextAuth::Loopback,
             run_as: None,
-            trash_folder: "Trash".into(),
-            sent_folder: "Sent".into(),
-            drafts_folder: "Drafts".into(),
-            limits: daemon::limits::Caps::default(),
+            trash_folder: folder("Trash"),
+            sent_folder: folder("Sent"),
+            drafts_folder: folder("Drafts"),
+            max_connections: n(caps.total),
+            max_connections_per_ip: n(caps.per_address),
+            max_userip_connections: n(caps.per_user_address),
         }
     }
 }
 
+/// The file's `[imapd]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Sections {
+    imapd: ImapdConfig,
+}
+
 impl ImapdConfig {
-    /// The `[imapd]` section of `text` (defaults for what it leaves out).
-    pub fn parse(text: &str) -> Result<ImapdConfig, String> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
-        let mut config = ImapdConfig::default();
-        let Some(section) = table.get("imapd") else {
-            return Ok(config);
-        };
-        let section = section.as_table().ok_or("`imapd` should be a [section]")?;
-        for (key, value) in section {
-            let text = |v: &toml::Value| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or(format!("[imapd] {key}: expected a string"))
-            };
-            match key.as_str() {
-                "listen" | "pop3_listen" | "imaps_listen" | "pop3s_listen" => {
-                    let list = value
-                        .as_array()
-                        .ok_or(format!("[imapd] {key}: expected a list of addresses"))?;
-                    let addresses: Vec<SocketAddr> = list
-                        .iter()
-                        .map(|v| {
-                            let s = text(v)?;
-                            s.parse()
-                                .map_err(|_| format!("[imapd] {key}: {s:?} is not an address:port"))
-                        })
-                        .collect::<Result<_, String>>()?;
-                    *match key.as_str() {
-                        "listen" => &mut config.listen,
-                        "pop3_listen" => &mut config.pop3_listen,
-                        "imaps_listen" => &mut config.imaps_listen,
-                        _ => &mut config.pop3s_listen,
-                    } = addresses;
-                }
-                "plaintext_auth" => {
-                    config.plaintext_auth = match text(value)?.as_str() {
-                        "loopback" => PlaintextAuth::Loopback,
-                        "always" => PlaintextAuth::Always,
-                        "never" => PlaintextAuth::Never,
-                        other => {
-                            return Err(format!(
-                                "[imapd] plaintext_auth = {other:?}: expected loopback, always or never"
-                            ));
-                        }
-                    }
-                }
-                "run_as" => config.run_as = Some(text(value)?),
-                "tls_cert" => config.tls_cert = Some(text(value)?.into()),
-                "tls_key" => config.tls_key = Some(text(value)?.into()),
-                "trash_folder" | "sent_folder" | "drafts_folder" => {
-                    let name = text(value)?;
-                    let on_disk = lda::folders::from_utf8(&name)
-                        .ok()
-                        .filter(|n| n != "INBOX")
-                        .ok_or(format!("[imapd] {key} = {name:?}: not a folder name"))?;
-                    *match key.as_str() {
-                        "trash_folder" => &mut config.trash_folder,
-                        "sent_folder" => &mut config.sent_folder,
-                        _ => &mut config.drafts_folder,
-                    } = on_disk;
-                }
-                "max_connections" | "max_connections_per_ip" | "max_userip_connections" => {
-                    let n = value
-                        .as_integer()
-                        .filter(|n| *n > 0)
-                        .ok_or(format!("[imapd] {key}: expected a positive number"))?
-                        as usize;
-                    match key.as_str() {
-                        "max_connections" => config.limits.total = n,
-                        "max_connections_per_ip" => config.limits.per_address = n,
-                        _ => config.limits.per_user_address = n,
-                    }
-                }
-                other => return Err(format!("unknown key `{other}` in [imapd]")),
-            }
+    /// The `[imapd]` section of a file already read (defaults for what it
+    /// leaves out).
+    pub fn from_file(file: &ConfigFile) -> Result<ImapdConfig, ConfigError> {
+        Ok(file.sections::<Sections>()?.imapd)
+    }
+
+    /// The `[imapd]` section of `text`.
+    pub fn parse(text: &str) -> Result<ImapdConfig, ConfigError> {
+        ImapdConfig::from_file(&ConfigFile::from_text("mailkit.toml", text)?)
+    }
+
+    /// The connection caps.
+    pub fn limits(&self) -> daemon::limits::Caps {
+        daemon::limits::Caps {
+            total: self.max_connections.get(),
+            per_address: self.max_connections_per_ip.get(),
+            per_user_address: self.max_userip_connections.get(),
         }
-        Ok(config)
     }
 }
 
@@ -167,8 +129,23 @@ mod tests {
         let c = ImapdConfig::parse("[imapd]\nlisten = [\"127.0.0.1:1143\"]\nplaintext_auth = \"always\"\n").unwrap();
         assert_eq!(c.listen, vec!["127.0.0.1:1143".parse::<SocketAddr>().unwrap()]);
         assert_eq!(c.plaintext_auth, PlaintextAuth::Always);
-        assert!(ImapdConfig::parse("[imapd]\nbogus = 1\n").is_err());
-        assert!(ImapdConfig::parse("[imapd]\nlisten = [\"nowhere\"]\n").is_err());
+        for (text, line, want) in [
+            (
+                "[imapd]\nlsiten = [\"127.0.0.1:143\"]\n",
+                2,
+                "[imapd] unknown field `lsiten`",
+            ),
+            ("[imapd]\nlisten = [\"nowhere\"]\n", 2, "invalid socket address"),
+            ("[imapd]\n\nmax_connections = 0\n", 3, "nonzero"),
+            ("[imapd]\nplaintext_auth = \"sometimes\"\n", 2, "unknown variant"),
+            ("[imapd]\ntrash_folder = \"a//b\"\n", 2, "not a folder name"),
+        ] {
+            let err = ImapdConfig::parse(text).unwrap_err();
+            assert_eq!(err.line, line, "{text}: {err}");
+            assert!(err.message.contains(want), "{text}: {err}");
+        }
+        let c = ImapdConfig::parse("[imapd]\ntrash_folder = \"ゴミ箱\"\n").unwrap();
+        assert_eq!(c.trash_folder.0, lda::folders::encode_mutf7("ゴミ箱"));
         assert!(PlaintextAuth::Loopback.allows("127.0.0.1".parse().unwrap()));
         assert!(!PlaintextAuth::Loopback.allows("192.0.2.1".parse().unwrap()));
     }

@@ -76,7 +76,7 @@ impl Context {
             trainer: training::Trainer::start(config.clone()),
             folders: mailbox::Folders::new(timeouts, spool),
             auth: Authenticator::new(passwd_file, AuthPolicy::default()),
-            limits: ConnectionLimits::new(imapd.limits),
+            limits: ConnectionLimits::new(imapd.limits()),
             config,
             imapd,
             tls,

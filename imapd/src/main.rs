@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bsfilter::error::exit::{CONFIG as EX_CONFIG, OSERR as EX_OSERR, USAGE as EX_USAGE};
 use clap::{Arg, ArgAction, Command};
 use imapd::Context;
 use imapd::config::ImapdConfig;
-
-const EX_CONFIG: i32 = 78;
-const EX_OSERR: i32 = 71;
+use lda::config::ConfigFile;
 
 fn main() {
     tracing_subscriber::fmt()
@@ -27,6 +26,12 @@ fn command() -> Command {
             lda::config::DEFAULT_CONFIG_PATH
         )))
         .arg(
+            Arg::new("check-config")
+                .long("check-config")
+                .action(ArgAction::SetTrue)
+                .help("read the configuration, print \"ok\" or what is wrong (file:line:column), and exit 0 or 78"),
+        )
+        .arg(
             Arg::new("pop3-listen")
                 .long("pop3-listen")
                 .value_name("ADDR:PORT")
@@ -42,61 +47,68 @@ fn command() -> Command {
         )
 }
 
+/// The delivery sections and `[imapd]`, read from the file once.
+fn read_config(path: Option<&std::path::Path>) -> Result<(lda::config::Config, ImapdConfig), String> {
+    let file = ConfigFile::load(path).map_err(|e| e.to_string())?;
+    let config = lda::config::Config::from_file(&file).map_err(|e| e.to_string())?;
+    let imapd = ImapdConfig::from_file(&file).map_err(|e| e.to_string())?;
+    if config.passwd_file.is_none() {
+        return Err(format!(
+            "{}: imapd needs a user table: set [users] passwd_file (Dovecot passwd-file format)",
+            file.path().display()
+        ));
+    }
+    if (!imapd.imaps_listen.is_empty() || !imapd.pop3s_listen.is_empty()) && imapd.tls_cert.is_none() {
+        return Err(format!(
+            "{}: [imapd] imaps_listen / pop3s_listen need tls_cert and tls_key",
+            file.path().display()
+        ));
+    }
+    Ok((config, imapd))
+}
+
 fn run() -> i32 {
     let matches = command().get_matches();
     let config_path = matches.get_one::<String>("config").map(PathBuf::from);
-    let config = match lda::config::Config::load(config_path.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return fail(EX_CONFIG, &e.to_string()),
-    };
-    let text = config_path
-        .as_deref()
-        .or(Some(std::path::Path::new(lda::config::DEFAULT_CONFIG_PATH)))
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default();
-    let mut imapd = match ImapdConfig::parse(&text) {
+    let (config, mut imapd) = match read_config(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(EX_CONFIG, &e),
     };
+    if matches.get_flag("check-config") {
+        // the TLS files too: a server that would not start is not "ok"
+        if let Err(e) = imapd::tls_acceptor(&imapd) {
+            return fail(EX_CONFIG, &e);
+        }
+        println!("ok");
+        return 0;
+    }
     for (flag, target) in [("listen", &mut imapd.listen), ("pop3-listen", &mut imapd.pop3_listen)] {
         if let Some(listen) = matches.get_many::<String>(flag) {
             let parsed: Result<Vec<_>, _> = listen.map(|s| s.parse()).collect();
             match parsed {
                 Ok(l) => *target = l,
-                Err(_) => return fail(64, &format!("--{flag}: expected ADDR:PORT, e.g. 127.0.0.1:1143")),
+                Err(_) => return fail(EX_USAGE, &format!("--{flag}: expected ADDR:PORT, e.g. 127.0.0.1:1143")),
             }
         }
     }
-    let Some(passwd_file) = config.passwd_file.clone() else {
-        return fail(
-            EX_CONFIG,
-            "imapd needs a user table: set [users] passwd_file in the configuration (Dovecot passwd-file format)",
-        );
-    };
+    let passwd_file = config.passwd_file.clone().unwrap_or_default();
     // the key is read while still root: it is usually root's alone
     let tls = match imapd::tls_acceptor(&imapd) {
         Ok(tls) => tls,
         Err(e) => return fail(EX_CONFIG, &e),
     };
-    let wants_tls = !imapd.imaps_listen.is_empty() || !imapd.pop3s_listen.is_empty();
-    if wants_tls && tls.is_none() {
-        return fail(
-            EX_CONFIG,
-            "imaps_listen / pop3s_listen need tls_cert and tls_key in [imapd]",
-        );
-    }
     let open_files = daemon::privileges::raise_open_files_limit().unwrap_or_else(|e| {
         tracing::warn!("cannot raise the open files limit: {e}");
         1024
     });
-    let caps = imapd.limits.within_open_files(open_files);
-    if caps.total < imapd.limits.total {
+    let caps = imapd.limits().within_open_files(open_files);
+    if caps.total < imapd.max_connections.get() {
         tracing::warn!(
             "max_connections lowered from {} to {}: the open files limit is {open_files} (LimitNOFILE= in the systemd unit)",
-            imapd.limits.total,
+            imapd.max_connections,
             caps.total
         );
-        imapd.limits = caps;
+        imapd.max_connections = std::num::NonZeroUsize::new(caps.total).unwrap_or(std::num::NonZeroUsize::MIN);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -8,16 +8,11 @@
 #![no_main]
 use std::io::Read;
 
+use bsfilter::error::exit::{CONFIG as EX_CONFIG, TEMPFAIL as EX_TEMPFAIL, USAGE as EX_USAGE};
 use lda::args::{self, Parsed};
 use lda::config::Config;
 use lda::deliver::{self, Outcome, Request};
-use lda::users::{self, User};
-
-const EX_USAGE: i32 = 64;
-const EX_NOUSER: i32 = 67;
-const EX_TEMPFAIL: i32 = 75;
-const EX_NOPERM: i32 = 77;
-const EX_CONFIG: i32 = 78;
+use lda::users;
 
 // lda runs once per delivered message, so its start-up is part of every
 // delivery. Rust's own `main` wrapper asks glibc for the main thread's
@@ -57,13 +52,13 @@ fn run() -> i32 {
         Ok(c) => c,
         Err(e) => return fail(EX_CONFIG, &e.to_string()),
     };
-    let user = match find_user(&config, args.user.as_deref()) {
+    let user = match users::find_recipient(&config, args.user.as_deref()) {
         Ok(u) => u,
-        Err((code, why)) => return fail(code, &why),
+        Err(e) => return fail(e.exit_code(), &e.to_string()),
     };
-    let spool = match become_user(&config, &user) {
+    let spool = match users::become_recipient(&config, &user) {
         Ok(spool) => spool,
-        Err((code, why)) => return fail(code, &why),
+        Err(e) => return fail(e.exit_code(), &e.to_string()),
     };
     // most mail fits: one or two reads instead of a dozen doubling ones
     let mut message = Vec::with_capacity(64 << 10);
@@ -105,74 +100,4 @@ fn run() -> i32 {
 fn fail(code: i32, message: &str) -> i32 {
     eprintln!("lda: {message}");
     code
-}
-
-/// The recipient: `-d USER` from the user table (then the system users),
-/// or the user running lda.
-fn find_user(config: &Config, name: Option<&str>) -> Result<User, (i32, String)> {
-    let table = match &config.passwd_file {
-        Some(path) => users::read_passwd_file(path).map_err(|e| (EX_CONFIG, e.to_string()))?,
-        None => Vec::new(),
-    };
-    let user = match name {
-        Some(name) => table
-            .into_iter()
-            .find(|u| u.name == name)
-            .or_else(|| config.system_users.then(|| users::system_user_by_name(name)).flatten())
-            .ok_or((EX_NOUSER, format!("{name}: no such user")))?,
-        None => {
-            // SAFETY: getuid cannot fail.
-            let uid = unsafe { libc::getuid() };
-            table
-                .into_iter()
-                .find(|u| u.uid == Some(uid))
-                .or_else(|| users::system_user_by_uid(uid))
-                .ok_or((EX_NOUSER, format!("uid {uid}: no such user")))?
-        }
-    };
-    if user.home.as_os_str().is_empty() {
-        return Err((EX_CONFIG, format!("{}: no home directory in the user table", user.name)));
-    }
-    Ok(user)
-}
-
-/// Run as root (by an MTA), switch to the recipient; run as a user, deliver
-/// only to that user (or to virtual users without a uid of their own).
-/// Returns the spool's group, held back for the INBOX's spool, when the
-/// INBOX is in a directory that is not the recipient's own.
-fn become_user(config: &Config, user: &User) -> Result<Option<users::SpoolGroup>, (i32, String)> {
-    // SAFETY: these queries cannot fail.
-    let (euid, uid) = unsafe { (libc::geteuid(), libc::getuid()) };
-    if euid != 0 {
-        return match user.uid {
-            Some(u) if u != uid => Err((
-                EX_NOPERM,
-                format!("uid {uid} may not deliver to {} (uid {u})", user.name),
-            )),
-            _ => Ok(None),
-        };
-    }
-    let Some(target) = user.uid else {
-        return Err((
-            EX_CONFIG,
-            format!("{}: no uid in the user table; lda will not deliver as root", user.name),
-        ));
-    };
-    if target == 0 {
-        return Ok(None);
-    }
-    let location = user.mail_location(&config.inbox, &config.folders);
-    let spool_group = location
-        .inbox
-        .parent()
-        .filter(|dir| users::needs_mail_group(dir, target))
-        .and_then(|_| users::group_id("mail"));
-    let spool = match users::switch_to(target, user.gid.unwrap_or(target), spool_group) {
-        Ok(spool) => spool,
-        Err(e) => return Err((EX_TEMPFAIL, format!("cannot switch to uid {target}: {e}"))),
-    };
-    // So that `~` and the filter's home resolve for the recipient.
-    // SAFETY: single-threaded at this point.
-    unsafe { std::env::set_var("HOME", &user.home) };
-    Ok(spool)
 }

@@ -9,6 +9,10 @@
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 
+use bsfilter::error::exit;
+
+use crate::config::Config;
+
 /// One mail user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -134,6 +138,135 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
         });
     }
     Ok(users)
+}
+
+/// Why a recipient could not be found or become.
+#[derive(Debug)]
+pub enum UserError {
+    /// The user table could not be read.
+    Table(TableError),
+    NoSuchUser(String),
+    /// The user's entry has no home directory.
+    NoHome(String),
+    /// Run as root for a user without a uid of their own.
+    NoUid(String),
+    /// Run as `uid`, which is not the recipient's.
+    NotAllowed {
+        uid: u32,
+        user: String,
+        user_uid: u32,
+    },
+    /// Switching to the recipient failed.
+    Switch(u32, std::io::Error),
+}
+
+impl UserError {
+    /// The sysexits code: an unknown user is permanent (67), a user lda
+    /// may not deliver to 77, a broken table or entry a configuration
+    /// error (78), a failed switch may pass (75).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            UserError::Table(_) | UserError::NoHome(_) | UserError::NoUid(_) => exit::CONFIG,
+            UserError::NoSuchUser(_) => exit::NOUSER,
+            UserError::NotAllowed { .. } => exit::NOPERM,
+            UserError::Switch(..) => exit::TEMPFAIL,
+        }
+    }
+}
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserError::Table(e) => write!(f, "{e}"),
+            UserError::NoSuchUser(name) => write!(f, "{name}: no such user"),
+            UserError::NoHome(name) => write!(f, "{name}: no home directory in the user table"),
+            UserError::NoUid(name) => write!(f, "{name}: no uid in the user table; lda will not deliver as root"),
+            UserError::NotAllowed { uid, user, user_uid } => {
+                write!(f, "uid {uid} may not deliver to {user} (uid {user_uid})")
+            }
+            UserError::Switch(uid, e) => write!(f, "cannot switch to uid {uid}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for UserError {}
+
+/// A user by name: from the user table, then (unless `system_users` is
+/// off) from the system.
+pub fn find_user(config: &Config, name: &str) -> Result<User, UserError> {
+    let table = match &config.passwd_file {
+        Some(path) => read_passwd_file(path).map_err(UserError::Table)?,
+        None => Vec::new(),
+    };
+    let user = table
+        .into_iter()
+        .find(|u| u.name == name)
+        .or_else(|| config.system_users.then(|| system_user_by_name(name)).flatten())
+        .ok_or_else(|| UserError::NoSuchUser(name.to_owned()))?;
+    if user.home.as_os_str().is_empty() {
+        return Err(UserError::NoHome(user.name));
+    }
+    Ok(user)
+}
+
+/// The recipient of a delivery: `name` ([`find_user`]), or with `None`
+/// the user running this process.
+pub fn find_recipient(config: &Config, name: Option<&str>) -> Result<User, UserError> {
+    if let Some(name) = name {
+        return find_user(config, name);
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let table = match &config.passwd_file {
+        Some(path) => read_passwd_file(path).map_err(UserError::Table)?,
+        None => Vec::new(),
+    };
+    let user = table
+        .into_iter()
+        .find(|u| u.uid == Some(uid))
+        .or_else(|| system_user_by_uid(uid))
+        .ok_or_else(|| UserError::NoSuchUser(format!("uid {uid}")))?;
+    if user.home.as_os_str().is_empty() {
+        return Err(UserError::NoHome(user.name));
+    }
+    Ok(user)
+}
+
+/// Becomes the recipient: run as root (by an MTA), switches to the
+/// recipient's uid and gid; run as a user, allows only that user (or
+/// virtual users without a uid of their own). Returns the spool's group,
+/// held back for the INBOX, when the INBOX is in a directory that is not
+/// the recipient's own. Sets `HOME` for the recipient.
+pub fn become_recipient(config: &Config, user: &User) -> Result<Option<SpoolGroup>, UserError> {
+    let euid = rustix::process::geteuid().as_raw();
+    let uid = rustix::process::getuid().as_raw();
+    if euid != 0 {
+        return match user.uid {
+            Some(u) if u != uid => Err(UserError::NotAllowed {
+                uid,
+                user: user.name.clone(),
+                user_uid: u,
+            }),
+            _ => Ok(None),
+        };
+    }
+    let Some(target) = user.uid else {
+        return Err(UserError::NoUid(user.name.clone()));
+    };
+    if target == 0 {
+        return Ok(None);
+    }
+    let location = user.mail_location(&config.inbox, &config.folders);
+    let spool_group = location
+        .inbox
+        .parent()
+        .filter(|dir| needs_mail_group(dir, target))
+        .and_then(|_| group_id("mail"));
+    let spool = switch_to(target, user.gid.unwrap_or(target), spool_group).map_err(|e| UserError::Switch(target, e))?;
+    // So that `~` and the filter's home resolve for the recipient.
+    // SAFETY: lda is single-threaded here; a server calling this from
+    // several threads would race with getenv.
+    unsafe { std::env::set_var("HOME", &user.home) };
+    Ok(spool)
 }
 
 /// Switches the process (every thread: glibc applies it to all) to `uid`

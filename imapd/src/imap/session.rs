@@ -492,7 +492,7 @@ impl Session {
     }
 
     fn is_trash_folder(&self, name: &str) -> bool {
-        let trash = &self.ctx.imapd.trash_folder;
+        let trash = &self.ctx.imapd.trash_folder.0;
         name == trash || name.starts_with(&format!("{trash}/"))
     }
 
@@ -794,11 +794,11 @@ impl Session {
         let imapd = &self.ctx.imapd;
         if name == self.ctx.config.spam_folder {
             Some("\\Junk")
-        } else if name == imapd.trash_folder {
+        } else if name == imapd.trash_folder.0 {
             Some("\\Trash")
-        } else if name == imapd.sent_folder {
+        } else if name == imapd.sent_folder.0 {
             Some("\\Sent")
-        } else if name == imapd.drafts_folder {
+        } else if name == imapd.drafts_folder.0 {
             Some("\\Drafts")
         } else {
             None
