@@ -622,7 +622,14 @@ fn for_each_chunk(
                 };
                 if split_mbox {
                     for (i, m) in mbox::split(&data).into_iter().enumerate() {
-                        let (from_line, content) = (m.from_line.to_vec(), m.content.to_vec());
+                        // written back as read: the line with its newline,
+                        // the message with its quoting
+                        let from_line = if m.from_line.is_empty() {
+                            Vec::new()
+                        } else {
+                            [m.from_line, b"\n"].concat()
+                        };
+                        let content = m.raw.to_vec();
                         pending.push(Raw {
                             name: name.clone(),
                             from_stdin,
@@ -675,11 +682,7 @@ fn for_each_chunk(
 /// Analyses messages on all cores, keeping their order.
 fn analyze_all(filter: &Filter, raws: Vec<Raw>) -> Vec<Item> {
     let analyze = |raw: Raw| {
-        let sender = mbox::MboxMessage {
-            from_line: &raw.from_line,
-            content: &raw.content,
-        }
-        .envelope_sender();
+        let sender = mbox::envelope_sender(&raw.from_line);
         let analyzed = filter.analyze(&raw.content, sender);
         Item {
             name: raw.name,

@@ -3,7 +3,8 @@
 //!
 //! The path of a message through the library:
 //!
-//! - [`mbox`] splits an mbox into messages (`--mbox`);
+//! - [`mbox`] is the mbox format every program shares: `From ` lines,
+//!   mboxrd quoting, splitting (`--mbox`, lda's appends, imapd's folders);
 //! - [`decode`] turns raw bytes into decoded UTF-8 header values, text,
 //!   link targets and attachment names (MIME and charsets by mail-parser),
 //!   with [`html`] extracting the text and links of HTML parts and

@@ -42,6 +42,18 @@ impl UtcTime {
     }
 }
 
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's
+/// days_from_civil): the inverse of [`UtcTime::from_unix`]'s date part.
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +69,8 @@ mod tests {
             (t.year, t.month, t.day, t.hour, t.minute, t.second, t.weekday),
             (2026, 11, 28, 1, 2, 3, 6)
         );
+        assert_eq!(days_from_civil(2026, 11, 28), 1_795_827_723 / 86400);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 2, 29), 951_782_400 / 86400);
     }
 }

@@ -120,9 +120,10 @@ proptest! {
         }
         let messages = mbox::split(&data);
         prop_assert_eq!(messages.len(), chunks.len());
-        // every byte is in a message or is a separating newline
-        let kept: usize = messages.iter().map(|m| m.from_line.len() + m.content.len()).sum();
-        prop_assert_eq!(kept + chunks.len().saturating_sub(1), data.len());
+        // every byte is in a From line and its newline, a message, or the
+        // newline that ends each stored message
+        let kept: usize = messages.iter().map(|m| m.from_line.len() + 1 + m.raw.len() + 1).sum();
+        prop_assert_eq!(kept, data.len());
     }
 
     #[test]

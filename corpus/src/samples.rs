@@ -112,7 +112,7 @@ pub fn from_mbox(path: &Path, label: Label) -> Result<Vec<Sample>, LoadError> {
         .map(|(i, m)| Sample {
             label,
             name: format!("{}#{}", path.display(), i + 1),
-            raw: m.content.to_vec(),
+            raw: m.raw.to_vec(),
         })
         .collect())
 }
@@ -136,7 +136,7 @@ mod tests {
         assert!(from_index(&dir.path().join("bad"), None).unwrap_err().0.contains(":1:"));
         std::fs::write(
             dir.path().join("box"),
-            "From a x\nSubject: 1\n\n1\n\nFrom b x\nSubject: 2\n\n2\n",
+            "From a@x Mon Jan  1 00:00:00 2024\nSubject: 1\n\n1\n\nFrom b@x Mon Jan  1 00:00:01 2024\nSubject: 2\n\n2\n",
         )
         .unwrap();
         assert_eq!(from_mbox(&dir.path().join("box"), Label::Ham).unwrap().len(), 2);

@@ -85,7 +85,7 @@ const KEYWORD_PADDING: usize = 40;
 impl Message {
     /// Seconds since the epoch from the `From ` line's asctime date.
     pub fn internal_date(&self) -> i64 {
-        parse_asctime(&self.from_line).unwrap_or(0)
+        bsfilter::mbox::from_line_date(self.from_line.as_bytes()).unwrap_or(0)
     }
 
     /// The size a client sees: every line ending as CRLF.
@@ -333,8 +333,12 @@ impl Folder {
             ..Folder::default()
         };
         let mut base_seen = false;
-        for (index, stored) in lda::mbox::parse(data).into_iter().enumerate() {
-            let state = split_state(&stored.message);
+        for (index, stored) in bsfilter::mbox::split(data)
+            .into_iter()
+            .filter(|s| !s.from_line.is_empty())
+            .enumerate()
+        {
+            let state = split_state(&stored.message());
             let content_offset = (stored.offset + stored.from_line.len() + 1) as u64;
             let state_block = state.block.clone().map(|b| StateBlock {
                 offset: content_offset + b.start as u64,
@@ -452,12 +456,12 @@ impl Folder {
                  a real message.  It is created automatically by the mail system software.\n\
                  If deleted, important folder data will be lost, and it will be re-created\n\
                  with the data reset to initial values.\n",
-                date = lda::mbox::asctime(SystemTime::now()),
+                date = bsfilter::mbox::asctime(SystemTime::now()),
                 validity = self.uid_validity,
                 last = self.uid_next.saturating_sub(1),
             );
-            lda::mbox::encode(
-                &lda::mbox::from_line("MAILER-DAEMON", SystemTime::now()),
+            bsfilter::mbox::encode(
+                &bsfilter::mbox::from_line("MAILER-DAEMON", SystemTime::now()),
                 pseudo.as_bytes(),
                 &mut out,
             );
@@ -469,7 +473,7 @@ impl Folder {
             let fields = self.state_fields(index, &declared, KEYWORD_PADDING);
             let (message, block) = insert_fields(&m.content, &fields);
             let start = out.len() + m.from_line.len() + 1;
-            lda::mbox::encode(&format!("{}\n", m.from_line), &message, &mut out);
+            bsfilter::mbox::encode(&format!("{}\n", m.from_line), &message, &mut out);
             // (quoting never touches header lines; check rather than trust)
             let at = start + block.start;
             blocks.push(
@@ -536,7 +540,7 @@ impl Folder {
         let uid = self.uid_next;
         self.uid_next += 1;
         let from_line = from_line.unwrap_or_else(|| {
-            let line = lda::mbox::from_line(&envelope_sender(&content), internal_date);
+            let line = bsfilter::mbox::from_line(&envelope_sender(&content), internal_date);
             Arc::from(line.trim_end_matches('\n'))
         });
         self.messages.push(Message {
@@ -768,36 +772,6 @@ fn envelope_sender(content: &[u8]) -> String {
         }
     }
     "MAILER-DAEMON".to_owned()
-}
-
-/// `From sender Sat Nov 28 04:03:56 2026` → Unix seconds (UTC).
-fn parse_asctime(from_line: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let words: Vec<&str> = from_line.split_whitespace().collect();
-    // the date is the last five words (some writers add a zone: ignore it)
-    let at = words.iter().rposition(|w| MONTHS.contains(w))?;
-    let month = MONTHS.iter().position(|m| *m == words[at])? as i64 + 1;
-    let day: i64 = words.get(at + 1)?.parse().ok()?;
-    let mut hms = words.get(at + 2)?.split(':').map(|p| p.parse::<i64>());
-    let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next().unwrap_or(Ok(0)).ok()?);
-    let year: i64 = words
-        .get(at + 3..)?
-        .iter()
-        .find_map(|w| w.parse().ok().filter(|y| *y > 1900))?;
-    Some(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

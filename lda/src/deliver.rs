@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::dir::MboxPath;
 use crate::folders::{self, Layout};
 use crate::lock::{LockError, LockOptions, LockTimeouts, LockedMbox};
-use crate::mbox;
 use crate::users::{SpoolGroup, User};
+use bsfilter::mbox;
 
 /// What to deliver, to whom.
 #[derive(Debug, Clone, Copy)]

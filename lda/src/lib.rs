@@ -7,7 +7,6 @@
 //! - [`config`]: the toolkit's TOML configuration (delivery part);
 //! - [`users`]: the passwd-file user table and system users, becoming one;
 //! - [`folders`]: folder names (modified UTF-7 on disk), where each folder is;
-//! - [`mbox`]: the byte-exact mbox format (From lines, mboxrd quoting);
 //! - [`dir`]: mail files reached through their directory, never a link;
 //! - [`lock`]: dotlock + fcntl locking, and undoing a dead writer's append;
 //! - [`deliver`]: the delivery policy: filter, headers, folder, append.
@@ -18,5 +17,4 @@ pub mod deliver;
 pub mod dir;
 pub mod folders;
 pub mod lock;
-pub mod mbox;
 pub mod users;

@@ -75,7 +75,7 @@ impl Host {
     }
 
     fn inbox_messages(&self, user: &str) -> usize {
-        std::fs::read(self.spool().join(user)).map_or(0, |d| lda::mbox::parse(&d).len())
+        std::fs::read(self.spool().join(user)).map_or(0, |d| bsfilter::mbox::split(&d).len())
     }
 
     /// `path`, made by `user` (as if with their shell).

@@ -5,9 +5,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use bsfilter::mbox;
 use bsfilter::store::{Action, Class};
 use bsfilter::{Filter, FilterConfig};
-use lda::mbox;
 
 mod common;
 use common::LDA;
@@ -46,7 +46,7 @@ impl Site {
     }
     fn messages(&self, folder: &str) -> Vec<Vec<u8>> {
         match std::fs::read(self.mbox(folder)) {
-            Ok(data) => mbox::parse(&data).into_iter().map(|m| m.message).collect(),
+            Ok(data) => mbox::split(&data).iter().map(|m| m.message()).collect(),
             Err(_) => Vec::new(),
         }
     }

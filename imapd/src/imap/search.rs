@@ -7,7 +7,7 @@ use chrono::Datelike;
 use imap_types::search::SearchKey;
 
 use super::sequence;
-use crate::mailbox::{self, ANSWERED, DELETED, DRAFT, FLAGGED, Message, SEEN};
+use crate::mailbox::{ANSWERED, DELETED, DRAFT, FLAGGED, Message, SEEN};
 
 /// Deepest nesting of NOT/OR/AND evaluated (hostile input).
 pub const MAX_DEPTH: usize = 64;
@@ -60,7 +60,7 @@ fn matches(
         contains(d, what, &needle)
     };
     let date = |d: &chrono::NaiveDate| {
-        crate::mailbox::days_from_civil(i64::from(d.year()), i64::from(d.month()), i64::from(d.day()))
+        bsfilter::time::days_from_civil(i64::from(d.year()), i64::from(d.month()), i64::from(d.day()))
     };
     let internal_day = || m.internal_date().div_euclid(86400);
     let sent_day = || {
@@ -158,7 +158,7 @@ fn parse_rfc2822_day(value: &str) -> Option<i64> {
     } else if year < 1000 {
         year += 1900;
     }
-    Some(mailbox::days_from_civil(year, month, day))
+    Some(bsfilter::time::days_from_civil(year, month, day))
 }
 
 #[cfg(test)]

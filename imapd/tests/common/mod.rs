@@ -154,7 +154,7 @@ impl Site {
         };
         lda::deliver::append(
             &MboxPath::of_file(mbox),
-            &lda::mbox::from_line(sender, SystemTime::now()),
+            &bsfilter::mbox::from_line(sender, SystemTime::now()),
             message,
             options,
         )
