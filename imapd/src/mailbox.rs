@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -293,7 +293,9 @@ impl Folders {
             }
         }
         let mut data = Vec::with_capacity(stamp.len as usize);
-        (&*locked.file()).read_to_end(&mut data).map_err(io)?;
+        let file = locked.file();
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        file.read_to_end(&mut data).map_err(io)?;
         let folder = Folder::parse(&data, stamp);
         self.remember(path, &folder);
         Ok(folder)

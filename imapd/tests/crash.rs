@@ -66,3 +66,36 @@ fn killed_mid_expunge_loses_nothing() {
         }
     }
 }
+
+/// A deliverer killed with SIGKILL in the middle of appending to a folder
+/// leaves half a message and its dotlock (which records where the append
+/// began). imapd, which takes the locks to read, finds the dotlock stale
+/// and cuts the half message away before anyone sees it — without waiting
+/// for the next delivery to that folder.
+#[test]
+fn a_half_appended_message_is_never_shown() {
+    let site = common::Site::start();
+    let folder = site.folder("alice", "Lists");
+    site.deliver(&folder, "a@example.org", b"Subject: whole\n\nthe first message\n");
+    let whole = std::fs::read(&folder).unwrap();
+    // what a killed lda leaves: the start of its message, and its dotlock
+    // naming a process that is gone
+    let half = b"From b@example.org Sat Nov 28 04:03:56 2026\nSubject: half\n\nthe second mess";
+    std::fs::write(&folder, [&whole[..], &half[..]].concat()).unwrap();
+    let prefix: String = half[..40].iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(
+        lda::lock::dotlock_path(&folder),
+        format!("pid={}\nappend-from={}\nappend-prefix={prefix}\n", u32::MAX / 2, whole.len()),
+    )
+    .unwrap();
+
+    let mut client = Client::connect(site.port);
+    client.run("LOGIN alice secret");
+    let lines = client.run("SELECT Lists").join("");
+    assert!(lines.contains("* 1 EXISTS"), "{lines}");
+    let fetched = client.run("FETCH 1:* (BODY[HEADER.FIELDS (SUBJECT)])").join("");
+    assert!(fetched.contains("whole") && !fetched.contains("half"), "{fetched}");
+    let now = std::fs::read(&folder).unwrap();
+    assert!(!String::from_utf8_lossy(&now).contains("the second mess"), "cut back on disk too");
+    assert!(!lda::lock::dotlock_path(&folder).exists());
+}

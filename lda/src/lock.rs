@@ -386,6 +386,10 @@ impl LockedMbox {
             self.file.set_len(pending.from)?;
             self.file.sync_all()?;
         }
+        // leave the file as a fresh open would: a reader that reads "the
+        // rest" must read all of it (imapd once read nothing here, and
+        // took the mailbox for empty)
+        self.file.seek(SeekFrom::Start(0))?;
         Ok(())
     }
 }
