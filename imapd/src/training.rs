@@ -6,13 +6,24 @@
 //! and the mail operation stands. The bsfilter ledger makes each lesson
 //! idempotent: a message counts once per class, and learning it as the
 //! other class moves its counts.
+//!
+//! The thread keeps each user's filter while the user is teaching it
+//! (lindera maps its dictionary once per filter, and a mailbox moved to
+//! Spam is many lessons in a row), and lets it go after
+//! [`FILTER_IDLE`] without one.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
 
+use bsfilter::Filter;
 use bsfilter::store::{Action, Class};
 use lda::config::Config;
 use lda::users::User;
+
+/// How long a user's filter is kept after their last lesson.
+pub const FILTER_IDLE: Duration = Duration::from_secs(300);
 
 /// One message to learn.
 pub struct Lesson {
@@ -48,31 +59,50 @@ impl Trainer {
 }
 
 fn train_all(config: &Config, lessons: Receiver<Lesson>) {
-    for lesson in lessons {
-        let filter = match lda::deliver::user_filter(config, &lesson.user) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(user = %lesson.user.name, "cannot learn: {e}: {}", lesson.reason);
+    // by user and home: a user whose entry changed gets a new filter
+    let mut filters: HashMap<(String, std::path::PathBuf), (Filter, Instant)> = HashMap::new();
+    loop {
+        let lesson = match lessons.recv_timeout(FILTER_IDLE) {
+            Ok(lesson) => lesson,
+            Err(RecvTimeoutError::Timeout) => {
+                filters.retain(|_, (_, used)| used.elapsed() < FILTER_IDLE);
                 continue;
             }
+            Err(RecvTimeoutError::Disconnected) => return,
         };
-        let analyzed = filter.analyze(&lesson.message, None);
-        let class = match lesson.class {
-            Class::Spam => "spam",
-            Class::Clean => "clean",
+        filters.retain(|_, (_, used)| used.elapsed() < FILTER_IDLE);
+        let filter = match filters.entry((lesson.user.name.clone(), lesson.user.home.clone())) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => match lda::filter::for_user(config, &lesson.user) {
+                Ok(f) => e.insert((f, Instant::now())),
+                Err(err) => {
+                    tracing::error!(user = %lesson.user.name, "cannot learn: {err}: {}", lesson.reason);
+                    continue;
+                }
+            },
         };
-        match filter
-            .open_user_db()
-            .and_then(|mut db| filter.train(&mut db, &[&analyzed], Action::Add(lesson.class)))
-        {
-            Ok(outcome) => tracing::info!(
-                user = %lesson.user.name,
-                message_id = analyzed.message_id.as_deref().unwrap_or("-"),
-                "learned as {class} ({:?}): {}",
-                outcome.first(),
-                lesson.reason
-            ),
-            Err(e) => tracing::error!(user = %lesson.user.name, "learning as {class} failed: {e}: {}", lesson.reason),
-        }
+        filter.1 = Instant::now();
+        learn(&filter.0, &lesson);
+    }
+}
+
+fn learn(filter: &Filter, lesson: &Lesson) {
+    let analyzed = filter.analyze(&lesson.message, None);
+    let class = match lesson.class {
+        Class::Spam => "spam",
+        Class::Clean => "clean",
+    };
+    match filter
+        .open_user_db()
+        .and_then(|mut db| filter.train(&mut db, &[&analyzed], Action::Add(lesson.class)))
+    {
+        Ok(outcome) => tracing::info!(
+            user = %lesson.user.name,
+            message_id = analyzed.message_id.as_deref().unwrap_or("-"),
+            "learned as {class} ({:?}): {}",
+            outcome.first(),
+            lesson.reason
+        ),
+        Err(e) => tracing::error!(user = %lesson.user.name, "learning as {class} failed: {e}: {}", lesson.reason),
     }
 }

@@ -85,7 +85,11 @@ fn a_half_appended_message_is_never_shown() {
     let prefix: String = half[..40].iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(
         lda::lock::dotlock_path(&folder),
-        format!("pid={}\nappend-from={}\nappend-prefix={prefix}\n", u32::MAX / 2, whole.len()),
+        format!(
+            "pid={}\nappend-from={}\nappend-prefix={prefix}\n",
+            u32::MAX / 2,
+            whole.len()
+        ),
     )
     .unwrap();
 
@@ -96,6 +100,9 @@ fn a_half_appended_message_is_never_shown() {
     let fetched = client.run("FETCH 1:* (BODY[HEADER.FIELDS (SUBJECT)])").join("");
     assert!(fetched.contains("whole") && !fetched.contains("half"), "{fetched}");
     let now = std::fs::read(&folder).unwrap();
-    assert!(!String::from_utf8_lossy(&now).contains("the second mess"), "cut back on disk too");
+    assert!(
+        !String::from_utf8_lossy(&now).contains("the second mess"),
+        "cut back on disk too"
+    );
     assert!(!lda::lock::dotlock_path(&folder).exists());
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use bsfilter::headers;
-use bsfilter::{Filter, FilterConfig, Verdict};
+use bsfilter::{Filter, Verdict};
 
 use crate::config::Config;
 use crate::dir::MboxPath;
@@ -95,7 +95,9 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
     let prefix = &settings.header_prefix;
 
     let (filter, verdict, filter_error) = if settings.enabled {
-        match user_filter(config, request.user).and_then(|filter| classify(&filter, request).map(|r| (filter, r))) {
+        match crate::filter::for_user(config, request.user)
+            .and_then(|filter| classify(&filter, request).map(|r| (filter, r)))
+        {
             Ok((filter, (analyzed, verdict, read_databases))) => {
                 (Some((filter, analyzed, read_databases)), Some(verdict), None)
             }
@@ -189,26 +191,6 @@ pub fn deliver(config: &Config, request: &Request<'_>) -> Result<Outcome, Delive
 
 fn one_line(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
-
-/// The filter for `user`: their token database layered on the system-wide
-/// one, Japanese split as configured (shared with imapd, which trains the
-/// same databases). Fails when the lindera dictionary can't be loaded.
-pub fn user_filter(config: &Config, user: &User) -> bsfilter::Result<Filter> {
-    Ok(Filter::with_segmenter(
-        filter_config(config, user),
-        config.filter.japanese.segmenter()?,
-    ))
-}
-
-fn filter_config(config: &Config, user: &User) -> FilterConfig {
-    let settings = &config.filter;
-    let mut fc = FilterConfig::new(user.expand(&settings.bsfilter_home));
-    fc.system_db = settings.system_db.clone();
-    fc.method = settings.method;
-    fc.spam_cutoff = settings.spam_cutoff;
-    fc.tokenizer.verdict_header_prefix = format!("x-{}-", settings.header_prefix.to_ascii_lowercase());
-    fc
 }
 
 /// The verdict, and whether a database was read without a snapshot.

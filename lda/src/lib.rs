@@ -9,12 +9,14 @@
 //! - [`folders`]: folder names (modified UTF-7 on disk), where each folder is;
 //! - [`dir`]: mail files reached through their directory, never a link;
 //! - [`lock`]: dotlock + fcntl locking, and undoing a dead writer's append;
+//! - [`filter`]: a user's filter (their database over the system's);
 //! - [`deliver`]: the delivery policy: filter, headers, folder, append.
 
 pub mod args;
 pub mod config;
 pub mod deliver;
 pub mod dir;
+pub mod filter;
 pub mod folders;
 pub mod lock;
 pub mod users;
