@@ -36,6 +36,11 @@ impl Site {
 
     /// Like [`Site::start`], with the `[imapd]` settings changed by `tune`.
     pub fn start_with(tune: impl FnOnce(&mut ImapdConfig)) -> Site {
+        Site::start_configured("", tune)
+    }
+
+    /// Like [`Site::start_with`], with `mailbox_keys` added to [mailbox].
+    pub fn start_configured(mailbox_keys: &str, tune: impl FnOnce(&mut ImapdConfig)) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let bob_hash =
@@ -49,10 +54,11 @@ impl Site {
         )
         .unwrap();
         let text = format!(
-            "[users]\npasswd_file = \"{}/passwd\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\nlock_timeout = 10\n",
+            "[users]\npasswd_file = \"{}/passwd\"\nsystem_users = false\n[mailbox]\ninbox = \"~/inbox\"\nfolders = \"~/mail\"\nlock_timeout = 10\n{mailbox_keys}\n",
             root.display()
         );
         let config = lda::config::Config::parse(&text).unwrap();
+        let config_text = text;
         let bind = || {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.set_nonblocking(true).unwrap();
@@ -120,6 +126,7 @@ impl Site {
                 imapd::server::run(listener, ctx).await;
             });
         });
+        std::fs::write(root.join("mailkit.toml"), config_text).unwrap();
         Site {
             dir,
             port,
