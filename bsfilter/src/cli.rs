@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use crate::error::{Error, Result};
-use crate::filter::{Analyzed, Filter, FilterConfig, Verdict};
-use crate::morphology::JapaneseTokenizer;
-use crate::score::Method;
-use crate::store::{Action, Class, Counts, Outcome, Store};
-use crate::tokenize::{DEFAULT_MARK_IN_TOKEN, DEFAULT_MAX_LINE, DEFAULT_REFER_HEADERS, HeaderSelection};
-use crate::{export, headers, mbox};
+use bsfilter::error::{Error, Result};
+use bsfilter::filter::{Analyzed, Filter, FilterConfig, Verdict};
+use bsfilter::morphology::JapaneseTokenizer;
+use bsfilter::score::Method;
+use bsfilter::store::{Action, Class, Counts, Outcome, Store};
+use bsfilter::tokenize::{DEFAULT_MARK_IN_TOKEN, DEFAULT_MAX_LINE, DEFAULT_REFER_HEADERS, HeaderSelection};
+use bsfilter::{export, headers, mbox};
 
 /// Messages analysed and handled together: bounds memory, and one write
 /// transaction per chunk keeps other processes' waits short.
@@ -348,7 +348,7 @@ fn clap_error(e: clap::Error) -> Result<Parsed> {
         }
         _ => {
             let _ = e.print();
-            Ok(Parsed::Exit(crate::error::exit::USAGE))
+            Ok(Parsed::Exit(bsfilter::error::exit::USAGE))
         }
     }
 }
@@ -952,7 +952,7 @@ fn show_process(out: &MessageOut, item: &Item, result: &str, command: &str) -> R
 
 /// `YYYYmmddHHMMSS` of a Unix time, in UTC.
 fn utc_timestamp(secs: u64) -> String {
-    let t = crate::time::UtcTime::from_unix(secs);
+    let t = bsfilter::time::UtcTime::from_unix(secs);
     format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}",
         t.year, t.month, t.day, t.hour, t.minute, t.second
@@ -1052,7 +1052,7 @@ fn export_db(options: &Options, filter: &Filter) -> Result<()> {
         }
         if options.flag("export-probability") {
             r.for_each_token(|t, counts: Counts| {
-                let evidence = crate::score::Evidence { counts, totals };
+                let evidence = bsfilter::score::Evidence { counts, totals };
                 if let Some(p) = filter.scorer().token_probability(Some(evidence), None) {
                     let (category, word) = t.split_once(':').unwrap_or(("body", t));
                     writeln!(writer, "C {category} {word} {p}").map_err(Error::Output)?;

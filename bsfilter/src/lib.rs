@@ -12,7 +12,7 @@
 //! - [`tokenize`] turns a decoded message into its set of tokens (the
 //!   Japanese segmenter plugs in here: its bigrams, or [`morphology`]'s
 //!   lindera with IPADIC);
-//! - [`store`] keeps per-token counts and the training ledger in SQLite;
+//! - [`store`] keeps per-token [`counts`] and the training ledger in SQLite;
 //!   [`snapshot`] is a memory-mapped copy of the counts that lets a fresh
 //!   process classify one message without opening SQLite;
 //! - [`score`] turns counts into a spam probability (Graham, Robinson,
@@ -20,18 +20,20 @@
 //! - [`filter`] ties these together for every program of the toolkit;
 //! - [`headers`] edits verdict headers into a message;
 //! - [`export`] reads and writes the original's export format;
-//! - [`cli`] is the `bsfilter` command line; [`error`] its exit codes;
-//!   [`time`] the UTC dates it and the delivery agent write.
+//! - [`error`] its errors and the exit codes of every program; [`time`]
+//!   the UTC dates the toolkit writes.
+//!
+//! The `bsfilter` command line is the binary's own (`src/cli.rs`), so the
+//! library does not depend on clap.
 
 pub mod charset;
-pub mod cli;
+pub mod counts;
 pub mod decode;
 pub mod error;
 pub mod export;
 pub mod filter;
 pub mod headers;
 pub mod html;
-mod libm_symbols;
 pub mod mbox;
 pub mod morphology;
 pub mod score;

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use crate::store::{Counts, Totals};
+use crate::counts::{Counts, Totals};
 
 const MAGIC: &[u8; 8] = b"BSFSNAP2";
 const HEADER_LEN: usize = 64;

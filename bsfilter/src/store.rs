@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+pub use crate::counts::{Class, Counts, Totals};
 use crate::error::{Error, Result};
 use crate::snapshot;
 use crate::tokenize::TokenSet;
@@ -32,54 +33,6 @@ pub const SCHEMA_VERSION: i64 = 1;
 pub const DB_FILE_NAME: &str = "bsfilter.sqlite3";
 /// How long to wait for another process's lock by default.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A message class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Class {
-    Spam,
-    Clean,
-}
-
-impl Class {
-    fn code(self) -> i64 {
-        match self {
-            Class::Spam => 1,
-            Class::Clean => 0,
-        }
-    }
-    fn from_code(code: i64) -> Class {
-        if code == 1 { Class::Spam } else { Class::Clean }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Class::Spam => "spam",
-            Class::Clean => "clean",
-        }
-    }
-}
-
-/// Per-token counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub spam: u64,
-    pub clean: u64,
-}
-
-impl Counts {
-    pub fn get(&self, class: Class) -> u64 {
-        match class {
-            Class::Spam => self.spam,
-            Class::Clean => self.clean,
-        }
-    }
-}
-
-/// Message totals and store size.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub spam_messages: u64,
-    pub clean_messages: u64,
-}
 
 /// What to do with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,7 +296,7 @@ impl Store {
                     .query_row([&lesson.key.0[..]], |r| r.get::<_, i64>(0))
                     .optional()
                     .map_err(sql)?
-                    .map(Class::from_code);
+                    .map(class_of_code);
                 let mut change = |class: Class, sign: i64| {
                     for t in lesson.tokens.iter() {
                         let d = deltas.entry(t).or_default();
@@ -377,7 +330,7 @@ impl Store {
                 match (outcome, lesson.action) {
                     (Outcome::Learned | Outcome::Moved, Action::Add(class)) => {
                         record
-                            .execute(params![&lesson.key.0[..], class.code(), lesson.message_id, now])
+                            .execute(params![&lesson.key.0[..], class_code(class), lesson.message_id, now])
                             .map_err(sql)?;
                     }
                     (Outcome::Unlearned, _) => {
@@ -464,6 +417,18 @@ impl Store {
         })?;
         Ok(true)
     }
+}
+
+/// A class as the ledger stores it.
+fn class_code(class: Class) -> i64 {
+    match class {
+        Class::Spam => 1,
+        Class::Clean => 0,
+    }
+}
+
+fn class_of_code(code: i64) -> Class {
+    if code == 1 { Class::Spam } else { Class::Clean }
 }
 
 /// Whether this process (its effective ids) may write `path`.

@@ -49,7 +49,7 @@ pub struct Context {
 /// before privileges are dropped: private keys are usually root's alone.
 pub fn tls_acceptor(imapd: &config::ImapdConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
     match (&imapd.tls_cert, &imapd.tls_key) {
-        (Some(cert), Some(key)) => daemon::tls::acceptor(cert, key).map(Some),
+        (Some(cert), Some(key)) => daemon::tls::acceptor(cert, key).map(Some).map_err(|e| e.to_string()),
         (None, None) => Ok(None),
         _ => Err("[imapd] tls_cert and tls_key go together".into()),
     }

@@ -47,9 +47,25 @@ pub enum Parsed {
     Version,
 }
 
-/// Reads the arguments after the program name. Errors name the offending
-/// argument, for a usage message.
-pub fn parse(arguments: impl IntoIterator<Item = OsString>) -> Result<Parsed, String> {
+/// What is wrong with the command line, naming the offending argument
+/// (for a usage message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Reads the arguments after the program name.
+pub fn parse(arguments: impl IntoIterator<Item = OsString>) -> Result<Parsed, UsageError> {
+    read(arguments).map_err(UsageError)
+}
+
+fn read(arguments: impl IntoIterator<Item = OsString>) -> Result<Parsed, String> {
     let mut args = Args::default();
     let mut rest = arguments.into_iter();
     while let Some(argument) = rest.next() {
@@ -108,7 +124,7 @@ mod tests {
     use super::*;
 
     fn parse_strs(args: &[&str]) -> Result<Parsed, String> {
-        parse(args.iter().map(OsString::from))
+        parse(args.iter().map(OsString::from)).map_err(|e| e.0)
     }
 
     fn deliver(args: &[&str]) -> Args {

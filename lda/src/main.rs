@@ -8,6 +8,10 @@
 #![no_main]
 use std::io::Read;
 
+// the per-message programs' own `log`/`exp` (link/libm_symbols.rs)
+#[path = "../../link/libm_symbols.rs"]
+mod libm_symbols;
+
 use bsfilter::error::exit::{CONFIG as EX_CONFIG, TEMPFAIL as EX_TEMPFAIL, USAGE as EX_USAGE};
 use lda::args::{self, Parsed};
 use lda::config::Config;

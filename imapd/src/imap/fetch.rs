@@ -77,6 +77,18 @@ pub fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
     )
 }
 
+/// A FETCH item this server does not answer (written as nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsupportedItem;
+
+impl std::fmt::Display for UnsupportedItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unsupported FETCH item")
+    }
+}
+
+impl std::error::Error for UnsupportedItem {}
+
 /// Writes one item (name and value) of `message`.
 pub fn write_item(
     item: &MessageDataItemName<'_>,
@@ -84,7 +96,7 @@ pub fn write_item(
     view: &mut View,
     recent: bool,
     out: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), UnsupportedItem> {
     match item {
         MessageDataItemName::Uid => out.extend_from_slice(format!("UID {}", message.uid).as_bytes()),
         MessageDataItemName::Flags => {
@@ -130,7 +142,7 @@ pub fn write_item(
             literal_crlf(out, &message.content);
         }
         MessageDataItemName::BodyExt { section, partial, .. } => {
-            let content = section_bytes(view, section.as_ref())?;
+            let content = section_bytes(view, section.as_ref());
             out.extend_from_slice(b"BODY[");
             out.extend_from_slice(section_name(section.as_ref()).as_bytes());
             out.push(b']');
@@ -148,7 +160,7 @@ pub fn write_item(
             }
         }
         #[allow(unreachable_patterns)]
-        _ => return Err("unsupported FETCH item".into()),
+        _ => return Err(UnsupportedItem),
     }
     Ok(())
 }
@@ -166,9 +178,9 @@ fn part_numbers(part: &imap_types::fetch::Part) -> Vec<u32> {
 
 /// The bytes of `BODY[section]`; an empty string for parts that do not
 /// exist (as Dovecot answers).
-fn section_bytes(view: &mut View, section: Option<&Section<'_>>) -> Result<Vec<u8>, String> {
+fn section_bytes(view: &mut View, section: Option<&Section<'_>>) -> Vec<u8> {
     let Some(section) = section else {
-        return Ok(view.data().to_vec());
+        return view.data().to_vec();
     };
     let (data, root) = view.parsed();
     let bytes = match section {
@@ -200,7 +212,7 @@ fn section_bytes(view: &mut View, section: Option<&Section<'_>>) -> Result<Vec<u
                 .map(|n| filter_header(&data[n.header.clone()], &wanted, not))
         }
     };
-    Ok(bytes.unwrap_or_default())
+    bytes.unwrap_or_default()
 }
 
 /// The header lines (with continuations) whose names are (or, with `not`,

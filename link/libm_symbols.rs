@@ -1,5 +1,6 @@
-//! `log`, `exp` and `expm1` for every program built on this library, so
-//! that none loads libm.so.6.
+//! `log`, `exp` and `expm1` for the per-message programs (lda, bsfilter),
+//! so that neither loads libm.so.6. Included by their main.rs files only:
+//! the servers and tools built on the filter library keep the system's.
 //!
 //! Why: the filter's programs run once per message (`bsfilter --pipe` from
 //! procmail, every `lda` delivery), so a fresh process's start-up is part
