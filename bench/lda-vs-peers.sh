@@ -6,6 +6,9 @@
 # Usage: bench/lda-vs-peers.sh [COUNT] [PEER_COUNT]
 #   COUNT       messages delivered by lda and dovecot-lda (default 2000)
 #   PEER_COUNT  messages for procmail+bsfilter, which is ~100x slower (default 300)
+# Env: LDA_BASELINE=PATH  an older lda binary, run interleaved with ours
+#   (three rounds each, same messages and database) before the peers: a
+#   change to lda is judged against the binary before it, same hour.
 # Needs (run as root): ../shared/corpus/prepare.sh run first; cargo build --release;
 #   apt-get install -y dovecot-core procmail bsfilter ruby-qdbm
 # Messages: the test half of split a (SpamAssassin corpus); both filters are
@@ -54,6 +57,14 @@ inbox = "~/mail/inbox"
 folders = "~/mail"
 CONF
 ours() { rm -rf "$H/mail"; python3 "$SPAWN" --workers "$1" "$W/$2" -- "$LDA" --config "$W/mailkit.toml" -d alice -f bench@example.com; }
+if [ -n "${LDA_BASELINE:-}" ]; then
+  install -m 755 "$LDA_BASELINE" "$W/bin/lda-baseline"
+  base() { rm -rf "$H/mail"; python3 "$SPAWN" --workers "$1" "$W/$2" -- "$W/bin/lda-baseline" --config "$W/mailkit.toml" -d alice -f bench@example.com; }
+  for round in 1 2 3; do
+    echo "round $round: lda (this build), sequential: $(ours 1 messages)"
+    echo "round $round: lda (baseline),   sequential: $(base 1 messages)"
+  done
+fi
 echo "lda (ours, filtering), sequential:   $(ours 1 messages)"
 echo "  inbox $(grep -c '^From ' "$H/mail/inbox" || true), Spam $(grep -c '^From ' "$H/mail/Spam" || true)"
 echo "lda (ours, filtering), 8 concurrent: $(ours 8 messages)"

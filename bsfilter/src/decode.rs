@@ -197,7 +197,8 @@ fn redecode(part: &MessagePart<'_>, raw: &[u8], decoded: &str) -> Option<String>
 
 /// `raw` up to the line that would start part [`MAX_PARTS`] + 1.
 fn within_part_limit(raw: &[u8]) -> &[u8] {
-    match memchr::memmem::find_iter(raw, b"\n--").nth(MAX_PARTS) {
+    let mut part_lines = memchr::memchr_iter(b'\n', raw).filter(|&at| raw[at + 1..].starts_with(b"--"));
+    match part_lines.nth(MAX_PARTS) {
         Some(at) => &raw[..at + 1],
         None => raw,
     }

@@ -129,13 +129,17 @@ impl MboxPath {
     /// the base; with `create`, making the missing directories (mode 0700).
     pub fn open_dir(&self, create: bool) -> io::Result<(Dir, OsString)> {
         let (parent, file) = self.split()?;
-        if create {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.base)?;
-        }
-        Ok((Dir::open(&self.base)?.descend(parent, create)?, file.to_owned()))
+        let base = match Dir::open(&self.base) {
+            Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.base)?;
+                Dir::open(&self.base)?
+            }
+            opened => opened?,
+        };
+        Ok((base.descend(parent, create)?, file.to_owned()))
     }
 }
 
