@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -174,6 +174,19 @@ impl Connection {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         Ok(())
+    }
+
+    /// The bytes received and not yet taken, waiting for more when there
+    /// are none; empty when the client closed. Take them with
+    /// [`Connection::consume`] (a receiver that knows where its data ends
+    /// leaves the rest, the client's next command, in place).
+    pub async fn fill(&mut self) -> io::Result<&[u8]> {
+        self.io.fill_buf().await
+    }
+
+    /// Marks `n` bytes of what [`Connection::fill`] gave as taken.
+    pub fn consume(&mut self, n: usize) {
+        std::pin::Pin::new(&mut self.io).consume(n);
     }
 
     /// Reads and throws away `n` bytes (a refused literal or chunk).

@@ -23,6 +23,9 @@ pub struct Caps {
     pub per_address: usize,
     /// Logged-in connections of one user from one address.
     pub per_user_address: usize,
+    /// New connections one address may open per minute (0: no limit), as
+    /// Postfix's `smtpd_client_connection_rate_limit`.
+    pub rate_per_minute: usize,
 }
 
 impl Default for Caps {
@@ -31,6 +34,7 @@ impl Default for Caps {
             total: 5000,
             per_address: 20,
             per_user_address: 10,
+            rate_per_minute: 0,
         }
     }
 }
@@ -60,6 +64,8 @@ pub enum Refusal {
     Total,
     PerAddress,
     PerUserAddress,
+    /// Too many new connections from the address this minute.
+    Rate,
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +73,12 @@ struct Counts {
     total: usize,
     anonymous: HashMap<IpAddr, usize>,
     users: HashMap<(String, IpAddr), usize>,
+    /// Recent connection times per address, for the rate cap.
+    recent: HashMap<IpAddr, std::collections::VecDeque<std::time::Instant>>,
 }
+
+/// The window of the rate cap.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
     if let Some(n) = map.get_mut(key) {
@@ -116,6 +127,20 @@ impl ConnectionLimits {
         let mut counts = self.counts();
         if counts.total >= self.caps.total {
             return Err(Refusal::Total);
+        }
+        if self.caps.rate_per_minute > 0 {
+            let now = std::time::Instant::now();
+            if counts.recent.len() > 16_384 {
+                counts.recent.retain(|_, times| times.back().is_some_and(|t| now - *t < RATE_WINDOW));
+            }
+            let times = counts.recent.entry(address).or_default();
+            while times.front().is_some_and(|t| now - *t >= RATE_WINDOW) {
+                times.pop_front();
+            }
+            if times.len() >= self.caps.rate_per_minute {
+                return Err(Refusal::Rate);
+            }
+            times.push_back(now);
         }
         let from_address = counts.anonymous.entry(address).or_insert(0);
         if *from_address >= self.caps.per_address {
@@ -198,6 +223,7 @@ mod tests {
             total: 4,
             per_address: 2,
             per_user_address: 1,
+            rate_per_minute: 0,
         });
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
@@ -217,6 +243,20 @@ mod tests {
         drop((first, third));
         assert_eq!(limits.active(), 1);
         assert!(limits.counts().users.is_empty());
+    }
+
+    #[test]
+    fn connections_per_minute() {
+        let limits = ConnectionLimits::new(Caps {
+            rate_per_minute: 3,
+            ..Caps::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            drop(limits.admit(a).unwrap());
+        }
+        assert_eq!(limits.admit(a).unwrap_err(), Refusal::Rate, "closed ones count too");
+        assert!(limits.admit("192.0.2.2".parse().unwrap()).is_ok());
     }
 
     #[test]

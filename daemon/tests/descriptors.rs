@@ -25,6 +25,7 @@ async fn accept_survives_running_out_of_descriptors() {
         total: 10_000,
         per_address: 10_000,
         per_user_address: 10,
+        rate_per_minute: 0,
     });
     let (trigger, shutdown) = daemon::shutdown::channel();
     let served = tokio::spawn(daemon::listen::serve(

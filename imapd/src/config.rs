@@ -116,6 +116,7 @@ impl ImapdConfig {
             total: self.max_connections.get(),
             per_address: self.max_connections_per_ip.get(),
             per_user_address: self.max_userip_connections.get(),
+            rate_per_minute: 0,
         }
     }
 }

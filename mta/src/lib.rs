@@ -1,1 +1,225 @@
-//! mtad: the SMTP server with its policy chain, durable queue and delivery. (Filled by a later issue.)
+//! mtad: the SMTP front door — what Postfix's smtpd, cleanup, qmgr,
+//! local and smtp are to a Postfix site, as one program with its parts
+//! here:
+//!
+//! - [`config`]: the `[mtad]` section (with Postfix's names beside ours);
+//! - [`smtp`]: the protocol's syntax, sans-IO: DATA/BDAT content, replies;
+//! - [`session`]: one connection's SMTP state and commands, sans-IO;
+//! - [`policy`]: the chain of stages a session consults (tables, lists, rules);
+//! - [`server`]: the listeners and the socket side of sessions; `run` takes a listener;
+//! - [`envelope`]: a message's sender, recipients and DSN requests;
+//! - [`queue`]: the durable spool (synced before the 250) and delivery state;
+//! - [`delivery`]: the queue manager: local (lda), remote (SMTP client), retries;
+//! - [`dsn`]: the reports a sender gets (RFC 3464);
+//! - [`dns`]: client names, MX and addresses (hickory);
+//! - [`helper`]: the root helper that runs lda, so the rest never is root;
+//! - [`control`]: the socket `mtad queue …` talks to.
+
+pub mod config;
+pub mod control;
+pub mod delivery;
+pub mod dns;
+pub mod dsn;
+pub mod envelope;
+pub mod helper;
+pub mod policy;
+pub mod queue;
+pub mod server;
+pub mod session;
+pub mod smtp;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use daemon::auth::Authenticator;
+use daemon::limits::ConnectionLimits;
+use daemon::shutdown::Shutdown;
+
+use crate::config::MtadConfig;
+use crate::delivery::{Command, Manager, Outcome};
+use crate::envelope::Envelope;
+use crate::queue::Queue;
+use crate::session::Submission;
+
+/// How lda is run for local recipients.
+pub enum LocalDelivery {
+    /// mtad runs lda itself (mtad is not root: lda delivers to its user).
+    Direct,
+    /// Through the root helper.
+    Helper(helper::Helper),
+}
+
+/// How long a client that passed the pregreet test is not tested again.
+const PREGREET_PASS: Duration = Duration::from_secs(24 * 3600);
+
+/// What every session and the queue manager share.
+pub struct Context {
+    pub config: MtadConfig,
+    /// The delivery settings (users, mailboxes): who is a local recipient.
+    pub delivery: lda::config::Config,
+    /// The configuration file, for lda.
+    pub config_path: Option<PathBuf>,
+    pub auth: Authenticator,
+    pub queue: Arc<Queue>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tls_client: tokio_rustls::TlsConnector,
+    pub chain: policy::Chain,
+    pub limits: Arc<ConnectionLimits>,
+    pub shutdown: Shutdown,
+    pub dns: dns::Dns,
+    pub manager: Manager,
+    pub local: LocalDelivery,
+    pregreet_passed: Mutex<HashMap<IpAddr, Instant>>,
+    destinations: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// What [`Context::new`] needs.
+pub struct Parts {
+    pub config: MtadConfig,
+    pub delivery: lda::config::Config,
+    pub config_path: Option<PathBuf>,
+    pub queue: Queue,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub chain: policy::Chain,
+    pub shutdown: Shutdown,
+    pub local: LocalDelivery,
+}
+
+impl Context {
+    /// The context and the queue manager's command receiver (give it to
+    /// [`delivery::run`]).
+    pub fn new(parts: Parts) -> Result<(Arc<Context>, tokio::sync::mpsc::UnboundedReceiver<Command>), String> {
+        let dns = dns::Dns::new(parts.config.resolver)?;
+        let (manager, commands) = Manager::channel();
+        let passwd = parts.delivery.passwd_file.clone().unwrap_or_default();
+        let ctx = Context {
+            limits: ConnectionLimits::new(parts.config.limits()),
+            auth: Authenticator::new(passwd, daemon::auth::AuthPolicy::default()),
+            config: parts.config,
+            delivery: parts.delivery,
+            config_path: parts.config_path,
+            queue: Arc::new(parts.queue),
+            tls: parts.tls,
+            tls_client: delivery::remote::tls_connector(),
+            chain: parts.chain,
+            shutdown: parts.shutdown,
+            dns,
+            manager,
+            local: parts.local,
+            pregreet_passed: Mutex::new(HashMap::new()),
+            destinations: Mutex::new(HashMap::new()),
+        };
+        Ok((Arc::new(ctx), commands))
+    }
+
+    /// Whether `ip` passed the pregreet test lately.
+    pub fn pregreet_passed(&self, ip: IpAddr) -> bool {
+        let passed = self.pregreet_passed.lock().unwrap_or_else(|e| e.into_inner());
+        passed.get(&ip).is_some_and(|t| t.elapsed() < PREGREET_PASS)
+    }
+
+    pub fn pregreet_pass(&self, ip: IpAddr) {
+        let mut passed = self.pregreet_passed.lock().unwrap_or_else(|e| e.into_inner());
+        if passed.len() > 100_000 {
+            passed.retain(|_, t| t.elapsed() < PREGREET_PASS);
+        }
+        passed.insert(ip, Instant::now());
+    }
+
+    /// The slots for connections to one destination domain.
+    pub fn destination_slots(&self, domain: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(domain.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.config.delivery_concurrency.get())))
+            .clone()
+    }
+
+    /// Commits an accepted message (durably, before its 250) and hands it
+    /// to the queue manager.
+    pub async fn accept(&self, submission: Submission) -> std::io::Result<()> {
+        let Submission {
+            id,
+            envelope,
+            message,
+            hold,
+        } = submission;
+        let queue = self.queue.clone();
+        let size = message.len();
+        let log = (envelope.client_name.clone(), envelope.client_addr, envelope.helo.clone(), envelope.sender_display(), envelope.recipients.len());
+        let committed = {
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || {
+                queue.commit(&id, &envelope, &message)?;
+                if hold {
+                    let mut state = queue.state(&id, envelope.recipients.len())?;
+                    state.held = true;
+                    queue.save_state(&id, &state)?;
+                }
+                Ok::<(), std::io::Error>(())
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        };
+        committed?;
+        let (name, addr, helo, from, nrcpt) = log;
+        tracing::info!(
+            event = "accepted",
+            queue_id = %id,
+            client = %format!("{name}[{addr}]"),
+            helo = %helo,
+            from = %from,
+            size,
+            nrcpt,
+            hold,
+            "queued"
+        );
+        self.manager.send(Command::New(id, hold));
+        Ok(())
+    }
+
+    /// Runs lda for a local recipient.
+    pub async fn deliver_local(&self, sender: &str, user: &str, message: &[u8]) -> Outcome {
+        match &self.local {
+            LocalDelivery::Direct => {
+                delivery::local::run_lda(&self.config.lda, self.config_path.as_deref(), sender, user, message).await
+            }
+            LocalDelivery::Helper(helper) => helper.deliver(sender, user, message).await,
+        }
+    }
+
+    /// Queues a report to the sender of `original` (from the null sender).
+    pub async fn bounce(&self, original: &Envelope, report: Vec<u8>) {
+        let address = original.sender.clone();
+        let (local_part, domain) = address.rsplit_once('@').unwrap_or((address.as_str(), ""));
+        let local_user = (domain.is_empty() || self.config.is_local_domain(domain))
+            .then(|| lda::users::find_user(&self.delivery, &local_part.to_ascii_lowercase()).ok().map(|u| u.name))
+            .flatten();
+        let envelope = Envelope {
+            sender: String::new(),
+            recipients: vec![delivery::report_recipient(&address, local_user)],
+            client_name: "localhost".into(),
+            client_addr: IpAddr::from([127, 0, 0, 1]),
+            helo: self.config.hostname.clone(),
+            protocol: "LOCAL".into(),
+            auth_user: None,
+            ret: None,
+            envid: None,
+            eight_bit: true,
+            smtputf8: false,
+            arrival: SystemTime::now(),
+        };
+        let submission = Submission {
+            id: self.queue.new_id(),
+            envelope,
+            message: report,
+            hold: false,
+        };
+        let id = submission.id.clone();
+        if let Err(e) = self.accept(submission).await {
+            tracing::error!(queue_id = %id, "cannot queue a delivery report: {e}");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The `[mtad]` section of the toolkit's configuration file, with
+//! Postfix's names in the comments for a site moving from `main.cf`:
+//!
+//! ```toml
+//! [mtad]
+//! hostname = "mx.example.jp"          # myhostname
+//! local_domains = ["example.jp"]      # mydestination (the hostname is always local)
+//! mynetworks = ["127.0.0.0/8", "::1/128"]   # mynetworks: may relay
+//! listen = ["0.0.0.0:25"]             # smtpd on port 25
+//! submission_listen = ["0.0.0.0:587"] # submission: STARTTLS, then AUTH
+//! submissions_listen = ["0.0.0.0:465"]  # smtps: implicit TLS
+//! tls_cert = "/etc/mailkit/cert.pem"  # smtpd_tls_cert_file
+//! tls_key = "/etc/mailkit/key.pem"    # smtpd_tls_key_file
+//! plaintext_auth = "loopback"         # AUTH without TLS: "loopback", "always", "never"
+//! relayhost = "[smtp.example.net]:25" # relayhost; default: MX lookup
+//! resolver = "127.0.0.1:53"           # DNS server for MX lookups; default: /etc/resolv.conf
+//! queue_dir = "/var/spool/mailkit"    # queue_directory
+//! run_as = "mailkit"                  # mail_owner: started as root, become this user
+//! lda = "/usr/local/bin/lda"          # mailbox_command (lda -f SENDER -d USER)
+//! postmaster = "root"                 # the local user postmaster@ (and <postmaster>) reaches
+//! message_size_limit = 10240000       # message_size_limit
+//! recipient_limit = 1000              # smtpd_recipient_limit
+//! bare_newline = "normalize"          # smtpd_forbid_bare_newline: "normalize" or "reject"
+//! greet_pause = 0                     # seconds to wait before the greeting, outside mynetworks
+//! command_timeout = 300               # smtpd_timeout: a whole command line must come within it
+//! max_connections = 5000
+//! max_connections_per_ip = 50         # smtpd_client_connection_count_limit
+//! max_connection_rate = 0             # smtpd_client_connection_rate_limit, per minute (0: off)
+//! hard_error_limit = 20               # smtpd_hard_error_limit
+//! delivery_concurrency = 20           # default_destination_concurrency_limit
+//! minimal_backoff = 300               # minimal_backoff_time (seconds)
+//! maximal_backoff = 4000              # maximal_backoff_time
+//! maximal_queue_lifetime = 432000     # maximal_queue_lifetime (5 days)
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lda::config::{ConfigError, ConfigFile, Seconds};
+use serde::{Deserialize, Deserializer};
+
+/// Where passwords may be sent in the clear (submission's AUTH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaintextAuth {
+    Loopback,
+    Always,
+    Never,
+}
+
+/// A network, `192.0.2.0/24` or `2001:db8::/32` (a bare address is /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub address: IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let bits = u32::from(self.prefix.min(32));
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let bits = u32::from(self.prefix.min(128));
+                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Network, String> {
+        let (address, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| format!("{s:?} is not a network (address/prefix)"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
+        };
+        Ok(Network { address, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The next hop for all remote mail: `host`, `[host]` (no MX lookup),
+/// either with `:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayhost {
+    pub host: String,
+    pub port: u16,
+    /// `[host]`: connect to the host itself, not its MX.
+    pub no_mx: bool,
+}
+
+impl<'de> Deserialize<'de> for Relayhost {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let (host, port) = match text.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+                (h, p.parse().map_err(|_| serde::de::Error::custom(format!("{text:?}: bad port")))?)
+            }
+            _ => (text.as_str(), 25),
+        };
+        let (host, no_mx) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(h) => (h, true),
+            None => (host, false),
+        };
+        if host.is_empty() {
+            return Err(serde::de::Error::custom("relayhost: empty host"));
+        }
+        Ok(Relayhost {
+            host: host.to_owned(),
+            port,
+            no_mx,
+        })
+    }
+}
+
+/// What to do with a line that ends in a bare LF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewlinePolicy {
+    Normalize,
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtadConfig {
+    pub hostname: String,
+    pub local_domains: Vec<String>,
+    pub mynetworks: Vec<Network>,
+    pub listen: Vec<SocketAddr>,
+    pub submission_listen: Vec<SocketAddr>,
+    pub submissions_listen: Vec<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub plaintext_auth: PlaintextAuth,
+    pub relayhost: Option<Relayhost>,
+    pub resolver: Option<SocketAddr>,
+    pub queue_dir: PathBuf,
+    pub run_as: Option<String>,
+    pub lda: PathBuf,
+    pub postmaster: String,
+    pub message_size_limit: NonZeroUsize,
+    pub recipient_limit: NonZeroUsize,
+    pub bare_newline: BareNewlinePolicy,
+    pub greet_pause: Seconds,
+    pub command_timeout: Seconds,
+    pub max_connections: NonZeroUsize,
+    pub max_connections_per_ip: NonZeroUsize,
+    pub max_connection_rate: usize,
+    pub hard_error_limit: NonZeroUsize,
+    pub delivery_concurrency: NonZeroUsize,
+    pub minimal_backoff: Seconds,
+    pub maximal_backoff: Seconds,
+    pub maximal_queue_lifetime: LongSeconds,
+}
+
+/// Seconds without Seconds' one-day bound (queue lifetimes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LongSeconds(pub Duration);
+
+impl<'de> Deserialize<'de> for LongSeconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = u64::deserialize(d)?;
+        Ok(LongSeconds(Duration::from_secs(s)))
+    }
+}
+
+/// The machine's name (gethostname), as Postfix's myhostname default.
+fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer and its length are valid; the name is NUL-ended
+    // when it fits, and we stop at the first NUL or the end.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if ok && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "localhost".to_owned()
+    }
+}
+
+impl Default for MtadConfig {
+    fn default() -> Self {
+        let n = |v: usize| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
+        MtadConfig {
+            hostname: system_hostname(),
+            local_domains: Vec::new(),
+            mynetworks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 25))],
+            submission_listen: Vec::new(),
+            submissions_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            plaintext_auth: PlaintextAuth::Loopback,
+            relayhost: None,
+            resolver: None,
+            queue_dir: PathBuf::from("/var/spool/mailkit"),
+            run_as: None,
+            lda: PathBuf::from("/usr/local/bin/lda"),
+            postmaster: "root".to_owned(),
+            message_size_limit: n(10_240_000),
+            recipient_limit: n(1000),
+            bare_newline: BareNewlinePolicy::Normalize,
+            greet_pause: Seconds(Duration::ZERO),
+            command_timeout: Seconds(Duration::from_secs(300)),
+            max_connections: n(5000),
+            max_connections_per_ip: n(50),
+            max_connection_rate: 0,
+            hard_error_limit: n(20),
+            delivery_concurrency: n(20),
+            minimal_backoff: Seconds(Duration::from_secs(300)),
+            maximal_backoff: Seconds(Duration::from_secs(4000)),
+            maximal_queue_lifetime: LongSeconds(Duration::from_secs(5 * 86400)),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Sections {
+    mtad: MtadConfig,
+}
+
+impl MtadConfig {
+    /// The `[mtad]` section of a file already read.
+    pub fn from_file(file: &ConfigFile) -> Result<MtadConfig, ConfigError> {
+        Ok(file.sections::<Sections>()?.mtad)
+    }
+
+    /// The `[mtad]` section of `text`.
+    pub fn parse(text: &str) -> Result<MtadConfig, ConfigError> {
+        MtadConfig::from_file(&ConfigFile::from_text("mailkit.toml", text)?)
+    }
+
+    /// Whether `domain` is delivered here (the hostname always is).
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        domain.eq_ignore_ascii_case(&self.hostname) || self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// Whether `client` may relay without logging in.
+    pub fn in_mynetworks(&self, client: IpAddr) -> bool {
+        self.mynetworks.iter().any(|n| n.contains(client))
+    }
+
+    /// The connection caps.
+    pub fn limits(&self) -> daemon::limits::Caps {
+        daemon::limits::Caps {
+            total: self.max_connections.get(),
+            per_address: self.max_connections_per_ip.get(),
+            per_user_address: self.max_connections_per_ip.get(),
+            rate_per_minute: self.max_connection_rate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let n: Network = "192.0.2.0/24".parse().unwrap();
+        assert!(n.contains("192.0.2.77".parse().unwrap()));
+        assert!(!n.contains("192.0.3.1".parse().unwrap()));
+        assert!(n.contains("::ffff:192.0.2.1".parse().unwrap()), "mapped IPv4");
+        let n: Network = "2001:db8::/32".parse().unwrap();
+        assert!(n.contains("2001:db8:1::1".parse().unwrap()));
+        assert!(!n.contains("192.0.2.1".parse().unwrap()));
+        let all: Network = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Network>().is_err());
+        assert!("nonsense".parse::<Network>().is_err());
+    }
+
+    #[test]
+    fn parses_and_refuses() {
+        let c = MtadConfig::parse(
+            "[mtad]\nhostname = \"mx.example.jp\"\nlocal_domains = [\"example.jp\"]\nrelayhost = \"[smtp.example.net]:587\"\nmynetworks = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        assert!(c.is_local_domain("EXAMPLE.jp") && c.is_local_domain("mx.example.jp"));
+        assert!(!c.is_local_domain("example.com"));
+        assert_eq!(
+            c.relayhost,
+            Some(Relayhost {
+                host: "smtp.example.net".into(),
+                port: 587,
+                no_mx: true
+            })
+        );
+        assert!(c.in_mynetworks("10.1.2.3".parse().unwrap()));
+        assert!(!c.in_mynetworks("127.0.0.1".parse().unwrap()), "the list replaces the default");
+        for (text, want) in [
+            ("[mtad]\nmynetwork = []\n", "unknown field `mynetwork`"),
+            ("[mtad]\nmynetworks = [\"10.0.0.0/40\"]\n", "prefix must be 0 to 32"),
+            ("[mtad]\nbare_newline = \"ignore\"\n", "unknown variant"),
+            ("[mtad]\nmessage_size_limit = 0\n", "nonzero"),
+        ] {
+            let err = MtadConfig::parse(text).unwrap_err();
+            assert!(err.message.contains(want) && err.line == 2, "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! DNS for the front door, through hickory-resolver: the client's name
+//! (reverse lookup confirmed forward, as Postfix names a client
+//! `unknown` otherwise), and where mail for a domain goes (MX in
+//! preference order, else the domain's own A/AAAA). One resolver for the
+//! process, its answers cached with their TTLs; every lookup bounded in
+//! time. The resolver is the system's (`/etc/resolv.conf`) or the one
+//! `[mtad] resolver` names (a test's own DNS server).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
+
+/// How long one lookup may take.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where mail for a domain goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Hosts in the order to try, each with its addresses.
+    Hosts(Vec<(String, Vec<IpAddr>)>),
+    /// The domain does not exist, or takes no mail (a null MX, RFC 7505).
+    NoSuchDomain,
+}
+
+/// Why a lookup gave no answer (try again later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsFailure(pub String);
+
+impl std::fmt::Display for DnsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DNS lookup failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for DnsFailure {}
+
+pub struct Dns {
+    resolver: TokioResolver,
+}
+
+impl Dns {
+    /// The system's resolver, or `server` (UDP and TCP).
+    pub fn new(server: Option<SocketAddr>) -> Result<Dns, String> {
+        let mut options = ResolverOpts::default();
+        options.timeout = Duration::from_secs(2);
+        options.attempts = 2;
+        let builder = match server {
+            Some(addr) => {
+                let mut config = ResolverConfig::new();
+                config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+                config.add_name_server(NameServerConfig::new(addr, Protocol::Tcp));
+                TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+            }
+            None => TokioResolver::builder_tokio().map_err(|e| format!("reading /etc/resolv.conf: {e}"))?,
+        };
+        Ok(Dns {
+            resolver: builder.with_options(options).build(),
+        })
+    }
+
+    /// The client's name, as Postfix gives it: its reverse name when that
+    /// name's addresses include the client's, else `unknown`. Loopback
+    /// is `localhost` without a lookup.
+    pub async fn client_name(&self, ip: IpAddr) -> String {
+        let ip = ip.to_canonical();
+        if ip.is_loopback() {
+            return "localhost".to_owned();
+        }
+        let lookup = async {
+            let names = self.resolver.reverse_lookup(ip).await.ok()?;
+            for name in names.iter() {
+                let name = name.to_string();
+                let host = name.trim_end_matches('.').to_owned();
+                if let Ok(addresses) = self.resolver.lookup_ip(name.as_str()).await
+                    && addresses.iter().any(|a| a == ip)
+                {
+                    return Some(host);
+                }
+            }
+            None
+        };
+        tokio::time::timeout(LOOKUP_TIMEOUT, lookup)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// The addresses of `host` (A and AAAA).
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let name = format!("{}.", host.trim_end_matches('.'));
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.lookup_ip(name.as_str())).await {
+            Ok(Ok(ips)) => Ok(ips.iter().collect()),
+            Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
+            Ok(Err(e)) => Err(DnsFailure(format!("{host}: {e}"))),
+            Err(_) => Err(DnsFailure(format!("{host}: timed out"))),
+        }
+    }
+
+    /// Where mail for `domain` goes: its MX hosts by preference (equal
+    /// preferences in the order the server gave them), or without MX
+    /// records the domain itself (RFC 5321 §5.1).
+    pub async fn route(&self, domain: &str) -> Result<Route, DnsFailure> {
+        let name = format!("{}.", domain.trim_end_matches('.'));
+        let mx = match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.mx_lookup(name.as_str())).await {
+            Ok(Ok(mx)) => {
+                let mut records: Vec<(u16, String)> = mx
+                    .iter()
+                    .map(|r| (r.preference(), r.exchange().to_string().trim_end_matches('.').to_owned()))
+                    .collect();
+                records.sort_by_key(|(preference, _)| *preference);
+                records
+            }
+            Ok(Err(e)) if e.is_nx_domain() => return Ok(Route::NoSuchDomain),
+            Ok(Err(e)) if e.is_no_records_found() => Vec::new(),
+            Ok(Err(e)) => return Err(DnsFailure(format!("MX {domain}: {e}"))),
+            Err(_) => return Err(DnsFailure(format!("MX {domain}: timed out"))),
+        };
+        if mx.len() == 1 && mx[0].1.is_empty() {
+            return Ok(Route::NoSuchDomain); // "MX 0 ." says no mail
+        }
+        let hosts: Vec<String> = if mx.is_empty() {
+            vec![domain.to_owned()]
+        } else {
+            mx.into_iter().map(|(_, host)| host).collect()
+        };
+        let mut route = Vec::new();
+        let mut failure = None;
+        for host in hosts {
+            match self.addresses(&host).await {
+                Ok(addresses) if !addresses.is_empty() => route.push((host, addresses)),
+                Ok(_) => {}
+                Err(e) => failure = Some(e),
+            }
+        }
+        match (route.is_empty(), failure) {
+            (true, Some(e)) => Err(e),
+            (true, None) => Ok(Route::NoSuchDomain),
+            (false, _) => Ok(Route::Hosts(route)),
+        }
+    }
+}

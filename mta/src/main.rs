@@ -1,0 +1,230 @@
+//! `mtad [--config FILE] [--check-config]`: the SMTP front door.
+//! `mtad queue list|flush|hold ID|release ID|delete ID`: its queue
+//! (Postfix's mailq, postqueue -f and postsuper -h/-H/-d).
+//!
+//! Started as root, mtad reads its TLS key, binds its ports, opens its
+//! queue (handing it to `run_as`), starts the delivery helper (the one
+//! part that stays root, to run lda) and becomes `run_as`.
+
+use std::path::{Path, PathBuf};
+
+use bsfilter::error::exit::{CONFIG as EX_CONFIG, OSERR as EX_OSERR, TEMPFAIL as EX_TEMPFAIL, USAGE as EX_USAGE};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use lda::config::ConfigFile;
+use mta::config::MtadConfig;
+use mta::session::Listener;
+use mta::{Context, LocalDelivery, Parts};
+
+fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--delivery-helper") {
+        let lda = args.get(2).map(PathBuf::from).unwrap_or_default();
+        let config = args.get(3).map(PathBuf::from);
+        std::process::exit(mta::helper::serve(lda, config));
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    std::process::exit(run(command().get_matches()));
+}
+
+fn command() -> Command {
+    Command::new("mtad")
+        .about("SMTP server: relay control, a durable queue, local delivery through lda and remote delivery")
+        .arg(Arg::new("config").long("config").value_name("FILE").global(true).help(format!(
+            "configuration file [default: {}]",
+            lda::config::DEFAULT_CONFIG_PATH
+        )))
+        .arg(
+            Arg::new("check-config")
+                .long("check-config")
+                .action(ArgAction::SetTrue)
+                .help("read the configuration, print \"ok\" or what is wrong (file:line:column), and exit 0 or 78"),
+        )
+        .subcommand(
+            Command::new("queue")
+                .about("the queue of the running mtad")
+                .subcommand_required(true)
+                .subcommand(Command::new("list").about("every queued message and why it waits (mailq)"))
+                .subcommand(Command::new("flush").about("try every deferred message now (postqueue -f)"))
+                .subcommand(Command::new("hold").about("keep a message from delivery (postsuper -h)").arg(Arg::new("id").required(true)))
+                .subcommand(Command::new("release").about("release a held message (postsuper -H)").arg(Arg::new("id").required(true)))
+                .subcommand(Command::new("delete").about("delete a message (postsuper -d)").arg(Arg::new("id").required(true))),
+        )
+}
+
+fn fail(code: i32, message: &str) -> i32 {
+    eprintln!("mtad: {message}");
+    code
+}
+
+/// The delivery sections and `[mtad]`, read from the file once.
+fn read_config(path: Option<&Path>) -> Result<(lda::config::Config, MtadConfig), String> {
+    let file = ConfigFile::load(path).map_err(|e| e.to_string())?;
+    let delivery = lda::config::Config::from_file(&file).map_err(|e| e.to_string())?;
+    let mtad = MtadConfig::from_file(&file).map_err(|e| e.to_string())?;
+    if !mtad.submissions_listen.is_empty() && mtad.tls_cert.is_none() {
+        return Err(format!("{}: [mtad] submissions_listen needs tls_cert and tls_key", file.path().display()));
+    }
+    if mtad.tls_cert.is_some() != mtad.tls_key.is_some() {
+        return Err(format!("{}: [mtad] tls_cert and tls_key go together", file.path().display()));
+    }
+    Ok((delivery, mtad))
+}
+
+fn tls_acceptor(mtad: &MtadConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    match (&mtad.tls_cert, &mtad.tls_key) {
+        (Some(cert), Some(key)) => daemon::tls::acceptor(cert, key).map(Some).map_err(|e| e.to_string()),
+        _ => Ok(None),
+    }
+}
+
+fn run(matches: ArgMatches) -> i32 {
+    let config_path = matches.get_one::<String>("config").map(PathBuf::from);
+    let (delivery, mut mtad) = match read_config(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(EX_CONFIG, &e),
+    };
+    if let Some(("queue", sub)) = matches.subcommand() {
+        return queue_tool(&mtad, sub);
+    }
+    let tls = match tls_acceptor(&mtad) {
+        Ok(tls) => tls,
+        Err(e) => return fail(EX_CONFIG, &e),
+    };
+    if matches.get_flag("check-config") {
+        println!("ok");
+        return 0;
+    }
+    let open_files = daemon::privileges::raise_open_files_limit().unwrap_or(1024);
+    let caps = mtad.limits().within_open_files(open_files);
+    if caps.total < mtad.max_connections.get() {
+        tracing::warn!("max_connections lowered to {}: the open files limit is {open_files}", caps.total);
+        mtad.max_connections = std::num::NonZeroUsize::new(caps.total).unwrap_or(std::num::NonZeroUsize::MIN);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(EX_OSERR, &format!("starting the runtime: {e}")),
+    };
+    runtime.block_on(serve(delivery, mtad, config_path, tls))
+}
+
+async fn serve(
+    delivery: lda::config::Config,
+    mtad: MtadConfig,
+    config_path: Option<PathBuf>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> i32 {
+    let mut listeners = Vec::new();
+    for (addresses, kind) in [
+        (&mtad.listen, Some(Listener::Smtp)),
+        (&mtad.submission_listen, Some(Listener::Submission)),
+        (&mtad.submissions_listen, None),
+    ] {
+        match daemon::listen::bind_all(addresses).await {
+            Ok(bound) => listeners.extend(bound.into_iter().map(|l| (l, kind))),
+            Err(e) => return fail(EX_OSERR, &e),
+        }
+    }
+    let queue = match mta::queue::Queue::open(&mtad.queue_dir) {
+        Ok(q) => q,
+        Err(e) => return fail(EX_TEMPFAIL, &format!("{}: {e}", mtad.queue_dir.display())),
+    };
+    let root = daemon::privileges::is_root();
+    let local = match (&mtad.run_as, root) {
+        (Some(user), true) => {
+            if let Err(e) = give_queue_to(&mtad.queue_dir, user) {
+                return fail(EX_CONFIG, &e);
+            }
+            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+            match mta::helper::Helper::start(&exe, &mtad.lda, config_path.as_deref()) {
+                Ok(h) => LocalDelivery::Helper(h),
+                Err(e) => return fail(EX_OSERR, &format!("starting the delivery helper: {e}")),
+            }
+        }
+        _ => LocalDelivery::Direct,
+    };
+    if let Err(e) = daemon::privileges::drop_to(mtad.run_as.as_deref(), false) {
+        return fail(EX_CONFIG, &format!("[mtad] {e}"));
+    }
+    let (trigger, shutdown) = daemon::shutdown::channel();
+    let parts = Parts {
+        config: mtad,
+        delivery,
+        config_path,
+        queue,
+        tls,
+        chain: mta::policy::Chain::default(),
+        shutdown,
+        local,
+    };
+    let (ctx, commands) = match Context::new(parts) {
+        Ok(c) => c,
+        Err(e) => return fail(EX_CONFIG, &e),
+    };
+    tokio::spawn(mta::delivery::run(ctx.clone(), commands));
+    let control = ctx.queue.control_path();
+    {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mta::control::serve(&control, ctx).await {
+                tracing::error!("control socket: {e}");
+            }
+        });
+    }
+    let mut servers = tokio::task::JoinSet::new();
+    for (listener, kind) in listeners {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!("{} on {addr}", kind.map_or("submissions (TLS)".to_owned(), |k| format!("{k:?}")));
+        }
+        let ctx = ctx.clone();
+        match kind {
+            Some(kind) => servers.spawn(mta::server::run(listener, ctx, kind)),
+            None => servers.spawn(mta::server::run_implicit_tls(listener, ctx)),
+        };
+    }
+    match trigger.on_signals().await {
+        Ok(signal) => tracing::info!("{signal}: shutting down"),
+        Err(e) => return fail(EX_OSERR, &format!("cannot watch for signals: {e}")),
+    }
+    servers.join_all().await;
+    if tokio::time::timeout(daemon::shutdown::GRACE, ctx.limits.drained()).await.is_err() {
+        tracing::warn!("{} sessions still open: closing them", ctx.limits.active());
+    }
+    0
+}
+
+/// Makes the queue directory and its parts `user`'s (mtad runs as it).
+fn give_queue_to(dir: &Path, user: &str) -> Result<(), String> {
+    let u = lda::users::system_user_by_name(user).ok_or(format!("[mtad] run_as = {user:?}: no such user"))?;
+    let (uid, gid) = (u.uid.unwrap_or(0), u.gid.unwrap_or(0));
+    for path in [dir.to_owned(), dir.join("incoming"), dir.join("active"), dir.join("state"), dir.join("lock")] {
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn queue_tool(mtad: &MtadConfig, sub: &ArgMatches) -> i32 {
+    let (verb, args) = sub.subcommand().expect("required");
+    let request = match args.get_one::<String>("id") {
+        Some(id) if !mta::queue::is_queue_id(id) => return fail(EX_USAGE, &format!("{id:?} is not a queue id")),
+        Some(id) => format!("{} {id}", verb.to_ascii_uppercase()),
+        None => verb.to_ascii_uppercase(),
+    };
+    let path = mtad.queue_dir.join("control");
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(EX_OSERR, &e.to_string()),
+    };
+    match runtime.block_on(mta::control::ask(&path, &request)) {
+        Ok(answer) => {
+            print!("{answer}");
+            if answer.starts_with("no such") || answer.starts_with("unknown") { 1 } else { 0 }
+        }
+        Err(e) => fail(
+            EX_TEMPFAIL,
+            &format!("{}: {e} (is mtad running with this queue_dir?)", path.display()),
+        ),
+    }
+}

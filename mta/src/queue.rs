@@ -1,0 +1,452 @@
+//! The durable queue: an accepted message and its envelope are on disk,
+//! synced, before the `250` that gives its queue id.
+//!
+//! ```text
+//! QUEUE/incoming/ID.tmp   being written: removed at start-up (never acknowledged)
+//! QUEUE/active/ID         the envelope (see envelope.rs) then the message
+//! QUEUE/state/ID          what became of each recipient, rewritten whole
+//! QUEUE/lock              held (flock) by the mtad that owns the queue
+//! QUEUE/control           its socket for `mtad queue …`
+//! ```
+//!
+//! A commit writes `incoming/ID.tmp`, syncs its data, renames it into
+//! `active/` and syncs that directory: after a crash a message is either
+//! wholly in `active/` (acknowledged or about to be) or not at all. The
+//! state file is replaced the same way after each delivery attempt; losing
+//! an update (a crash between a delivery and its record) delivers that
+//! recipient again — at least once, never a half message.
+//!
+//! Group commit: each session syncs its own message, and the sessions do
+//! it at once — ext4's journal commits concurrent fsyncs together.
+//! Measured on this machine (5 KB files, each with its directory sync):
+//! one writer 2,231 commits/s, 4 at once 6,131/s, 10 at once 11,113/s; a
+//! single committer thread syncing a batch's files one after another
+//! reached 3,476/s, and one syncfs per batch 2,704/s. So the sessions
+//! sync concurrently (each in a blocking thread of its own) and the
+//! filesystem batches them.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::envelope::Envelope;
+
+/// A queue id: 16 upper-case hex digits (the accept time in microseconds
+/// and a counter), as Postfix's short ids are hex.
+pub type QueueId = String;
+
+/// Whether `id` could be a queue id (a tool's argument, a file name).
+pub fn is_queue_id(id: &str) -> bool {
+    (8..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+/// What became of one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    /// Delivered (or relayed).
+    Sent,
+    /// Failed for good; the sender is told.
+    Bounced,
+    /// Failed for now; tried again later.
+    Deferred,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Sent => "sent",
+            Status::Bounced => "bounced",
+            Status::Deferred => "deferred",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "sent" => Status::Sent,
+            "bounced" => Status::Bounced,
+            "deferred" => Status::Deferred,
+            _ => return None,
+        })
+    }
+
+    /// Final: nothing more to do for this recipient.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Sent | Status::Bounced)
+    }
+}
+
+/// One recipient's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientState {
+    pub status: Status,
+    pub attempts: u32,
+    /// Unix seconds of the next attempt (deferred).
+    pub next_attempt: u64,
+    /// The enhanced status code of the last attempt (`2.0.0`, `4.4.1`).
+    pub dsn: String,
+    /// Where it went (`local`, `mx.example.net[192.0.2.25]:25`).
+    pub relay: String,
+    /// What the last attempt said.
+    pub reply: String,
+}
+
+impl Default for RecipientState {
+    fn default() -> Self {
+        RecipientState {
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt: 0,
+            dsn: String::new(),
+            relay: String::new(),
+            reply: String::new(),
+        }
+    }
+}
+
+/// A message's delivery state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct State {
+    /// Held by the administrator: not delivered until released.
+    pub held: bool,
+    pub recipients: Vec<RecipientState>,
+}
+
+fn one_word(text: &str) -> String {
+    let t: String = text.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
+    if t.is_empty() { "-".into() } else { t }
+}
+
+impl State {
+    /// A state with every one of `n` recipients pending.
+    pub fn new(n: usize) -> State {
+        State {
+            held: false,
+            recipients: vec![RecipientState::default(); n],
+        }
+    }
+
+    fn write(&self) -> String {
+        let mut text = format!("held {}\n", u8::from(self.held));
+        for r in &self.recipients {
+            let reply: String = r.reply.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            text.push_str(&format!(
+                "rcpt {} {} {} {} {} {reply}\n",
+                r.status.name(),
+                r.attempts,
+                r.next_attempt,
+                one_word(&r.dsn),
+                one_word(&r.relay),
+            ));
+        }
+        text
+    }
+
+    fn parse(text: &str) -> Option<State> {
+        let mut state = State::default();
+        for line in text.lines() {
+            let (key, rest) = line.split_once(' ')?;
+            match key {
+                "held" => state.held = rest == "1",
+                "rcpt" => {
+                    let mut words = rest.splitn(6, ' ');
+                    let word = |w: Option<&str>| w.filter(|w| *w != "-").unwrap_or("").to_owned();
+                    state.recipients.push(RecipientState {
+                        status: Status::parse(words.next()?)?,
+                        attempts: words.next()?.parse().ok()?,
+                        next_attempt: words.next()?.parse().ok()?,
+                        dsn: word(words.next()),
+                        relay: word(words.next()),
+                        reply: words.next().unwrap_or("").to_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Some(state)
+    }
+}
+
+/// The queue directory.
+#[derive(Debug)]
+pub struct Queue {
+    dir: PathBuf,
+    counter: AtomicU32,
+    /// The flock on `lock`, while this process owns the queue.
+    _lock: Option<File>,
+}
+
+/// The queue is owned by another process.
+#[derive(Debug)]
+pub struct QueueBusy(pub PathBuf);
+
+impl std::fmt::Display for QueueBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: another mtad is using this queue", self.0.display())
+    }
+}
+
+impl std::error::Error for QueueBusy {}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+impl Queue {
+    /// Opens (creating) the queue at `dir` and takes it for this process:
+    /// only one mtad delivers from a queue.
+    pub fn open(dir: &Path) -> io::Result<Queue> {
+        let queue = Queue::open_shared(dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join("lock"))?;
+        // SAFETY: flock on an open descriptor.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::other(QueueBusy(dir.to_owned())));
+        }
+        for leftover in std::fs::read_dir(dir.join("incoming"))?.flatten() {
+            let _ = std::fs::remove_file(leftover.path());
+        }
+        Ok(Queue {
+            _lock: Some(lock),
+            ..queue
+        })
+    }
+
+    /// Opens the queue without taking it (a tool reading it while mtad
+    /// runs; changes go through mtad's control socket).
+    pub fn open_shared(dir: &Path) -> io::Result<Queue> {
+        for sub in ["incoming", "active", "state"] {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
+        }
+        Ok(Queue {
+            dir: dir.to_owned(),
+            counter: AtomicU32::new(0),
+            _lock: None,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The control socket's path.
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.join("control")
+    }
+
+    /// A new queue id.
+    pub fn new_id(&self) -> QueueId {
+        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:012X}{:04X}", micros & 0xFFFF_FFFF_FFFF, n & 0xFFFF)
+    }
+
+    fn active(&self, id: &str) -> PathBuf {
+        self.dir.join("active").join(id)
+    }
+
+    fn state_path(&self, id: &str) -> PathBuf {
+        self.dir.join("state").join(id)
+    }
+
+    /// Puts a message in the queue, durably: when this returns Ok, the
+    /// message survives a crash. Blocking (file I/O and fsync).
+    pub fn commit(&self, id: &str, envelope: &Envelope, message: &[u8]) -> io::Result<()> {
+        let tmp = self.dir.join("incoming").join(format!("{id}.tmp"));
+        let result = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            let mut head = Vec::with_capacity(512);
+            envelope.write(&mut head);
+            file.write_all(&head)?;
+            file.write_all(message)?;
+            file.sync_data()?;
+            std::fs::rename(&tmp, self.active(id))?;
+            sync_dir(&self.dir.join("active"))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Every queued message's id.
+    pub fn list(&self) -> io::Result<Vec<QueueId>> {
+        let mut ids: Vec<QueueId> = std::fs::read_dir(self.dir.join("active"))?
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| is_queue_id(n))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// A queued message's envelope, and its file positioned at the
+    /// message's first byte with the message's length.
+    pub fn open_message(&self, id: &str) -> io::Result<(Envelope, File, u64)> {
+        if !is_queue_id(id) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.active(id))?;
+        let mut head = vec![0u8; 64 * 1024];
+        let n = read_up_to(&mut file, &mut head)?;
+        head.truncate(n);
+        let (envelope, at) =
+            Envelope::read(&head).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{id}: bad envelope")))?;
+        let len = file.metadata()?.len().saturating_sub(at as u64);
+        file.seek(io::SeekFrom::Start(at as u64))?;
+        Ok((envelope, file, len))
+    }
+
+    /// A queued message's envelope and content.
+    pub fn load(&self, id: &str) -> io::Result<(Envelope, Vec<u8>)> {
+        let (envelope, mut file, len) = self.open_message(id)?;
+        let mut message = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut message)?;
+        Ok((envelope, message))
+    }
+
+    /// A message's state; a fresh one (all pending) when it has none yet.
+    pub fn state(&self, id: &str, recipients: usize) -> io::Result<State> {
+        match std::fs::read_to_string(self.state_path(id)) {
+            Ok(text) => {
+                let mut state = State::parse(&text)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{id}: bad state file")))?;
+                state.recipients.resize(recipients, RecipientState::default());
+                Ok(state)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::new(recipients)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a message's state, durably.
+    pub fn save_state(&self, id: &str, state: &State) -> io::Result<()> {
+        let tmp = self.dir.join("state").join(format!(".{id}.tmp"));
+        let result = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(state.write().as_bytes())?;
+            file.sync_data()?;
+            std::fs::rename(&tmp, self.state_path(id))?;
+            sync_dir(&self.dir.join("state"))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Removes a message that is done with (or deleted).
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        if !is_queue_id(id) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let _ = std::fs::remove_file(self.state_path(id));
+        std::fs::remove_file(self.active(id))?;
+        sync_dir(&self.dir.join("active"))
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Notify, Recipient};
+
+    fn envelope() -> Envelope {
+        Envelope {
+            sender: "a@example.org".into(),
+            recipients: vec![Recipient {
+                address: "b@example.jp".into(),
+                local_user: Some("b".into()),
+                notify: Notify::default(),
+                orcpt: None,
+            }],
+            client_name: "client.example.org".into(),
+            client_addr: "192.0.2.1".parse().unwrap(),
+            helo: "client.example.org".into(),
+            protocol: "ESMTP".into(),
+            auth_user: None,
+            ret: None,
+            envid: None,
+            eight_bit: false,
+            smtputf8: false,
+            arrival: UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn commit_list_load_state_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(dir.path()).unwrap();
+        let id = queue.new_id();
+        assert!(is_queue_id(&id), "{id}");
+        assert_ne!(queue.new_id(), id);
+        queue.commit(&id, &envelope(), b"Subject: x\n\nbody\n").unwrap();
+        assert_eq!(queue.list().unwrap(), [id.clone()]);
+        let (e, message) = queue.load(&id).unwrap();
+        assert_eq!((e, message), (envelope(), b"Subject: x\n\nbody\n".to_vec()));
+        let mut state = queue.state(&id, 1).unwrap();
+        assert_eq!(state, State::new(1));
+        state.recipients[0] = RecipientState {
+            status: Status::Deferred,
+            attempts: 2,
+            next_attempt: 99,
+            dsn: "4.4.1".into(),
+            relay: "mx.example.net[192.0.2.25]:25".into(),
+            reply: "451 4.4.1 try again".into(),
+        };
+        state.held = true;
+        queue.save_state(&id, &state).unwrap();
+        assert_eq!(queue.state(&id, 1).unwrap(), state);
+        queue.remove(&id).unwrap();
+        assert!(queue.list().unwrap().is_empty());
+        // a second owner is refused while the first holds the queue
+        assert!(Queue::open(dir.path()).is_err());
+        drop(queue);
+        assert!(Queue::open(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn an_unfinished_commit_is_gone_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("incoming/0000000000000000.tmp"), b"half").unwrap();
+        drop(queue);
+        let queue = Queue::open(dir.path()).unwrap();
+        assert!(std::fs::read_dir(dir.path().join("incoming")).unwrap().next().is_none());
+        assert!(queue.list().unwrap().is_empty());
+        assert!(queue.load("../etc").is_err(), "only queue ids");
+    }
+}
