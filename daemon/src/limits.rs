@@ -131,7 +131,9 @@ impl ConnectionLimits {
         if self.caps.rate_per_minute > 0 {
             let now = std::time::Instant::now();
             if counts.recent.len() > 16_384 {
-                counts.recent.retain(|_, times| times.back().is_some_and(|t| now - *t < RATE_WINDOW));
+                counts
+                    .recent
+                    .retain(|_, times| times.back().is_some_and(|t| now - *t < RATE_WINDOW));
             }
             let times = counts.recent.entry(address).or_default();
             while times.front().is_some_and(|t| now - *t >= RATE_WINDOW) {

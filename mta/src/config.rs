@@ -83,7 +83,9 @@ impl std::str::FromStr for Network {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let address: IpAddr = address.parse().map_err(|_| format!("{s:?} is not a network (address/prefix)"))?;
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{s:?} is not a network (address/prefix)"))?;
         let max = if address.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -117,9 +119,11 @@ impl<'de> Deserialize<'de> for Relayhost {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         let (host, port) = match text.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
-                (h, p.parse().map_err(|_| serde::de::Error::custom(format!("{text:?}: bad port")))?)
-            }
+            Some((h, p)) if !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => (
+                h,
+                p.parse()
+                    .map_err(|_| serde::de::Error::custom(format!("{text:?}: bad port")))?,
+            ),
             _ => (text.as_str(), 25),
         };
         let (host, no_mx) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
@@ -313,7 +317,10 @@ mod tests {
             })
         );
         assert!(c.in_mynetworks("10.1.2.3".parse().unwrap()));
-        assert!(!c.in_mynetworks("127.0.0.1".parse().unwrap()), "the list replaces the default");
+        assert!(
+            !c.in_mynetworks("127.0.0.1".parse().unwrap()),
+            "the list replaces the default"
+        );
         for (text, want) in [
             ("[mtad]\nmynetwork = []\n", "unknown field `mynetwork`"),
             ("[mtad]\nmynetworks = [\"10.0.0.0/40\"]\n", "prefix must be 0 to 32"),

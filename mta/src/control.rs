@@ -41,7 +41,9 @@ pub async fn serve(path: &Path, ctx: Arc<Context>) -> std::io::Result<()> {
 async fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
-    tokio::io::BufReader::new(reader.take(1024)).read_line(&mut line).await?;
+    tokio::io::BufReader::new(reader.take(1024))
+        .read_line(&mut line)
+        .await?;
     let mut words = line.split_whitespace();
     let answer = match (words.next().map(str::to_ascii_uppercase).as_deref(), words.next()) {
         (Some("LIST"), None) => {
@@ -67,7 +69,11 @@ async fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
                 "RELEASE" => ctx.manager.release(id.clone()).await,
                 _ => ctx.manager.delete(id.clone()).await,
             };
-            if ok { "ok\n".to_owned() } else { format!("no such message {id}\n") }
+            if ok {
+                "ok\n".to_owned()
+            } else {
+                format!("no such message {id}\n")
+            }
         }
         _ => "unknown request\n".to_owned(),
     };

@@ -113,7 +113,12 @@ impl Dns {
             Ok(Ok(mx)) => {
                 let mut records: Vec<(u16, String)> = mx
                     .iter()
-                    .map(|r| (r.preference(), r.exchange().to_string().trim_end_matches('.').to_owned()))
+                    .map(|r| {
+                        (
+                            r.preference(),
+                            r.exchange().to_string().trim_end_matches('.').to_owned(),
+                        )
+                    })
                     .collect();
                 records.sort_by_key(|(preference, _)| *preference);
                 records

@@ -42,7 +42,10 @@ pub fn report(
         return None;
     }
     let now = SystemTime::now();
-    let boundary = format!("{queue_id}.{}/{hostname}", now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+    let boundary = format!(
+        "{queue_id}.{}/{hostname}",
+        now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    );
     let (subject, intro) = match kind {
         Kind::Failure => (
             "Undelivered Mail Returned to Sender",
@@ -72,7 +75,11 @@ pub fn report(
     );
     for (i, state) in recipients {
         let r = &envelope.recipients[*i];
-        let said = if state.reply.is_empty() { state.status_text() } else { state.reply.clone() };
+        let said = if state.reply.is_empty() {
+            state.status_text()
+        } else {
+            state.reply.clone()
+        };
         text.push_str(&format!("<{}>: {said}\n", r.address));
     }
     text.push_str(&format!(
@@ -87,7 +94,7 @@ pub fn report(
         let r = &envelope.recipients[*i];
         text.push_str(&format!("\nFinal-Recipient: rfc822; {}\n", r.address));
         if let Some(orcpt) = &r.orcpt {
-            text.push_str(&format!("Original-Recipient: {}\n", orcpt.replacen(';', "; ", 1)));
+            text.push_str(&format!("Original-Recipient: rfc822; {orcpt}\n"));
         }
         let action = match (kind, state.status) {
             (Kind::Success, _) if state.relay != "local" => "relayed",
@@ -145,7 +152,7 @@ mod tests {
                 address: "nobody@example.jp".into(),
                 local_user: None,
                 notify: Notify::default(),
-                orcpt: Some("rfc822;nobody@example.jp".into()),
+                orcpt: Some("nobody@example.jp".into()),
             }],
             client_name: "c".into(),
             client_addr: "192.0.2.1".parse().unwrap(),
@@ -170,7 +177,15 @@ mod tests {
             ..RecipientState::default()
         };
         let message = b"Subject: hello\nFrom: a@example.org\n\nthe body\n";
-        let report_bytes = report("mx.example.org", "ABC", &envelope("a@example.org"), message, &[(0, &state)], Kind::Failure).unwrap();
+        let report_bytes = report(
+            "mx.example.org",
+            "ABC",
+            &envelope("a@example.org"),
+            message,
+            &[(0, &state)],
+            Kind::Failure,
+        )
+        .unwrap();
         let text = String::from_utf8(report_bytes.clone()).unwrap();
         for want in [
             "To: <a@example.org>",

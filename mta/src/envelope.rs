@@ -32,7 +32,11 @@ impl Notify {
             return "NEVER".into();
         }
         let mut parts = Vec::new();
-        for (on, name) in [(self.success, "SUCCESS"), (self.failure, "FAILURE"), (self.delay, "DELAY")] {
+        for (on, name) in [
+            (self.success, "SUCCESS"),
+            (self.failure, "FAILURE"),
+            (self.delay, "DELAY"),
+        ] {
             if on {
                 parts.push(name);
             }
@@ -68,7 +72,7 @@ pub struct Recipient {
     /// The local user it is delivered to, when its domain is ours.
     pub local_user: Option<String>,
     pub notify: Notify,
-    /// ORCPT, as given (`rfc822;addr`).
+    /// ORCPT's address (its type is rfc822; xtext decoded).
     pub orcpt: Option<String>,
 }
 
@@ -93,7 +97,7 @@ pub struct Envelope {
     pub protocol: String,
     pub auth_user: Option<String>,
     pub ret: Option<Return>,
-    /// ENVID, as given (xtext).
+    /// ENVID (xtext decoded).
     pub envid: Option<String>,
     pub eight_bit: bool,
     pub smtputf8: bool,
@@ -302,7 +306,13 @@ mod tests {
         let (read, at) = Envelope::read(&out).unwrap();
         assert_eq!(&out[at..], b"Subject: x\n\nbody\n");
         assert_eq!(read, e, "every field as it was, newline and all");
-        assert_eq!(String::from_utf8_lossy(&out).lines().filter(|l| l.starts_with("helo")).count(), 1);
+        assert_eq!(
+            String::from_utf8_lossy(&out)
+                .lines()
+                .filter(|l| l.starts_with("helo"))
+                .count(),
+            1
+        );
         assert!(read.recipients[0].notify.on_failure());
         assert!(read.recipients[1].notify.on_failure(), "the default reports failures");
         let never = Notify::parse("NEVER");

@@ -45,7 +45,10 @@ fn unhex(s: &str) -> Option<String> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect();
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect();
     String::from_utf8(bytes?).ok()
 }
 
@@ -65,7 +68,8 @@ pub fn serve(lda: PathBuf, config: Option<PathBuf>) -> i32 {
         let [id, user, sender, length] = words[..] else {
             return 65;
         };
-        let (Some(user), Some(sender), Ok(length), Ok(id)) = (unhex(user), unhex(sender), length.parse::<usize>(), id.parse::<u64>())
+        let (Some(user), Some(sender), Ok(length), Ok(id)) =
+            (unhex(user), unhex(sender), length.parse::<usize>(), id.parse::<u64>())
         else {
             return 65;
         };
@@ -87,7 +91,13 @@ pub fn serve(lda: PathBuf, config: Option<PathBuf>) -> i32 {
     }
 }
 
-fn run_lda(lda: &std::path::Path, config: Option<&std::path::Path>, sender: &str, user: &str, message: &[u8]) -> (i32, String) {
+fn run_lda(
+    lda: &std::path::Path,
+    config: Option<&std::path::Path>,
+    sender: &str,
+    user: &str,
+    message: &[u8],
+) -> (i32, String) {
     let child = std::process::Command::new(lda)
         .args(lda_args(config, sender, user))
         .env_clear()
@@ -110,7 +120,11 @@ fn run_lda(lda: &std::path::Path, config: Option<&std::path::Path>, sender: &str
     match out {
         Ok(out) => (
             out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_owned(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_owned(),
         ),
         Err(e) => (71, format!("waiting for lda: {e}")),
     }
@@ -127,7 +141,11 @@ pub struct Helper {
 impl Helper {
     /// Starts the helper (call while still root, before dropping
     /// privileges). `exe` is mtad itself.
-    pub fn start(exe: &std::path::Path, lda: &std::path::Path, config: Option<&std::path::Path>) -> std::io::Result<Helper> {
+    pub fn start(
+        exe: &std::path::Path,
+        lda: &std::path::Path,
+        config: Option<&std::path::Path>,
+    ) -> std::io::Result<Helper> {
         let mut command = tokio::process::Command::new(exe);
         command.arg("--delivery-helper").arg(lda);
         if let Some(c) = config {

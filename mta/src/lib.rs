@@ -148,7 +148,13 @@ impl Context {
         } = submission;
         let queue = self.queue.clone();
         let size = message.len();
-        let log = (envelope.client_name.clone(), envelope.client_addr, envelope.helo.clone(), envelope.sender_display(), envelope.recipients.len());
+        let log = (
+            envelope.client_name.clone(),
+            envelope.client_addr,
+            envelope.helo.clone(),
+            envelope.sender_display(),
+            envelope.recipients.len(),
+        );
         let committed = {
             let id = id.clone();
             tokio::task::spawn_blocking(move || {
@@ -180,12 +186,24 @@ impl Context {
         Ok(())
     }
 
-    /// Runs lda for a local recipient.
-    pub async fn deliver_local(&self, sender: &str, user: &str, message: &[u8]) -> Outcome {
+    /// Runs lda for a local recipient of the queued message `id`.
+    pub async fn deliver_local(&self, id: &str, sender: &str, user: &str, message: &[u8]) -> Outcome {
         match &self.local {
             LocalDelivery::Direct => {
-                delivery::local::run_lda(&self.config.lda, self.config_path.as_deref(), sender, user, message).await
+                let queue = self.queue.clone();
+                let owned = id.to_owned();
+                let file =
+                    tokio::task::spawn_blocking(move || queue.open_message(&owned).map(|(_, file, _)| file)).await;
+                match file {
+                    Ok(Ok(file)) => {
+                        delivery::local::run_lda(&self.config.lda, self.config_path.as_deref(), sender, user, file)
+                            .await
+                    }
+                    Ok(Err(e)) => Outcome::deferred("4.3.0", &format!("reading the queue file: {e}"), "local"),
+                    Err(e) => Outcome::deferred("4.3.0", &e.to_string(), "local"),
+                }
             }
+            // the helper reads the whole message before it runs lda
             LocalDelivery::Helper(helper) => helper.deliver(sender, user, message).await,
         }
     }
@@ -195,7 +213,11 @@ impl Context {
         let address = original.sender.clone();
         let (local_part, domain) = address.rsplit_once('@').unwrap_or((address.as_str(), ""));
         let local_user = (domain.is_empty() || self.config.is_local_domain(domain))
-            .then(|| lda::users::find_user(&self.delivery, &local_part.to_ascii_lowercase()).ok().map(|u| u.name))
+            .then(|| {
+                lda::users::find_user(&self.delivery, &local_part.to_ascii_lowercase())
+                    .ok()
+                    .map(|u| u.name)
+            })
             .flatten();
         let envelope = Envelope {
             sender: String::new(),

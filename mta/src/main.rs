@@ -32,10 +32,16 @@ fn main() {
 fn command() -> Command {
     Command::new("mtad")
         .about("SMTP server: relay control, a durable queue, local delivery through lda and remote delivery")
-        .arg(Arg::new("config").long("config").value_name("FILE").global(true).help(format!(
-            "configuration file [default: {}]",
-            lda::config::DEFAULT_CONFIG_PATH
-        )))
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .global(true)
+                .help(format!(
+                    "configuration file [default: {}]",
+                    lda::config::DEFAULT_CONFIG_PATH
+                )),
+        )
         .arg(
             Arg::new("check-config")
                 .long("check-config")
@@ -48,9 +54,21 @@ fn command() -> Command {
                 .subcommand_required(true)
                 .subcommand(Command::new("list").about("every queued message and why it waits (mailq)"))
                 .subcommand(Command::new("flush").about("try every deferred message now (postqueue -f)"))
-                .subcommand(Command::new("hold").about("keep a message from delivery (postsuper -h)").arg(Arg::new("id").required(true)))
-                .subcommand(Command::new("release").about("release a held message (postsuper -H)").arg(Arg::new("id").required(true)))
-                .subcommand(Command::new("delete").about("delete a message (postsuper -d)").arg(Arg::new("id").required(true))),
+                .subcommand(
+                    Command::new("hold")
+                        .about("keep a message from delivery (postsuper -h)")
+                        .arg(Arg::new("id").required(true)),
+                )
+                .subcommand(
+                    Command::new("release")
+                        .about("release a held message (postsuper -H)")
+                        .arg(Arg::new("id").required(true)),
+                )
+                .subcommand(
+                    Command::new("delete")
+                        .about("delete a message (postsuper -d)")
+                        .arg(Arg::new("id").required(true)),
+                ),
         )
 }
 
@@ -65,10 +83,16 @@ fn read_config(path: Option<&Path>) -> Result<(lda::config::Config, MtadConfig),
     let delivery = lda::config::Config::from_file(&file).map_err(|e| e.to_string())?;
     let mtad = MtadConfig::from_file(&file).map_err(|e| e.to_string())?;
     if !mtad.submissions_listen.is_empty() && mtad.tls_cert.is_none() {
-        return Err(format!("{}: [mtad] submissions_listen needs tls_cert and tls_key", file.path().display()));
+        return Err(format!(
+            "{}: [mtad] submissions_listen needs tls_cert and tls_key",
+            file.path().display()
+        ));
     }
     if mtad.tls_cert.is_some() != mtad.tls_key.is_some() {
-        return Err(format!("{}: [mtad] tls_cert and tls_key go together", file.path().display()));
+        return Err(format!(
+            "{}: [mtad] tls_cert and tls_key go together",
+            file.path().display()
+        ));
     }
     Ok((delivery, mtad))
 }
@@ -100,7 +124,10 @@ fn run(matches: ArgMatches) -> i32 {
     let open_files = daemon::privileges::raise_open_files_limit().unwrap_or(1024);
     let caps = mtad.limits().within_open_files(open_files);
     if caps.total < mtad.max_connections.get() {
-        tracing::warn!("max_connections lowered to {}: the open files limit is {open_files}", caps.total);
+        tracing::warn!(
+            "max_connections lowered to {}: the open files limit is {open_files}",
+            caps.total
+        );
         mtad.max_connections = std::num::NonZeroUsize::new(caps.total).unwrap_or(std::num::NonZeroUsize::MIN);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -176,7 +203,10 @@ async fn serve(
     let mut servers = tokio::task::JoinSet::new();
     for (listener, kind) in listeners {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!("{} on {addr}", kind.map_or("submissions (TLS)".to_owned(), |k| format!("{k:?}")));
+            tracing::info!(
+                "{} on {addr}",
+                kind.map_or("submissions (TLS)".to_owned(), |k| format!("{k:?}"))
+            );
         }
         let ctx = ctx.clone();
         match kind {
@@ -184,12 +214,16 @@ async fn serve(
             None => servers.spawn(mta::server::run_implicit_tls(listener, ctx)),
         };
     }
+    tracing::info!("ready");
     match trigger.on_signals().await {
         Ok(signal) => tracing::info!("{signal}: shutting down"),
         Err(e) => return fail(EX_OSERR, &format!("cannot watch for signals: {e}")),
     }
     servers.join_all().await;
-    if tokio::time::timeout(daemon::shutdown::GRACE, ctx.limits.drained()).await.is_err() {
+    if tokio::time::timeout(daemon::shutdown::GRACE, ctx.limits.drained())
+        .await
+        .is_err()
+    {
         tracing::warn!("{} sessions still open: closing them", ctx.limits.active());
     }
     0
@@ -199,7 +233,13 @@ async fn serve(
 fn give_queue_to(dir: &Path, user: &str) -> Result<(), String> {
     let u = lda::users::system_user_by_name(user).ok_or(format!("[mtad] run_as = {user:?}: no such user"))?;
     let (uid, gid) = (u.uid.unwrap_or(0), u.gid.unwrap_or(0));
-    for path in [dir.to_owned(), dir.join("incoming"), dir.join("active"), dir.join("state"), dir.join("lock")] {
+    for path in [
+        dir.to_owned(),
+        dir.join("incoming"),
+        dir.join("active"),
+        dir.join("state"),
+        dir.join("lock"),
+    ] {
         std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
@@ -207,7 +247,7 @@ fn give_queue_to(dir: &Path, user: &str) -> Result<(), String> {
 
 fn queue_tool(mtad: &MtadConfig, sub: &ArgMatches) -> i32 {
     let (verb, args) = sub.subcommand().expect("required");
-    let request = match args.get_one::<String>("id") {
+    let request = match args.try_get_one::<String>("id").ok().flatten() {
         Some(id) if !mta::queue::is_queue_id(id) => return fail(EX_USAGE, &format!("{id:?} is not a queue id")),
         Some(id) => format!("{} {id}", verb.to_ascii_uppercase()),
         None => verb.to_ascii_uppercase(),
@@ -220,7 +260,11 @@ fn queue_tool(mtad: &MtadConfig, sub: &ArgMatches) -> i32 {
     match runtime.block_on(mta::control::ask(&path, &request)) {
         Ok(answer) => {
             print!("{answer}");
-            if answer.starts_with("no such") || answer.starts_with("unknown") { 1 } else { 0 }
+            if answer.starts_with("no such") || answer.starts_with("unknown") {
+                1
+            } else {
+                0
+            }
         }
         Err(e) => fail(
             EX_TEMPFAIL,

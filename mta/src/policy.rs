@@ -150,6 +150,9 @@ mod tests {
             Box::new(Fixed("access", Verdict::Accept)),
             Box::new(Fixed("dnsbl", Verdict::Reject(Reply::new(554, [5, 7, 1], "x")))),
         ]);
-        assert_eq!(chain.decide(Point::Connect, &Facts::default()).await, Decision::default());
+        assert_eq!(
+            chain.decide(Point::Connect, &Facts::default()).await,
+            Decision::default()
+        );
     }
 }

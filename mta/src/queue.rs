@@ -118,7 +118,10 @@ pub struct State {
 }
 
 fn one_word(text: &str) -> String {
-    let t: String = text.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }).collect();
+    let t: String = text
+        .chars()
+        .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+        .collect();
     if t.is_empty() { "-".into() } else { t }
 }
 
@@ -226,7 +229,10 @@ impl Queue {
     /// runs; changes go through mtad's control socket).
     pub fn open_shared(dir: &Path) -> io::Result<Queue> {
         for sub in ["incoming", "active", "state"] {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir.join(sub))?;
         }
         Ok(Queue {
             dir: dir.to_owned(),
@@ -246,7 +252,9 @@ impl Queue {
 
     /// A new queue id.
     pub fn new_id(&self) -> QueueId {
-        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         format!("{:012X}{:04X}", micros & 0xFFFF_FFFF_FFFF, n & 0xFFFF)
     }
@@ -307,8 +315,8 @@ impl Queue {
         let mut head = vec![0u8; 64 * 1024];
         let n = read_up_to(&mut file, &mut head)?;
         head.truncate(n);
-        let (envelope, at) =
-            Envelope::read(&head).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{id}: bad envelope")))?;
+        let (envelope, at) = Envelope::read(&head)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{id}: bad envelope")))?;
         let len = file.metadata()?.len().saturating_sub(at as u64);
         file.seek(io::SeekFrom::Start(at as u64))?;
         Ok((envelope, file, len))

@@ -149,7 +149,8 @@ async fn pregreet_check(
     if pause.is_zero() || ctx.config.in_mynetworks(peer.ip()) || ctx.pregreet_passed(peer.ip()) {
         return Ok(true);
     }
-    conn.send(format!("220-{} ESMTP mailkit\r\n", ctx.config.hostname).as_bytes()).await?;
+    conn.send(format!("220-{} ESMTP mailkit\r\n", ctx.config.hostname).as_bytes())
+        .await?;
     let spoke = tokio::time::timeout(pause, conn.fill()).await.is_ok();
     if spoke {
         session.pregreet();
@@ -197,13 +198,21 @@ async fn flush(conn: &mut Connection, session: &mut Session, ctx: &Context) -> s
     }
     match tokio::time::timeout(ctx.config.command_timeout.0, conn.send(&out)).await {
         Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read")),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "client does not read",
+        )),
     }
 }
 
 /// Carries out what a command's step asks until the session wants the
 /// next command (or the connection is to close).
-async fn drive(conn: &mut Connection, session: &mut Session, ctx: &Arc<Context>, mut step: Step) -> std::io::Result<Flow> {
+async fn drive(
+    conn: &mut Connection,
+    session: &mut Session,
+    ctx: &Arc<Context>,
+    mut step: Step,
+) -> std::io::Result<Flow> {
     loop {
         step = match step {
             Step::Continue => return Ok(Flow::Continue),

@@ -312,17 +312,19 @@ impl Session {
 
     fn syntax_error(&mut self, line: &[u8], e: smtp_proto::Error) -> Step {
         use smtp_proto::Error as E;
-        let verb = String::from_utf8_lossy(line.split(|&b| b == b' ' || b == b'\r' || b == b'\n').next().unwrap_or(b""))
-            .to_ascii_uppercase();
+        let verb = String::from_utf8_lossy(
+            line.split(|&b| b == b' ' || b == b'\r' || b == b'\n')
+                .next()
+                .unwrap_or(b""),
+        )
+        .to_ascii_uppercase();
         let reply = match e {
             E::UnknownCommand => Reply::new(500, [5, 5, 2], "Error: command not recognized"),
             E::InvalidSenderAddress => Reply::new(501, [5, 1, 7], "Bad sender address syntax"),
             E::InvalidRecipientAddress => Reply::new(501, [5, 1, 3], "Bad recipient address syntax"),
             E::SyntaxError { syntax } => Reply::new(501, [5, 5, 4], format!("Syntax: {syntax}")),
             E::InvalidParameter { param } => Reply::new(501, [5, 5, 4], format!("Bad {param} parameter")),
-            E::UnsupportedParameter { param } => {
-                Reply::new(555, [5, 5, 4], format!("Unsupported option: {param}"))
-            }
+            E::UnsupportedParameter { param } => Reply::new(555, [5, 5, 4], format!("Unsupported option: {param}")),
             _ if verb == "HELO" || verb == "EHLO" => Reply::new(501, [5, 5, 4], format!("Syntax: {verb} hostname")),
             _ => Reply::new(500, [5, 5, 2], "Error: bad syntax"),
         };
@@ -509,9 +511,7 @@ impl Session {
                 tracing::warn!(client = %self.client, user = %name, "AUTH failed: {e}");
                 self.pause = Some(self.ctx.auth.policy().failure_delay);
                 match e {
-                    LoginError::Unavailable(_) => {
-                        self.say(454, [4, 7, 0], "Temporary authentication failure")
-                    }
+                    LoginError::Unavailable(_) => self.say(454, [4, 7, 0], "Temporary authentication failure"),
                     LoginError::TooManyFailures => {
                         self.say(421, [4, 7, 0], "Too many failed logins from your address; try later");
                         return Step::Close;
@@ -533,7 +533,7 @@ impl Session {
             return Step::Continue;
         }
         if self.listener == Listener::Submission && self.auth_user.is_none() {
-            if !self.tls && self.ctx.tls.is_some() {
+            if !self.auth_offered() && !self.tls && self.ctx.tls.is_some() {
                 self.say(530, [5, 7, 0], "Must issue a STARTTLS command first");
             } else {
                 self.say(530, [5, 7, 0], "Authentication required");
@@ -551,7 +551,11 @@ impl Session {
         }
         let sender = from.address.as_ref().to_owned();
         if !sender.is_empty() && !sender.contains('@') && !self.trusted() {
-            self.say(553, [5, 1, 7], format!("<{sender}>: Sender address rejected: need fully-qualified address"));
+            self.say(
+                553,
+                [5, 1, 7],
+                format!("<{sender}>: Sender address rejected: need fully-qualified address"),
+            );
             return Step::Continue;
         }
         let transaction = Transaction {
@@ -918,7 +922,11 @@ impl Session {
     /// The 421 for a server shutting down.
     pub fn shutting_down(&mut self) {
         let host = self.hostname().to_owned();
-        self.reply(Reply::new(421, [4, 3, 2], format!("{host} Service shutting down, closing transmission channel")));
+        self.reply(Reply::new(
+            421,
+            [4, 3, 2],
+            format!("{host} Service shutting down, closing transmission channel"),
+        ));
     }
 
     /// The answer to a line over the limit.
@@ -930,7 +938,11 @@ impl Session {
     pub fn pregreet(&mut self) {
         self.reject(
             "pregreet",
-            Reply::new(554, [5, 5, 1], "Error: protocol error: command sent before the greeting"),
+            Reply::new(
+                554,
+                [5, 5, 1],
+                "Error: protocol error: command sent before the greeting",
+            ),
         );
     }
 }

@@ -12,13 +12,18 @@
 use std::process::Stdio;
 
 use bsfilter::error::exit;
-use tokio::io::AsyncWriteExt;
 
 use super::Outcome;
 
 /// What running lda for one recipient ended in.
 pub fn outcome_of(code: Option<i32>, stderr: &str) -> Outcome {
-    let said = stderr.lines().last().unwrap_or("").trim().trim_start_matches("lda: ").to_owned();
+    let said = stderr
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches("lda: ")
+        .to_owned();
     match code {
         Some(0) => Outcome::sent("2.0.0", "delivered to mailbox", "local"),
         Some(exit::NOUSER) => Outcome::bounced("5.1.1", &said, "local"),
@@ -42,37 +47,30 @@ pub fn lda_args(config_path: Option<&std::path::Path>, sender: &str, user: &str)
     args
 }
 
-/// Runs `lda` as this process's user.
+/// Runs `lda` as this process's user, its stdin `message`: the queue
+/// file itself, opened at the message's first byte — not a pipe, which
+/// would end early if mtad died mid-write, and lda would deliver the half
+/// message it had read.
 pub async fn run_lda(
     lda: &std::path::Path,
     config_path: Option<&std::path::Path>,
     sender: &str,
     user: &str,
-    message: &[u8],
+    message: std::fs::File,
 ) -> Outcome {
-    let child = tokio::process::Command::new(lda)
+    let output = tokio::process::Command::new(lda)
         .args(lda_args(config_path, sender, user))
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(message))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => return Outcome::deferred("4.3.0", &format!("cannot run {}: {e}", lda.display()), "local"),
-    };
-    let mut stdin = child.stdin.take().expect("piped");
-    let message = message.to_vec();
-    let writer = tokio::spawn(async move {
-        let _ = stdin.write_all(&message).await;
-    });
-    let output = child.wait_with_output().await;
-    let _ = writer.await;
+        .output()
+        .await;
     match output {
         Ok(out) => outcome_of(out.status.code(), &String::from_utf8_lossy(&out.stderr)),
-        Err(e) => Outcome::deferred("4.3.0", &format!("waiting for lda: {e}"), "local"),
+        Err(e) => Outcome::deferred("4.3.0", &format!("cannot run {}: {e}", lda.display()), "local"),
     }
 }
 
@@ -85,7 +83,10 @@ mod tests {
     fn exit_codes() {
         assert_eq!(outcome_of(Some(0), "").status, Status::Sent);
         let o = outcome_of(Some(67), "lda: bob: no such user\n");
-        assert_eq!((o.status, o.dsn.as_str(), o.reply.as_str()), (Status::Bounced, "5.1.1", "bob: no such user"));
+        assert_eq!(
+            (o.status, o.dsn.as_str(), o.reply.as_str()),
+            (Status::Bounced, "5.1.1", "bob: no such user")
+        );
         for code in [75, 74, 78, 71, 70] {
             assert_eq!(outcome_of(Some(code), "").status, Status::Deferred, "{code}");
         }

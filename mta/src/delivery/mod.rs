@@ -137,7 +137,11 @@ pub async fn run(ctx: Arc<Context>, mut commands: mpsc::UnboundedReceiver<Comman
     let slots = Arc::new(Semaphore::new(ctx.config.delivery_concurrency.get()));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(QueueId, Option<u64>)>();
     let queue = ctx.queue.clone();
-    let ids = tokio::task::spawn_blocking(move || queue.list()).await.ok().and_then(Result::ok).unwrap_or_default();
+    let ids = tokio::task::spawn_blocking(move || queue.list())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     for id in ids {
         match load_state(&ctx, &id).await {
             Some((envelope, state)) if state.held => {
@@ -166,9 +170,9 @@ pub async fn run(ctx: Arc<Context>, mut commands: mpsc::UnboundedReceiver<Comman
                 let _ = done.send((id, next));
             });
         }
-        let sleep = due
-            .peek()
-            .map_or(Duration::from_secs(3600), |Reverse((when, _))| Duration::from_secs(when.saturating_sub(now)));
+        let sleep = due.peek().map_or(Duration::from_secs(3600), |Reverse((when, _))| {
+            Duration::from_secs(when.saturating_sub(now))
+        });
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { return };
@@ -278,7 +282,9 @@ async fn list(ctx: &Arc<Context>, held: &HashSet<QueueId>) -> Vec<Listed> {
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         for id in queue.list().unwrap_or_default() {
-            let Ok((envelope, _, size)) = queue.open_message(&id) else { continue };
+            let Ok((envelope, _, size)) = queue.open_message(&id) else {
+                continue;
+            };
             let state = queue.state(&id, envelope.recipients.len()).unwrap_or_default();
             let waiting = envelope
                 .recipients
@@ -331,7 +337,7 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
             r.status == Status::Pending || (r.status == Status::Deferred && r.next_attempt <= now)
         })
         .collect();
-    let outcomes = deliver_all(ctx, &envelope, &message, &due).await;
+    let outcomes = deliver_all(ctx, id, &envelope, &message, &due).await;
     let expired = SystemTime::now()
         .duration_since(envelope.arrival)
         .is_ok_and(|age| age >= ctx.config.maximal_queue_lifetime.0);
@@ -345,21 +351,15 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
         if r.status == Status::Deferred {
             if expired {
                 r.status = Status::Bounced;
-                r.reply = format!("message expired after {} days in the queue: {}", ctx.config.maximal_queue_lifetime.0.as_secs() / 86400, r.reply);
+                r.reply = format!(
+                    "message expired after {} days in the queue: {}",
+                    ctx.config.maximal_queue_lifetime.0.as_secs() / 86400,
+                    r.reply
+                );
                 r.dsn = "4.4.7".to_owned(); // delivery time expired
             } else {
                 let wait = backoff(ctx.config.minimal_backoff.0, ctx.config.maximal_backoff.0, r.attempts);
                 r.next_attempt = unix_now() + wait.as_secs();
-                tracing::info!(
-                    event = "deferred",
-                    queue_id = %id,
-                    to = %envelope.recipients[*i].address,
-                    relay = %r.relay,
-                    dsn = %r.dsn,
-                    attempts = r.attempts,
-                    "deferred: {}",
-                    r.reply
-                );
             }
         }
     }
@@ -368,6 +368,22 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
         let (owned_id, saved) = (id.to_owned(), state.clone());
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || queue.save_state(&owned_id, &saved)).await {
             tracing::error!(queue_id = %id, "cannot record the delivery state: {e}");
+        }
+        // logged once recorded: what the log says, `mtad queue list` shows
+        for &i in &due {
+            let r = &state.recipients[i];
+            if r.status == Status::Deferred {
+                tracing::info!(
+                    event = "deferred",
+                    queue_id = %id,
+                    to = %envelope.recipients[i].address,
+                    relay = %r.relay,
+                    dsn = %r.dsn,
+                    attempts = r.attempts,
+                    "deferred: {}",
+                    r.reply
+                );
+            }
         }
         return Some(next_due(&state));
     }
@@ -378,13 +394,13 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
 /// Tries every recipient in `due`: locals one by one through lda, remote
 /// ones a domain at a time (one connection per domain for all its
 /// recipients).
-async fn deliver_all(ctx: &Arc<Context>, envelope: &Envelope, message: &[u8], due: &[usize]) -> Vec<Outcome> {
+async fn deliver_all(ctx: &Arc<Context>, id: &str, envelope: &Envelope, message: &[u8], due: &[usize]) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; due.len()];
     let mut by_domain: HashMap<String, Vec<usize>> = HashMap::new();
     for (k, &i) in due.iter().enumerate() {
         let r = &envelope.recipients[i];
         match &r.local_user {
-            Some(user) => outcomes[k] = Some(ctx.deliver_local(&envelope.sender, user, message).await),
+            Some(user) => outcomes[k] = Some(ctx.deliver_local(id, &envelope.sender, user, message).await),
             None => {
                 let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
                 by_domain.entry(domain).or_default().push(k);
@@ -415,7 +431,9 @@ async fn deliver_remote(
     let _slot = slots.acquire_owned().await;
     let (route, port) = match &ctx.config.relayhost {
         Some(relay) if relay.no_mx => match ctx.dns.addresses(&relay.host).await {
-            Ok(addresses) if !addresses.is_empty() => (Ok(Route::Hosts(vec![(relay.host.clone(), addresses)])), relay.port),
+            Ok(addresses) if !addresses.is_empty() => {
+                (Ok(Route::Hosts(vec![(relay.host.clone(), addresses)])), relay.port)
+            }
             Ok(_) => (Ok(Route::NoSuchDomain), relay.port),
             Err(e) => (Err(e), relay.port),
         },
@@ -447,7 +465,9 @@ async fn finish(ctx: &Arc<Context>, id: &str, envelope: &Envelope, message: &[u8
         .recipients
         .iter()
         .enumerate()
-        .filter(|(i, r)| r.status == Status::Sent && envelope.recipients[*i].notify.success && !envelope.recipients[*i].notify.never)
+        .filter(|(i, r)| {
+            r.status == Status::Sent && envelope.recipients[*i].notify.success && !envelope.recipients[*i].notify.never
+        })
         .collect();
     for (kind, recipients) in [(dsn::Kind::Failure, &failed), (dsn::Kind::Success, &succeeded)] {
         if let Some(report) = dsn::report(&ctx.config.hostname, id, envelope, message, recipients, kind) {

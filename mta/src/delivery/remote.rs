@@ -43,7 +43,11 @@ impl ServerReply {
         let first = self.lines.first().map(String::as_str).unwrap_or("");
         let word = first.split(' ').next().unwrap_or("");
         let parts: Vec<&str> = word.split('.').collect();
-        if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+        if parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        {
             word.to_owned()
         } else {
             format!("{}.0.0", self.code / 100)
@@ -190,7 +194,10 @@ impl Client {
                 let mut line = String::new();
                 let n = (&mut self.io).take(4096).read_line(&mut line).await?;
                 if n == 0 {
-                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "connection closed",
+                    ));
                 }
                 let Some((code, last, text)) = parse_reply_line(&line) else {
                     return Err(std::io::Error::new(
@@ -210,7 +217,10 @@ impl Client {
         };
         match tokio::time::timeout(timeout, read).await {
             Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out waiting for the server")),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out waiting for the server",
+            )),
         }
     }
 }
@@ -227,7 +237,12 @@ pub struct Attempt<'a> {
 /// Delivers to the hosts of `route`, in order, until every recipient has
 /// a final answer or the hosts are tried; returns one outcome per
 /// recipient.
-pub async fn deliver(route: &Route, port: u16, attempt: &Attempt<'_>, tls: &tokio_rustls::TlsConnector) -> Vec<Outcome> {
+pub async fn deliver(
+    route: &Route,
+    port: u16,
+    attempt: &Attempt<'_>,
+    tls: &tokio_rustls::TlsConnector,
+) -> Vec<Outcome> {
     let hosts = match route {
         Route::NoSuchDomain => {
             let o = Outcome::bounced("5.1.2", "Host or domain name not found", "none");
@@ -247,7 +262,10 @@ pub async fn deliver(route: &Route, port: u16, attempt: &Attempt<'_>, tls: &toki
                 .filter(|&i| outcomes[i].as_ref().is_none_or(|o| o.status == Status::Deferred))
                 .collect();
             if pending.is_empty() {
-                return outcomes.into_iter().map(|o| o.unwrap_or_else(|| last_failure.clone())).collect();
+                return outcomes
+                    .into_iter()
+                    .map(|o| o.unwrap_or_else(|| last_failure.clone()))
+                    .collect();
             }
             match session(host, SocketAddr::new(ip, port), attempt, &pending, tls).await {
                 Ok(results) => {
@@ -258,14 +276,20 @@ pub async fn deliver(route: &Route, port: u16, attempt: &Attempt<'_>, tls: &toki
                     if !whole_host_deferred {
                         // a host that answered decides; the deferred ones
                         // are tried again later, not at the next MX
-                        return outcomes.into_iter().map(|o| o.unwrap_or_else(|| last_failure.clone())).collect();
+                        return outcomes
+                            .into_iter()
+                            .map(|o| o.unwrap_or_else(|| last_failure.clone()))
+                            .collect();
                     }
                 }
                 Err(o) => last_failure = o,
             }
         }
     }
-    outcomes.into_iter().map(|o| o.unwrap_or_else(|| last_failure.clone())).collect()
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| last_failure.clone()))
+        .collect()
 }
 
 /// The DSN parameters of a RCPT, when the server takes them.
@@ -276,7 +300,11 @@ fn rcpt_params(r: &Recipient) -> String {
         if r.notify.never {
             words.push("NEVER");
         } else {
-            for (on, w) in [(r.notify.success, "SUCCESS"), (r.notify.failure, "FAILURE"), (r.notify.delay, "DELAY")] {
+            for (on, w) in [
+                (r.notify.success, "SUCCESS"),
+                (r.notify.failure, "FAILURE"),
+                (r.notify.delay, "DELAY"),
+            ] {
                 if on {
                     words.push(w);
                 }
@@ -285,9 +313,22 @@ fn rcpt_params(r: &Recipient) -> String {
         p.push_str(&format!(" NOTIFY={}", words.join(",")));
     }
     if let Some(o) = &r.orcpt {
-        p.push_str(&format!(" ORCPT={o}"));
+        p.push_str(&format!(" ORCPT=rfc822;{}", xtext(o)));
     }
     p
+}
+
+/// RFC 3461's xtext: `+XX` for `+`, `=`, and bytes outside `!`..`~`.
+pub fn xtext(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b == b'+' || b == b'=' || !(b'!'..=b'~').contains(&b) {
+            out.push_str(&format!("+{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
 }
 
 /// One connection to one address: `Ok` with an outcome for each of the
@@ -301,7 +342,8 @@ async fn session(
     tls: &tokio_rustls::TlsConnector,
 ) -> Result<Vec<(usize, Outcome)>, Outcome> {
     let relay = format!("{host}[{}]:{}", addr.ip(), addr.port());
-    let failed = |what: &str, e: &dyn std::fmt::Display| Outcome::deferred("4.4.1", &format!("{what} {relay}: {e}"), &relay);
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| Outcome::deferred("4.4.1", &format!("{what} {relay}: {e}"), &relay);
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(e)) => return Err(failed("connect to", &e)),
@@ -340,7 +382,13 @@ async fn session(
         }
     }
     let (pipelining, dsn, size, smtputf8, eight_bit) = if ehlo.code == 250 {
-        (ehlo.has("PIPELINING"), ehlo.has("DSN"), ehlo.has("SIZE"), ehlo.has("SMTPUTF8"), ehlo.has("8BITMIME"))
+        (
+            ehlo.has("PIPELINING"),
+            ehlo.has("DSN"),
+            ehlo.has("SIZE"),
+            ehlo.has("SMTPUTF8"),
+            ehlo.has("8BITMIME"),
+        )
     } else {
         (false, false, false, false, false)
     };
@@ -367,7 +415,7 @@ async fn session(
             None => {}
         }
         if let Some(envid) = &envelope.envid {
-            mail.push_str(&format!(" ENVID={envid}"));
+            mail.push_str(&format!(" ENVID={}", xtext(envid)));
         }
     }
     mail.push_str("\r\n");
@@ -444,7 +492,11 @@ async fn session(
             return Ok(results);
         }
         None => {
-            results.extend(accepted.iter().map(|&i| (i, Outcome::deferred("4.4.2", "no reply to DATA", &relay))));
+            results.extend(
+                accepted
+                    .iter()
+                    .map(|&i| (i, Outcome::deferred("4.4.2", "no reply to DATA", &relay))),
+            );
             return Ok(results);
         }
     }
@@ -496,7 +548,10 @@ impl Outcome {
         if self.status == Status::Bounced {
             self
         } else {
-            Outcome { status: Status::Deferred, ..self }
+            Outcome {
+                status: Status::Deferred,
+                ..self
+            }
         }
     }
 }
@@ -507,7 +562,10 @@ mod tests {
 
     #[test]
     fn reply_lines() {
-        assert_eq!(parse_reply_line("250-mx.example.net\r\n"), Some((250, false, "mx.example.net")));
+        assert_eq!(
+            parse_reply_line("250-mx.example.net\r\n"),
+            Some((250, false, "mx.example.net"))
+        );
         assert_eq!(parse_reply_line("250 SIZE 1000\r\n"), Some((250, true, "SIZE 1000")));
         assert_eq!(parse_reply_line("354\r\n"), Some((354, true, "")));
         assert_eq!(parse_reply_line("2500 x"), None);
@@ -522,6 +580,12 @@ mod tests {
             lines: vec!["try later".into()],
         };
         assert_eq!(r.dsn(), "4.0.0");
+    }
+
+    #[test]
+    fn xtext_encoding() {
+        assert_eq!(xtext("bob@example.jp"), "bob@example.jp");
+        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
     }
 
     #[test]

@@ -260,7 +260,10 @@ mod tests {
 
     #[test]
     fn dot_stuffing_and_the_one_end() {
-        let (feed, message) = receive(b"Subject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n", BareNewline::Normalize);
+        let (feed, message) = receive(
+            b"Subject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n",
+            BareNewline::Normalize,
+        );
         assert_eq!(feed, Feed::Done { consumed: 32 });
         assert_eq!(message.unwrap(), b"Subject: x\n\n.leading dot\n");
         let (feed, message) = receive(b".\r\n", BareNewline::Normalize);
@@ -281,7 +284,9 @@ mod tests {
         ] {
             let mut data = b"Subject: one\r\n\r\nbody".to_vec();
             data.extend_from_slice(smuggle);
-            data.extend_from_slice(b"MAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nsecond\r\n.\r\n");
+            data.extend_from_slice(
+                b"MAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nsecond\r\n.\r\n",
+            );
             let (feed, message) = receive(&data, BareNewline::Normalize);
             assert_eq!(feed, Feed::Done { consumed: data.len() }, "{smuggle:?}");
             let message = message.unwrap();
@@ -316,12 +321,20 @@ mod tests {
             let first = r.feed(&data[..split]);
             let feed = match first {
                 Feed::More => match r.feed(&data[split..]) {
-                    Feed::Done { consumed } => Feed::Done { consumed: consumed + split },
+                    Feed::Done { consumed } => Feed::Done {
+                        consumed: consumed + split,
+                    },
                     other => other,
                 },
                 done => done,
             };
-            assert_eq!(feed, Feed::Done { consumed: data.len() - 4 }, "split at {split}");
+            assert_eq!(
+                feed,
+                Feed::Done {
+                    consumed: data.len() - 4
+                },
+                "split at {split}"
+            );
             assert_eq!(r.finish(), whole, "split at {split}");
         }
     }
@@ -343,7 +356,11 @@ mod tests {
         let mut c = ChunkReceiver::new(1000, BareNewline::Normalize);
         c.add(b"Subject: x\r");
         c.add(b"\n\r\nbody\r\n.\r\n");
-        assert_eq!(c.finish().unwrap(), b"Subject: x\n\nbody\n.\n", "no dot-stuffing in BDAT");
+        assert_eq!(
+            c.finish().unwrap(),
+            b"Subject: x\n\nbody\n.\n",
+            "no dot-stuffing in BDAT"
+        );
         let mut c = ChunkReceiver::new(10, BareNewline::Normalize);
         assert!(!c.would_exceed(10));
         c.add(b"0123456789abc");

@@ -38,9 +38,7 @@ impl Reply {
 
     /// `5.7.1`, or empty.
     pub fn status_text(&self) -> String {
-        self.status
-            .map(|[a, b, c]| format!("{a}.{b}.{c}"))
-            .unwrap_or_default()
+        self.status.map(|[a, b, c]| format!("{a}.{b}.{c}")).unwrap_or_default()
     }
 
     /// The reply on the wire: every line `CODE-`, the last `CODE `, each
