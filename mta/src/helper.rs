@@ -130,10 +130,13 @@ fn run_lda(
     }
 }
 
+/// Deliveries waiting for the helper's answer, by request id.
+type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<(i32, String)>>>>;
+
 /// mtad's side: the helper process and the deliveries waiting for it.
 pub struct Helper {
     stdin: tokio::sync::Mutex<tokio::process::ChildStdin>,
-    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<(i32, String)>>>>,
+    waiting: Waiting,
     next: std::sync::atomic::AtomicU64,
     _child: tokio::process::Child,
 }
@@ -161,7 +164,7 @@ impl Helper {
             .spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
-        let waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<(i32, String)>>>> = Arc::default();
+        let waiting: Waiting = Arc::default();
         let answers = waiting.clone();
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stdout).lines();

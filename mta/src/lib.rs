@@ -49,7 +49,7 @@ pub enum LocalDelivery {
     /// mtad runs lda itself (mtad is not root: lda delivers to its user).
     Direct,
     /// Through the root helper.
-    Helper(helper::Helper),
+    Helper(Box<helper::Helper>),
 }
 
 /// How long a client that passed the pregreet test is not tested again.

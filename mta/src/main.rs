@@ -166,7 +166,7 @@ async fn serve(
             }
             let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
             match mta::helper::Helper::start(&exe, &mtad.lda, config_path.as_deref()) {
-                Ok(h) => LocalDelivery::Helper(h),
+                Ok(h) => LocalDelivery::Helper(Box::new(h)),
                 Err(e) => return fail(EX_OSERR, &format!("starting the delivery helper: {e}")),
             }
         }

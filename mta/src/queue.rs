@@ -422,7 +422,7 @@ mod tests {
         assert!(is_queue_id(&id), "{id}");
         assert_ne!(queue.new_id(), id);
         queue.commit(&id, &envelope(), b"Subject: x\n\nbody\n").unwrap();
-        assert_eq!(queue.list().unwrap(), [id.clone()]);
+        assert_eq!(queue.list().unwrap(), std::slice::from_ref(&id));
         let (e, message) = queue.load(&id).unwrap();
         assert_eq!((e, message), (envelope(), b"Subject: x\n\nbody\n".to_vec()));
         let mut state = queue.state(&id, 1).unwrap();

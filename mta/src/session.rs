@@ -578,7 +578,7 @@ impl Session {
             hold: false,
         };
         if self.ctx.chain.is_empty() {
-            return self.mail_accepted(Box::new(transaction));
+            return self.mail_accepted(transaction);
         }
         let mut facts = self.facts();
         facts.sender = Some(transaction.sender.clone());
@@ -586,8 +586,8 @@ impl Session {
         Step::Decide(Point::Mail, Box::new(facts))
     }
 
-    fn mail_accepted(&mut self, transaction: Box<Transaction>) -> Step {
-        self.transaction = Some(*transaction);
+    fn mail_accepted(&mut self, transaction: Transaction) -> Step {
+        self.transaction = Some(transaction);
         self.say(250, [2, 1, 0], "Ok");
         Step::Continue
     }
@@ -819,7 +819,7 @@ impl Session {
         match pending {
             Pending::Connect => self.greet(),
             Pending::Helo { ehlo, host } => self.helo_accepted(ehlo, host),
-            Pending::Mail(t) => self.mail_accepted(t),
+            Pending::Mail(t) => self.mail_accepted(*t),
             Pending::Rcpt(r) => {
                 if let Some(t) = &mut self.transaction {
                     t.hold |= decision.hold;

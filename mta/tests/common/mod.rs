@@ -87,6 +87,12 @@ impl Site {
     /// `~/mail/inbox`; local domain `example.jp`; `mtad_keys` added to
     /// [mtad] (they replace the defaults written here).
     pub fn start(mtad_keys: &str) -> Site {
+        Site::start_as(mtad_keys, None)
+    }
+
+    /// Like [`Site::start`], the users with uid (and gid) `uid` and
+    /// their homes theirs, when given.
+    pub fn start_as(mtad_keys: &str, uid: Option<u32>) -> Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let cert = dir.path().join("cert.pem");
@@ -125,18 +131,24 @@ impl Site {
             mtad_keys: mtad_keys.to_owned(),
             server: None,
         };
-        site.write_users(&[("alice", "secret"), ("bob", "hunter2")]);
+        site.write_users(&[("alice", "secret"), ("bob", "hunter2")], uid);
         site.write_config();
         site.spawn();
         site
     }
 
-    pub fn write_users(&self, users: &[(&str, &str)]) {
-        let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+    pub fn write_users(&self, users: &[(&str, &str)], owner: Option<u32>) {
+        let (uid, gid) = match owner {
+            Some(uid) => (uid, uid),
+            None => (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw()),
+        };
         let mut passwd = String::new();
         for (name, password) in users {
             let home = self.home(name);
             std::fs::create_dir_all(&home).unwrap();
+            if owner.is_some() {
+                std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
+            }
             passwd.push_str(&format!(
                 "{name}:{{PLAIN}}{password}:{uid}:{gid}::{}::\n",
                 home.display()
