@@ -14,6 +14,7 @@
 //! plaintext_auth = "loopback"         # AUTH without TLS: "loopback", "always", "never"
 //! relayhost = "[smtp.example.net]:25" # relayhost; default: MX lookup
 //! resolver = "127.0.0.1:53"           # DNS server for MX lookups; default: /etc/resolv.conf
+//! smtp_port = 25                      # smtp_tcp_port: the port of MX hosts
 //! queue_dir = "/var/spool/mailkit"    # queue_directory
 //! run_as = "mailkit"                  # mail_owner: started as root, become this user
 //! lda = "/usr/local/bin/lda"          # mailbox_command (lda -f SENDER -d USER)
@@ -163,6 +164,7 @@ pub struct MtadConfig {
     pub plaintext_auth: PlaintextAuth,
     pub relayhost: Option<Relayhost>,
     pub resolver: Option<SocketAddr>,
+    pub smtp_port: u16,
     pub queue_dir: PathBuf,
     pub run_as: Option<String>,
     pub lda: PathBuf,
@@ -222,6 +224,7 @@ impl Default for MtadConfig {
             plaintext_auth: PlaintextAuth::Loopback,
             relayhost: None,
             resolver: None,
+            smtp_port: 25,
             queue_dir: PathBuf::from("/var/spool/mailkit"),
             run_as: None,
             lda: PathBuf::from("/usr/local/bin/lda"),

@@ -9,10 +9,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::{ResolveError, TokioResolver};
 
 /// How long one lookup may take.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,8 +24,10 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Route {
     /// Hosts in the order to try, each with its addresses.
     Hosts(Vec<(String, Vec<IpAddr>)>),
-    /// The domain does not exist, or takes no mail (a null MX, RFC 7505).
+    /// The domain does not exist, or has no MX and no address.
     NoSuchDomain,
+    /// The domain says it takes no mail: a null MX (RFC 7505).
+    NullMx,
 }
 
 /// Why a lookup gave no answer (try again later).
@@ -37,6 +41,29 @@ impl std::fmt::Display for DnsFailure {
 }
 
 impl std::error::Error for DnsFailure {}
+
+/// What a failed lookup said. hickory reports REFUSED and SERVFAIL as
+/// "no records found" too, with the response code inside: those are
+/// failures to try again later, never "no such domain" (which would
+/// bounce the mail).
+enum Negative {
+    /// The name exists without records of the type asked.
+    NoData,
+    /// The name does not exist.
+    NxDomain,
+    Failure,
+}
+
+fn negative(e: &ResolveError) -> Negative {
+    match e.proto().map(|p| p.kind()) {
+        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => match *response_code {
+            ResponseCode::NoError => Negative::NoData,
+            ResponseCode::NXDomain => Negative::NxDomain,
+            _ => Negative::Failure,
+        },
+        _ => Negative::Failure,
+    }
+}
 
 pub struct Dns {
     resolver: TokioResolver,
@@ -98,8 +125,10 @@ impl Dns {
         let name = format!("{}.", host.trim_end_matches('.'));
         match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.lookup_ip(name.as_str())).await {
             Ok(Ok(ips)) => Ok(ips.iter().collect()),
-            Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
-            Ok(Err(e)) => Err(DnsFailure(format!("{host}: {e}"))),
+            Ok(Err(e)) => match negative(&e) {
+                Negative::NoData | Negative::NxDomain => Ok(Vec::new()),
+                Negative::Failure => Err(DnsFailure(format!("{host}: {e}"))),
+            },
             Err(_) => Err(DnsFailure(format!("{host}: timed out"))),
         }
     }
@@ -123,13 +152,15 @@ impl Dns {
                 records.sort_by_key(|(preference, _)| *preference);
                 records
             }
-            Ok(Err(e)) if e.is_nx_domain() => return Ok(Route::NoSuchDomain),
-            Ok(Err(e)) if e.is_no_records_found() => Vec::new(),
-            Ok(Err(e)) => return Err(DnsFailure(format!("MX {domain}: {e}"))),
+            Ok(Err(e)) => match negative(&e) {
+                Negative::NxDomain => return Ok(Route::NoSuchDomain),
+                Negative::NoData => Vec::new(),
+                Negative::Failure => return Err(DnsFailure(format!("MX {domain}: {e}"))),
+            },
             Err(_) => return Err(DnsFailure(format!("MX {domain}: timed out"))),
         };
         if mx.len() == 1 && mx[0].1.is_empty() {
-            return Ok(Route::NoSuchDomain); // "MX 0 ." says no mail
+            return Ok(Route::NullMx); // "MX 0 ." says no mail
         }
         let hosts: Vec<String> = if mx.is_empty() {
             vec![domain.to_owned()]

@@ -6,18 +6,6 @@ mod common;
 
 use common::{Gate, Raw, Site};
 
-fn submit(site: &Site, from: &str, to: &str, subject: &str) -> String {
-    let (mut c, _) = Raw::connect(site.port);
-    c.command("EHLO client.example.org");
-    assert!(c.command(&format!("MAIL FROM:<{from}>")).starts_with("250"));
-    let rcpt = c.command(&format!("RCPT TO:<{to}>"));
-    assert!(rcpt.starts_with("250"), "{rcpt}");
-    assert!(c.command("DATA").starts_with("354"));
-    let reply = c.command(&format!("Subject: {subject}\r\n\r\nthe body of {subject}\r\n."));
-    assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
-    reply.trim_end().rsplit(' ').next().unwrap().to_owned()
-}
-
 fn hop() -> Site {
     Site::start("hostname = \"mx.remote.example\"\nlocal_domains = [\"remote.example\"]\n")
 }
@@ -26,7 +14,7 @@ fn hop() -> Site {
 fn accepted_mail_survives_kill_9_and_a_dead_next_hop() {
     let gate = Gate::closed();
     let mut site = Site::start(&format!("relayhost = \"[127.0.0.1]:{}\"\n", gate.port));
-    let id = submit(&site, "alice@example.jp", "bob@remote.example", "survivor");
+    let id = site.submit("alice@example.jp", "bob@remote.example", "survivor");
     let deferred = site.wait_for_log("event=\"deferred\"");
     assert!(deferred.contains(&id) && deferred.contains("dsn=4.4."), "{deferred}");
     let (_, listed) = site.queue_tool(&["list"]);
@@ -121,7 +109,7 @@ fn kill_9_mid_load_loses_no_accepted_message() {
 fn the_queue_tool_while_mtad_runs() {
     let gate = Gate::closed();
     let site = Site::start(&format!("relayhost = \"[127.0.0.1]:{}\"\n", gate.port));
-    let id = submit(&site, "alice@example.jp", "bob@remote.example", "administered");
+    let id = site.submit("alice@example.jp", "bob@remote.example", "administered");
     site.wait_for_log("event=\"deferred\"");
     assert_eq!(site.queue_tool(&["hold", &id]), (Some(0), "ok\n".into()));
     assert!(site.queue_tool(&["list"]).1.contains(&format!("{id} ")) && site.queue_tool(&["list"]).1.contains("HELD"));
@@ -133,7 +121,7 @@ fn the_queue_tool_while_mtad_runs() {
     );
     assert_eq!(site.queue_tool(&["hold", "../../etc"]).0, Some(64), "only queue ids");
     // delete (while the next hop is down, the message waits)
-    let doomed = submit(&site, "alice@example.jp", "carol@remote.example", "deleted");
+    let doomed = site.submit("alice@example.jp", "carol@remote.example", "deleted");
     site.wait_for_log(&format!("event=\"deferred\" queue_id={doomed}"));
     assert_eq!(site.queue_tool(&["delete", &doomed]).0, Some(0));
     site.wait_for_log(&format!("event=\"deleted\" queue_id={doomed}"));

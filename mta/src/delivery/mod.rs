@@ -438,7 +438,7 @@ async fn deliver_remote(
             Err(e) => (Err(e), relay.port),
         },
         Some(relay) => (ctx.dns.route(&relay.host).await, relay.port),
-        None => (ctx.dns.route(domain).await, 25),
+        None => (ctx.dns.route(domain).await, ctx.config.smtp_port),
     };
     let route = match route {
         Ok(r) => r,

@@ -244,8 +244,13 @@ pub async fn deliver(
     tls: &tokio_rustls::TlsConnector,
 ) -> Vec<Outcome> {
     let hosts = match route {
+        // Postfix's codes and words for these two
         Route::NoSuchDomain => {
-            let o = Outcome::bounced("5.1.2", "Host or domain name not found", "none");
+            let o = Outcome::bounced("5.4.4", "Host or domain name not found", "none");
+            return vec![o; attempt.recipients.len()];
+        }
+        Route::NullMx => {
+            let o = Outcome::bounced("5.1.10", "Recipient address has null MX", "none");
             return vec![o; attempt.recipients.len()];
         }
         Route::Hosts(hosts) => hosts,

@@ -33,16 +33,25 @@ pub fn lda_binary() -> PathBuf {
 pub struct Gate {
     pub port: u16,
     target: std::sync::Arc<std::sync::Mutex<Option<u16>>>,
+    /// Connections it has taken.
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Gate {
     pub fn closed() -> Gate {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        Gate::closed_at("127.0.0.1", 0).unwrap()
+    }
+
+    /// A gate on `ip`:`port` (0: the kernel picks).
+    pub fn closed_at(ip: &str, port: u16) -> std::io::Result<Gate> {
+        let listener = std::net::TcpListener::bind((ip, port))?;
+        let port = listener.local_addr()?.port();
         let target: std::sync::Arc<std::sync::Mutex<Option<u16>>> = Default::default();
-        let t = target.clone();
+        let connections: std::sync::Arc<std::sync::atomic::AtomicUsize> = Default::default();
+        let (t, n) = (target.clone(), connections.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(to) = *t.lock().unwrap() else {
                     drop(client); // down: the connection closes at once
                     continue;
@@ -62,12 +71,20 @@ impl Gate {
                 });
             }
         });
-        Gate { port, target }
+        Ok(Gate {
+            port,
+            target,
+            connections,
+        })
     }
 
     /// From now on, connections go to `port`.
     pub fn open_to(&self, port: u16) {
         *self.target.lock().unwrap() = Some(port);
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -237,6 +254,19 @@ impl Site {
             assert!(start.elapsed() < Duration::from_secs(10), "mtad did not start:\n{log}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// One message from `from` to `to` over a fresh connection; its queue id.
+    pub fn submit(&self, from: &str, to: &str, subject: &str) -> String {
+        let (mut c, _) = Raw::connect(self.port);
+        c.command("EHLO client.example.org");
+        assert!(c.command(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+        let rcpt = c.command(&format!("RCPT TO:<{to}>"));
+        assert!(rcpt.starts_with("250"), "{rcpt}");
+        assert!(c.command("DATA").starts_with("354"));
+        let reply = c.command(&format!("Subject: {subject}\r\n\r\nthe body of {subject}\r\n."));
+        assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
+        reply.trim_end().rsplit(' ').next().unwrap().to_owned()
     }
 
     pub fn pid(&self) -> u32 {
