@@ -57,7 +57,7 @@ pub fn report(
         ),
     };
     let mut text = format!(
-        "From: MAILER-DAEMON@{hostname} (Mail Delivery System)\n\
+        "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\n\
          To: <{sender}>\n\
          Subject: {subject}\n\
          Date: {date}\n\

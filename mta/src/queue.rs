@@ -94,6 +94,8 @@ pub struct RecipientState {
     pub relay: String,
     /// What the last attempt said.
     pub reply: String,
+    /// Sent to a next hop that took the DSN request: it reports, not us.
+    pub dsn_passed_on: bool,
 }
 
 impl Default for RecipientState {
@@ -105,6 +107,7 @@ impl Default for RecipientState {
             dsn: String::new(),
             relay: String::new(),
             reply: String::new(),
+            dsn_passed_on: false,
         }
     }
 }
@@ -139,12 +142,13 @@ impl State {
         for r in &self.recipients {
             let reply: String = r.reply.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
             text.push_str(&format!(
-                "rcpt {} {} {} {} {} {reply}\n",
+                "rcpt {} {} {} {} {} {} {reply}\n",
                 r.status.name(),
                 r.attempts,
                 r.next_attempt,
                 one_word(&r.dsn),
                 one_word(&r.relay),
+                if r.dsn_passed_on { "dsn-passed-on" } else { "-" },
             ));
         }
         text
@@ -157,7 +161,7 @@ impl State {
             match key {
                 "held" => state.held = rest == "1",
                 "rcpt" => {
-                    let mut words = rest.splitn(6, ' ');
+                    let mut words = rest.splitn(7, ' ');
                     let word = |w: Option<&str>| w.filter(|w| *w != "-").unwrap_or("").to_owned();
                     state.recipients.push(RecipientState {
                         status: Status::parse(words.next()?)?,
@@ -165,6 +169,7 @@ impl State {
                         next_attempt: words.next()?.parse().ok()?,
                         dsn: word(words.next()),
                         relay: word(words.next()),
+                        dsn_passed_on: words.next()? == "dsn-passed-on",
                         reply: words.next().unwrap_or("").to_owned(),
                     });
                 }
@@ -434,6 +439,7 @@ mod tests {
             dsn: "4.4.1".into(),
             relay: "mx.example.net[192.0.2.25]:25".into(),
             reply: "451 4.4.1 try again".into(),
+            dsn_passed_on: true,
         };
         state.held = true;
         queue.save_state(&id, &state).unwrap();

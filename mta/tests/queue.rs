@@ -155,7 +155,7 @@ fn a_permanent_failure_is_reported_to_the_sender_once() {
     let reports = site.wait_for_messages("alice", 1);
     let report = String::from_utf8_lossy(&reports[0]);
     for want in [
-        "From: MAILER-DAEMON@mx.example.jp",
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.jp>",
         "Subject: Undelivered Mail Returned to Sender",
         "multipart/report; report-type=delivery-status",
         "Original-Envelope-Id: ENV123",

@@ -131,3 +131,96 @@ fn wrong_passwords_are_refused_and_counted() {
     assert!(c.command("AUTH LOGIN").starts_with("334"));
     assert!(c.command("*").starts_with("501 5.7.0 Authentication aborted"));
 }
+
+/// swaks, with `args`; its transcript (and whether it exited 0).
+fn swaks(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("swaks")
+        .args(["--helo", "client.example.org", "--timeout", "20"])
+        .args(args)
+        .output()
+        .expect("swaks is installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn swaks_submits_over_starttls_smtps_and_pipelining() {
+    let hop = Site::start("hostname = \"mx.remote.example\"\nlocal_domains = [\"remote.example\"]\n");
+    let site = Site::start(&format!("relayhost = \"[127.0.0.1]:{}\"\nmynetworks = []\n", hop.port));
+    let submission = format!("127.0.0.1:{}", site.submission_port);
+    // 587: STARTTLS, AUTH PLAIN, relayed
+    let (ok, text) = swaks(&[
+        "--server",
+        &submission,
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice",
+        "--auth-password",
+        "secret",
+        "--from",
+        "alice@example.jp",
+        "--to",
+        "bob@remote.example",
+        "--header",
+        "Subject: swaks over STARTTLS",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("<~  235 2.7.0 Authentication successful"), "{text}");
+    assert!(text.contains("<~  250 2.0.0 Ok: queued as "), "{text}");
+    let messages = hop.wait_for_messages("bob", 1);
+    assert!(String::from_utf8_lossy(&messages[0]).contains("with ESMTPSA id"));
+    // a wrong password: 535, swaks fails, nothing sent
+    let (ok, text) = swaks(&[
+        "--server",
+        &submission,
+        "--tls",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "alice",
+        "--auth-password",
+        "wrong",
+        "--from",
+        "alice@example.jp",
+        "--to",
+        "bob@remote.example",
+    ]);
+    assert!(!ok && text.contains("<~* 535 5.7.8 Error: authentication failed"), "{text}");
+    // 465: implicit TLS, AUTH LOGIN
+    let (ok, text) = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", site.submissions_port),
+        "--tlsc",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "bob",
+        "--auth-password",
+        "hunter2",
+        "--from",
+        "bob@example.jp",
+        "--to",
+        "alice@example.jp",
+    ]);
+    assert!(ok, "{text}");
+    site.wait_for_messages("alice", 1);
+    // 25: pipelined, for a local user, without logging in
+    let (ok, text) = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", site.port),
+        "--pipeline",
+        "--from",
+        "carol@example.org",
+        "--to",
+        "alice@example.jp",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("250-PIPELINING"), "{text}");
+    site.wait_for_messages("alice", 2);
+}

@@ -35,6 +35,9 @@ pub struct Outcome {
     pub dsn: String,
     pub reply: String,
     pub relay: String,
+    /// The next hop offered DSN and took the request along with the
+    /// message: any report is now its to send (RFC 3461 §4.1).
+    pub dsn_passed_on: bool,
 }
 
 impl Outcome {
@@ -53,6 +56,7 @@ impl Outcome {
             dsn: dsn.to_owned(),
             reply: reply.to_owned(),
             relay: relay.to_owned(),
+            dsn_passed_on: false,
         }
     }
 }
@@ -347,6 +351,7 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
         r.dsn = outcome.dsn;
         r.relay = outcome.relay;
         r.reply = outcome.reply;
+        r.dsn_passed_on = outcome.dsn_passed_on;
         r.status = outcome.status;
         if r.status == Status::Deferred {
             if expired {
@@ -466,7 +471,10 @@ async fn finish(ctx: &Arc<Context>, id: &str, envelope: &Envelope, message: &[u8
         .iter()
         .enumerate()
         .filter(|(i, r)| {
-            r.status == Status::Sent && envelope.recipients[*i].notify.success && !envelope.recipients[*i].notify.never
+            r.status == Status::Sent
+                && !r.dsn_passed_on
+                && envelope.recipients[*i].notify.success
+                && !envelope.recipients[*i].notify.never
         })
         .collect();
     for (kind, recipients) in [(dsn::Kind::Failure, &failed), (dsn::Kind::Success, &succeeded)] {

@@ -507,7 +507,8 @@ async fn session(
     }
     client.send(&body).await.map_err(io)?;
     let end = client.reply(DATA_END_TIMEOUT).await.map_err(io)?;
-    let o = end.outcome(&relay);
+    let mut o = end.outcome(&relay);
+    o.dsn_passed_on = dsn && o.status == Status::Sent;
     results.extend(accepted.iter().map(|&i| (i, o.clone())));
     let _ = client.send(b"QUIT\r\n").await;
     let _ = client.reply(Duration::from_secs(10)).await;
