@@ -6,17 +6,15 @@
 //! allowed to deliver to that user, 78 configuration error.
 
 #![no_main]
-use std::io::Read;
 
 // the per-message programs' own `log`/`exp` (link/libm_symbols.rs)
 #[path = "../../link/libm_symbols.rs"]
 mod libm_symbols;
 
-use bsfilter::error::exit::{CONFIG as EX_CONFIG, TEMPFAIL as EX_TEMPFAIL, USAGE as EX_USAGE};
+use bsfilter::error::exit::{CONFIG as EX_CONFIG, USAGE as EX_USAGE};
 use lda::args::{self, Parsed};
 use lda::config::Config;
-use lda::deliver::{self, Outcome, Request};
-use lda::users;
+use lda::deliver::{self, Outcome};
 
 // lda runs once per delivered message, so its start-up is part of every
 // delivery. Rust's own `main` wrapper asks glibc for the main thread's
@@ -56,28 +54,16 @@ fn run() -> i32 {
         Ok(c) => c,
         Err(e) => return fail(EX_CONFIG, &e.to_string()),
     };
-    let user = match users::find_recipient(&config, args.user.as_deref()) {
-        Ok(u) => u,
-        Err(e) => return fail(e.exit_code(), &e.to_string()),
-    };
-    let spool = match users::become_recipient(&config, &user) {
-        Ok(spool) => spool,
-        Err(e) => return fail(e.exit_code(), &e.to_string()),
-    };
-    // most mail fits: one or two reads instead of a dozen doubling ones
-    let mut message = Vec::with_capacity(64 << 10);
-    if let Err(e) = std::io::stdin().lock().read_to_end(&mut message) {
-        return fail(EX_TEMPFAIL, &format!("cannot read the message: {e}"));
-    }
-    let request = Request {
-        user: &user,
-        sender: args.sender.as_deref().unwrap_or(""),
-        folder: args.folder.as_deref(),
-        message: &message,
-        spool: spool.as_ref(),
-    };
-    match deliver::deliver(&config, &request) {
-        Ok(outcome) => {
+    let sender = args.sender.as_deref().unwrap_or("");
+    let delivered = deliver::as_recipient(
+        &config,
+        args.user.as_deref(),
+        sender,
+        args.folder.as_deref(),
+        &mut std::io::stdin().lock(),
+    );
+    match delivered {
+        Ok((user, outcome)) => {
             if let Outcome::Delivered {
                 filter_error: Some(e), ..
             } = &outcome
@@ -97,7 +83,7 @@ fn run() -> i32 {
             }
             0
         }
-        Err(e) => fail(e.exit_code(), &format!("{}: {e}", user.name)),
+        Err(e) => fail(e.code, &e.message),
     }
 }
 

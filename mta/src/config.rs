@@ -17,7 +17,6 @@
 //! smtp_port = 25                      # smtp_tcp_port: the port of MX hosts
 //! queue_dir = "/var/spool/mailkit"    # queue_directory
 //! run_as = "mailkit"                  # mail_owner: started as root, become this user
-//! lda = "/usr/local/bin/lda"          # mailbox_command (lda -f SENDER -d USER)
 //! postmaster = "root"                 # the local user postmaster@ (and <postmaster>) reaches
 //! message_size_limit = 10240000       # message_size_limit
 //! recipient_limit = 1000              # smtpd_recipient_limit
@@ -167,7 +166,6 @@ pub struct MtadConfig {
     pub smtp_port: u16,
     pub queue_dir: PathBuf,
     pub run_as: Option<String>,
-    pub lda: PathBuf,
     pub postmaster: String,
     pub message_size_limit: NonZeroUsize,
     pub recipient_limit: NonZeroUsize,
@@ -227,7 +225,6 @@ impl Default for MtadConfig {
             smtp_port: 25,
             queue_dir: PathBuf::from("/var/spool/mailkit"),
             run_as: None,
-            lda: PathBuf::from("/usr/local/bin/lda"),
             postmaster: "root".to_owned(),
             message_size_limit: n(10_240_000),
             recipient_limit: n(1000),
@@ -287,6 +284,32 @@ impl MtadConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sample_configuration_parses() {
+        let c = MtadConfig::parse(include_str!("../../samples/etc/mailkit.toml")).unwrap();
+        let defaults = MtadConfig::default();
+        assert_eq!(c.run_as.as_deref(), Some("mailkit"));
+        assert_eq!(c.submissions_listen, vec!["0.0.0.0:465".parse::<SocketAddr>().unwrap()]);
+        // the values it shows as defaults are the defaults
+        assert_eq!(
+            (c.mynetworks, c.listen, c.queue_dir, c.message_size_limit),
+            (
+                defaults.mynetworks,
+                defaults.listen,
+                defaults.queue_dir,
+                defaults.message_size_limit
+            )
+        );
+        assert_eq!(
+            (c.maximal_queue_lifetime, c.minimal_backoff, c.max_connections_per_ip),
+            (
+                defaults.maximal_queue_lifetime,
+                defaults.minimal_backoff,
+                defaults.max_connections_per_ip
+            )
+        );
+    }
 
     #[test]
     fn networks() {

@@ -30,7 +30,6 @@ pub mod smtp;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,14 +43,6 @@ use crate::envelope::Envelope;
 use crate::queue::Queue;
 use crate::session::Submission;
 
-/// How lda is run for local recipients.
-pub enum LocalDelivery {
-    /// mtad runs lda itself (mtad is not root: lda delivers to its user).
-    Direct,
-    /// Through the root helper.
-    Helper(Box<helper::Helper>),
-}
-
 /// How long a client that passed the pregreet test is not tested again.
 const PREGREET_PASS: Duration = Duration::from_secs(24 * 3600);
 
@@ -60,8 +51,6 @@ pub struct Context {
     pub config: MtadConfig,
     /// The delivery settings (users, mailboxes): who is a local recipient.
     pub delivery: lda::config::Config,
-    /// The configuration file, for lda.
-    pub config_path: Option<PathBuf>,
     pub auth: Authenticator,
     pub queue: Arc<Queue>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
@@ -71,7 +60,8 @@ pub struct Context {
     pub shutdown: Shutdown,
     pub dns: dns::Dns,
     pub manager: Manager,
-    pub local: LocalDelivery,
+    /// Local delivery: lda's, in the helper's children.
+    pub local: helper::Helper,
     pregreet_passed: Mutex<HashMap<IpAddr, Instant>>,
     destinations: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
@@ -80,12 +70,11 @@ pub struct Context {
 pub struct Parts {
     pub config: MtadConfig,
     pub delivery: lda::config::Config,
-    pub config_path: Option<PathBuf>,
     pub queue: Queue,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub chain: policy::Chain,
     pub shutdown: Shutdown,
-    pub local: LocalDelivery,
+    pub local: helper::Helper,
 }
 
 impl Context {
@@ -100,7 +89,6 @@ impl Context {
             auth: Authenticator::new(passwd, daemon::auth::AuthPolicy::default()),
             config: parts.config,
             delivery: parts.delivery,
-            config_path: parts.config_path,
             queue: Arc::new(parts.queue),
             tls: parts.tls,
             tls_client: delivery::remote::tls_connector(),
@@ -129,11 +117,16 @@ impl Context {
         passed.insert(ip, Instant::now());
     }
 
-    /// The slots for connections to one destination domain.
-    pub fn destination_slots(&self, domain: &str) -> Arc<tokio::sync::Semaphore> {
+    /// The slots for deliveries to one destination domain: `limit` at
+    /// once, as Postfix's per-destination concurrency limit.
+    pub fn destination_slots(&self, destination: &str, limit: usize) -> Arc<tokio::sync::Semaphore> {
         let mut map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(domain.to_owned())
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.config.delivery_concurrency.get())))
+        if map.len() >= 10_000 {
+            // forget the destinations no delivery is using
+            map.retain(|_, slots| Arc::strong_count(slots) > 1);
+        }
+        map.entry(destination.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit)))
             .clone()
     }
 
@@ -186,26 +179,11 @@ impl Context {
         Ok(())
     }
 
-    /// Runs lda for a local recipient of the queued message `id`.
-    pub async fn deliver_local(&self, id: &str, sender: &str, user: &str, message: &[u8]) -> Outcome {
-        match &self.local {
-            LocalDelivery::Direct => {
-                let queue = self.queue.clone();
-                let owned = id.to_owned();
-                let file =
-                    tokio::task::spawn_blocking(move || queue.open_message(&owned).map(|(_, file, _)| file)).await;
-                match file {
-                    Ok(Ok(file)) => {
-                        delivery::local::run_lda(&self.config.lda, self.config_path.as_deref(), sender, user, file)
-                            .await
-                    }
-                    Ok(Err(e)) => Outcome::deferred("4.3.0", &format!("reading the queue file: {e}"), "local"),
-                    Err(e) => Outcome::deferred("4.3.0", &e.to_string(), "local"),
-                }
-            }
-            // the helper reads the whole message before it runs lda
-            LocalDelivery::Helper(helper) => helper.deliver(sender, user, message).await,
-        }
+    /// Delivers the queued message `id` to the local `user` (lda, in a
+    /// child of the helper: one at a time per recipient, with every
+    /// message for them that has queued up meanwhile).
+    pub async fn deliver_local(&self, id: &str, user: &str) -> Outcome {
+        self.local.deliver(id, user).await
     }
 
     /// Queues a report to the sender of `original` (from the null sender).

@@ -13,14 +13,13 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use lda::config::ConfigFile;
 use mta::config::MtadConfig;
 use mta::session::Listener;
-use mta::{Context, LocalDelivery, Parts};
+use mta::{Context, Parts};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "--delivery-helper") {
-        let lda = args.get(2).map(PathBuf::from).unwrap_or_default();
-        let config = args.get(3).map(PathBuf::from);
-        std::process::exit(mta::helper::serve(lda, config));
+        let config = args.get(2).map(PathBuf::from);
+        std::process::exit(mta::helper::serve(config));
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -158,19 +157,16 @@ async fn serve(
         Ok(q) => q,
         Err(e) => return fail(EX_TEMPFAIL, &format!("{}: {e}", mtad.queue_dir.display())),
     };
-    let root = daemon::privileges::is_root();
-    let local = match (&mtad.run_as, root) {
-        (Some(user), true) => {
-            if let Err(e) = give_queue_to(&mtad.queue_dir, user) {
-                return fail(EX_CONFIG, &e);
-            }
-            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
-            match mta::helper::Helper::start(&exe, &mtad.lda, config_path.as_deref()) {
-                Ok(h) => LocalDelivery::Helper(Box::new(h)),
-                Err(e) => return fail(EX_OSERR, &format!("starting the delivery helper: {e}")),
-            }
-        }
-        _ => LocalDelivery::Direct,
+    if let (Some(user), true) = (&mtad.run_as, daemon::privileges::is_root())
+        && let Err(e) = give_queue_to(&mtad.queue_dir, user)
+    {
+        return fail(EX_CONFIG, &e);
+    }
+    // the helper keeps the rights mtad had at start (root: any recipient)
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let local = match mta::helper::Helper::start(&exe, config_path.as_deref()) {
+        Ok(h) => h,
+        Err(e) => return fail(EX_OSERR, &format!("starting the delivery helper: {e}")),
     };
     if let Err(e) = daemon::privileges::drop_to(mtad.run_as.as_deref(), false) {
         return fail(EX_CONFIG, &format!("[mtad] {e}"));
@@ -179,7 +175,6 @@ async fn serve(
     let parts = Parts {
         config: mtad,
         delivery,
-        config_path,
         queue,
         tls,
         chain: mta::policy::Chain::default(),

@@ -145,16 +145,17 @@ fn mail_goes_to_the_mx_hosts_in_preference_order() {
             break (down, up);
         }
     };
-    let hop = Site::start(
-        "hostname = \"mx.remote.example\"\nlocal_domains = [\"two.mx.test\", \"bare.mx.test\"]\n",
-    );
+    let hop = Site::start("hostname = \"mx.remote.example\"\nlocal_domains = [\"two.mx.test\", \"bare.mx.test\"]\n");
     up.open_to(hop.port);
     let site = Site::start(&format!("resolver = \"{}\"\nsmtp_port = {}\n", dns.addr, up.port));
 
     let id = site.submit("alice@example.jp", "bob@two.mx.test", "by preference");
     let done = site.wait_for_log(&format!("event=\"done\" queue_id={id}"));
     assert!(
-        done.contains(&format!("<bob@two.mx.test>:sent:2.0.0:up.mx.test[127.0.0.6]:{}", up.port)),
+        done.contains(&format!(
+            "<bob@two.mx.test>:sent:2.0.0:up.mx.test[127.0.0.6]:{}",
+            up.port
+        )),
         "{done}"
     );
     assert!(down.connections() >= 1, "the better MX was tried first");
@@ -165,7 +166,10 @@ fn mail_goes_to_the_mx_hosts_in_preference_order() {
     let id = site.submit("alice@example.jp", "bob@bare.mx.test", "no mx");
     let done = site.wait_for_log(&format!("event=\"done\" queue_id={id}"));
     assert!(
-        done.contains(&format!("<bob@bare.mx.test>:sent:2.0.0:bare.mx.test[127.0.0.6]:{}", up.port)),
+        done.contains(&format!(
+            "<bob@bare.mx.test>:sent:2.0.0:bare.mx.test[127.0.0.6]:{}",
+            up.port
+        )),
         "{done}"
     );
     hop.wait_for_messages("bob", 2);
@@ -181,7 +185,10 @@ fn mail_goes_to_the_mx_hosts_in_preference_order() {
     let deferred = site.wait_for_log(&format!("event=\"deferred\" queue_id={id}"));
     assert!(deferred.contains("dsn=4.4.3"), "{deferred}");
     let reports = site.wait_for_messages("alice", 2);
-    let reports: Vec<String> = reports.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect();
+    let reports: Vec<String> = reports
+        .iter()
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .collect();
     assert!(reports[0].contains("Status: 5.1.10"), "{}", reports[0]);
     assert!(reports[1].contains("Status: 5.4.4"), "{}", reports[1]);
 }

@@ -47,7 +47,14 @@ impl Postfix {
         let postfix_uid: u32 = String::from_utf8_lossy(&postfix_user.stdout).trim().parse().unwrap();
         std::os::unix::fs::chown(root.join("data"), Some(postfix_uid), None).unwrap();
         let openssl = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
             .args(["-nodes", "-days", "2", "-subj", "/CN=mx.postfix.test", "-keyout"])
             .arg(root.join("key.pem"))
             .arg("-out")
@@ -75,7 +82,12 @@ impl Postfix {
         )
         .unwrap();
         let postconf = |args: &[&str]| {
-            let status = Command::new("postconf").arg("-c").arg(&etc).args(args).status().unwrap();
+            let status = Command::new("postconf")
+                .arg("-c")
+                .arg(&etc)
+                .args(args)
+                .status()
+                .unwrap();
             assert!(status.success(), "postconf {args:?}");
         };
         postconf(&["-F", "*/*/chroot = n"]);
@@ -87,7 +99,11 @@ impl Postfix {
         assert!(out.status.success(), "postfix start: {out:?}\n{}", postfix.log());
         let start = Instant::now();
         while std::net::TcpStream::connect((postfix.address.as_str(), port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(15), "Postfix did not listen:\n{}", postfix.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "Postfix did not listen:\n{}",
+                postfix.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         postfix
@@ -186,11 +202,20 @@ fn postfix_on_both_sides() {
     let sent = postfix.wait_for_log(&["to=<bob@remote.test>", "status=sent"]);
     assert!(sent.contains("delivered to mailbox"), "{sent}");
     let mailbox = std::fs::read_to_string(postfix.mailbox("bob")).unwrap();
-    assert!(mailbox.contains("by mx.example.jp (mailkit) with ESMTP id"), "{mailbox}");
-    assert!(mailbox.contains("by mx.postfix.test (Postfix) with ESMTPS id"), "mtad used STARTTLS:\n{mailbox}");
+    assert!(
+        mailbox.contains("by mx.example.jp (mailkit) with ESMTP id"),
+        "{mailbox}"
+    );
+    assert!(
+        mailbox.contains("by mx.postfix.test (Postfix) with ESMTPS id"),
+        "mtad used STARTTLS:\n{mailbox}"
+    );
     assert!(mailbox.contains("\n日本語の本文\n.a dot line\n"), "{mailbox}");
     let done = site.wait_for_log("<bob@remote.test>:sent:2.0.0");
-    assert!(done.contains(&format!("[{}]:{}", postfix.address, postfix.port)), "{done}");
+    assert!(
+        done.contains(&format!("[{}]:{}", postfix.address, postfix.port)),
+        "{done}"
+    );
     // NOTIFY=SUCCESS: Postfix reports the delivery to alice, through mtad
     let reports = site.wait_for_messages("alice", 1);
     let report = String::from_utf8_lossy(&reports[0]);
@@ -214,7 +239,10 @@ fn postfix_on_both_sides() {
     assert!(sent.contains("250 2.0.0 Ok: queued as "), "{sent}");
     let messages = site.wait_for_messages("bob", 1);
     let text = String::from_utf8_lossy(&messages[0]);
-    assert!(text.contains("Received: from mx.postfix.test (localhost [127.0.0.1])"), "{text}");
+    assert!(
+        text.contains("Received: from mx.postfix.test (localhost [127.0.0.1])"),
+        "{text}"
+    );
     assert!(text.contains("with ESMTPS id"), "Postfix used STARTTLS:\n{text}");
     assert!(text.ends_with("relayed by Postfix\n"), "{text}");
 

@@ -68,3 +68,86 @@ fn the_smtp_process_is_never_root_after_start_up() {
     // the queue tool works as before
     assert_eq!(site.queue_tool(&["list"]), (Some(0), String::new()));
 }
+
+/// A queue file written as root (the test's), owned by `owner` when given.
+fn plant(queue: &std::path::Path, id: &str, body: &str, owner: Option<u32>) {
+    use mta::envelope::{Envelope, Notify, Recipient};
+    let envelope = Envelope {
+        sender: "carol@example.org".into(),
+        recipients: vec![Recipient {
+            address: "alice@example.jp".into(),
+            local_user: Some("alice".into()),
+            notify: Notify::default(),
+            orcpt: None,
+        }],
+        client_name: "localhost".into(),
+        client_addr: "127.0.0.1".parse().unwrap(),
+        helo: "client.example.org".into(),
+        protocol: "ESMTP".into(),
+        auth_user: None,
+        ret: None,
+        envid: None,
+        eight_bit: false,
+        smtputf8: false,
+        arrival: std::time::SystemTime::now(),
+    };
+    let message = format!("Subject: {id}\n\n{body}\n");
+    mta::queue::Queue::reader(queue)
+        .commit(id, &envelope, message.as_bytes())
+        .unwrap();
+    if let Some(uid) = owner {
+        std::os::unix::fs::chown(queue.join("active").join(id), Some(uid), Some(uid)).unwrap();
+    }
+}
+
+#[test]
+fn the_delivery_helper_opens_nothing_but_queue_files() {
+    use std::io::{BufRead, Write};
+    assert!(e2e_tests::is_root(), "this test runs as root (as CI does)");
+    // the queue is nobody's (mtad runs as nobody); a subverted mtad asks
+    // its helper (root) to deliver what it planted there
+    let site = Site::start_as("run_as = \"nobody\"\n", Some(ALICE));
+    let queue = site.dir.path().join("queue");
+    let active = queue.join("active");
+    std::fs::write(site.dir.path().join("secret"), "root's secret\n").unwrap();
+    std::os::unix::fs::symlink(site.dir.path().join("secret"), active.join("00000000000000A1")).unwrap();
+    plant(&queue, "00000000000000A2", "root's queue file", None);
+    plant(&queue, "00000000000000A3", "linked twice", Some(NOBODY));
+    std::fs::hard_link(active.join("00000000000000A3"), site.dir.path().join("elsewhere")).unwrap();
+    plant(&queue, "00000000000000A4", "a real queue file", Some(NOBODY));
+    let mut helper = std::process::Command::new(common::MTAD)
+        .arg("--delivery-helper")
+        .arg(site.config_path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = helper.stdin.take().unwrap();
+    let alice = "616c696365";
+    for (n, id) in ["A1", "A2", "A3", "A4"].iter().enumerate() {
+        writeln!(stdin, "{n} 00000000000000{id} {alice}").unwrap();
+    }
+    let mut answers: Vec<String> = std::io::BufReader::new(helper.stdout.take().unwrap())
+        .lines()
+        .take(4)
+        .map(Result::unwrap)
+        .collect();
+    answers.sort();
+    assert!(
+        answers[0].starts_with("0 75 queue file 00000000000000A1: "),
+        "{answers:?}"
+    );
+    for (i, answer) in answers.iter().enumerate().take(3).skip(1) {
+        assert!(
+            answer.starts_with(&format!("{i} 75 ")) && answer.contains("not a queue file"),
+            "{answers:?}"
+        );
+    }
+    assert_eq!(answers[3], "3 0 ", "{answers:?}");
+    let inbox = site.messages("alice", "INBOX");
+    assert_eq!(inbox.len(), 1);
+    assert!(String::from_utf8_lossy(&inbox[0]).contains("a real queue file"));
+    // a request that is not mtad's ends the helper
+    writeln!(stdin, "9 ../../../etc/shadow {alice}").unwrap();
+    assert_eq!(helper.wait().unwrap().code(), Some(65));
+}

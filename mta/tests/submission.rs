@@ -191,7 +191,10 @@ fn swaks_submits_over_starttls_smtps_and_pipelining() {
         "--to",
         "bob@remote.example",
     ]);
-    assert!(!ok && text.contains("<~* 535 5.7.8 Error: authentication failed"), "{text}");
+    assert!(
+        !ok && text.contains("<~* 535 5.7.8 Error: authentication failed"),
+        "{text}"
+    );
     // 465: implicit TLS, AUTH LOGIN
     let (ok, text) = swaks(&[
         "--server",

@@ -405,7 +405,7 @@ async fn deliver_all(ctx: &Arc<Context>, id: &str, envelope: &Envelope, message:
     for (k, &i) in due.iter().enumerate() {
         let r = &envelope.recipients[i];
         match &r.local_user {
-            Some(user) => outcomes[k] = Some(ctx.deliver_local(id, &envelope.sender, user, message).await),
+            Some(user) => outcomes[k] = Some(ctx.deliver_local(id, user).await),
             None => {
                 let domain = r.address.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
                 by_domain.entry(domain).or_default().push(k);
@@ -432,7 +432,7 @@ async fn deliver_remote(
     domain: &str,
     recipients: &[&Recipient],
 ) -> Vec<Outcome> {
-    let slots = ctx.destination_slots(domain);
+    let slots = ctx.destination_slots(domain, ctx.config.delivery_concurrency.get());
     let _slot = slots.acquire_owned().await;
     let (route, port) = match &ctx.config.relayhost {
         Some(relay) if relay.no_mx => match ctx.dns.addresses(&relay.host).await {

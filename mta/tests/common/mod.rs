@@ -1,6 +1,6 @@
 //! A scratch mail site for mtad's tests: users in a passwd-file, their
 //! mail under a temporary directory, the mtad binary listening on ports
-//! of 127.0.0.1 the kernel chose, lda (the workspace's) delivering, and
+//! of 127.0.0.1 the kernel chose, lda's delivery in its helper, and
 //! Python's smtplib as the client. (Each test file uses some of these.)
 #![allow(dead_code)]
 
@@ -11,21 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const MTAD: &str = env!("CARGO_BIN_EXE_mtad");
-
-/// The lda binary beside mtad's (built for the workspace's tests; built
-/// here when this package's tests run alone).
-pub fn lda_binary() -> PathBuf {
-    let lda = Path::new(MTAD).with_file_name("lda");
-    if !lda.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "lda", "--bin", "lda"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building lda");
-    }
-    lda
-}
 
 /// A port the test holds for a next hop that is down (connections are
 /// closed at once) until it is pointed at a real server: the port never
@@ -185,12 +170,11 @@ impl Site {
         let mut mtad = format!(
             "hostname = \"mx.example.jp\"\nlocal_domains = [\"example.jp\"]\nlisten = [\"127.0.0.1:0\"]\n\
              submission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n\
-             tls_cert = \"{}\"\ntls_key = \"{}\"\nqueue_dir = \"{}\"\nlda = \"{}\"\nmynetworks = [\"127.0.0.1/32\"]\n\
+             tls_cert = \"{}\"\ntls_key = \"{}\"\nqueue_dir = \"{}\"\nmynetworks = [\"127.0.0.1/32\"]\n\
              minimal_backoff = 1\nmaximal_backoff = 2\n",
             self.cert.display(),
             root.join("key.pem").display(),
             root.join("queue").display(),
-            lda_binary().display(),
         );
         // later keys win: drop the defaults the test replaces
         for line in self.mtad_keys.lines() {

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# mtad beside Postfix, same machine, same run: Postfix's smtp-source sends
+# 5 KB messages over 10 and 50 sessions to a local mailbox; printed for
+# each server: accepted msg/s (smtp-source's wall clock: every 250 after
+# DATA), delivered msg/s (until the last is in the mbox: Postfix's
+# local(8), mtad's lda), CPU ms per message (the server's whole process
+# tree, lda and local included, smtp-source not), fsync+fdatasync calls
+# per message (perf, system-wide, during the run); then N idle sessions
+# (greeting read, EHLO answered) held open, and the memory that costs.
+#
+# Usage: bench/mtad-vs-postfix.sh [MESSAGES] [IDLE]
+#   MESSAGES per run (default 5000); IDLE sessions held (default 5000)
+# Needs: root; postfix (apt, for smtp-source and the scratch Postfix of
+# ../shared/proto/postfix-scratch.sh), linux-perf; a release build
+# (cargo build --release -p mta).
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PROTO="${PROTO:-$ROOT/../shared/proto}"
+N="${1:-5000}"; IDLE="${2:-5000}"
+MTAD="${MTAD_BIN:-$ROOT/target/release/mtad}"
+[ -x "$MTAD" ] || { echo "build first: cargo build --release -p mta" >&2; exit 1; }
+W=/tmp/mtad-bench; PF=/tmp/proto/pf; PORT=12625
+export PF
+if ss -ltn | grep -qE ":($PORT|12526) "; then echo "ports $PORT or 12526 are taken: stop what listens there" >&2; exit 1; fi
+rm -rf "$W" "$PF"; mkdir -p "$W"
+ulimit -n "$(ulimit -Hn)"  # the idle sessions: one descriptor each, on both ends
+
+# perf counts every fsync and fdatasync on the machine while $@ runs
+syncs() {
+  perf stat -a -x, -e syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync -o "$W/perf.txt" -- "$@" > "$W/run.txt"
+  awk -F, '/sys_enter/ {n += $1} END {print n}' "$W/perf.txt"
+}
+# one run: SERVER TREE_PID SESSIONS DELIVERED_COUNT_COMMAND TARGET
+run() {
+  local name=$1 pid=$2 s=$3 count=$4 target=$5
+  local before cpu0 t0 fs t1 n cpu1 t2
+  before=$(eval "$count")
+  cpu0=$(python3 "$HERE/proc-tree.py" cpu "$pid")
+  t0=$(date +%s.%N)
+  fs=$(syncs smtp-source -s "$s" -m "$N" -l 5120 -f sender@example.org -t "$TO" "$target")
+  t1=$(date +%s.%N)
+  while n=$(( $(eval "$count") - before )); [ "$n" -lt "$N" ]; do
+    sleep 0.05
+    python3 -c "import sys; sys.exit(0 if $(date +%s.%N) - $t1 < 300 else 1)" || { echo "$name: only $n delivered" >&2; break; }
+  done
+  t2=$(date +%s.%N)
+  cpu1=$(python3 "$HERE/proc-tree.py" cpu "$pid")
+  python3 -c "
+a=$t1-$t0; d=$t2-$t0
+print(f'$name sessions=$s: accepted {$N/a:.0f} msg/s, delivered {$n/d:.0f} msg/s, '
+      f'{($cpu1-$cpu0)/$N:.2f} CPU ms/msg, fsync+fdatasync during the send {$fs/$N:.2f}/msg')"
+}
+idle() { # NAME PID PORT
+  local fifo="$W/idle.fifo"; rm -f "$fifo"; mkfifo "$fifo"
+  python3 "$HERE/idle-sessions.py" 127.0.0.1 "$3" "$IDLE" < "$fifo" > "$W/idle.txt" & local holder=$!
+  exec 7> "$fifo"
+  while ! grep -q held "$W/idle.txt" 2>/dev/null; do sleep 0.2; done
+  read -r procs rss pss < <(python3 "$HERE/proc-tree.py" mem "$2")
+  echo "$1: $(cat "$W/idle.txt") idle sessions: $procs processes, RSS $((rss / 1024)) MB, PSS $((pss / 1024)) MB ($((pss / IDLE)) kB a session)"
+  exec 7>&-; wait "$holder" || true
+}
+
+# --- Postfix (local(8) into an mbox as vmail) ---
+bash "$PROTO/postfix-scratch.sh" start local > /dev/null
+trap 'bash "$PROTO/postfix-scratch.sh" stop > /dev/null 2>&1 || true; [ -n "${MTAD_PID:-}" ] && kill "$MTAD_PID" 2> /dev/null || true' EXIT
+MASTER=$(tr -d ' ' < "$PF/spool/pid/master.pid")
+export TO=vmail@localhost
+for s in 10 50; do
+  run Postfix "$MASTER" "$s" "grep -c 'status=sent' $PF/maillog || true" 127.0.0.1:12526
+done
+postconf -c "$PF/etc" -e default_process_limit=$((IDLE + 100)) > /dev/null
+postfix -c "$PF/etc" reload > /dev/null 2>&1; sleep 1
+idle Postfix "$MASTER" 12526
+bash "$PROTO/postfix-scratch.sh" stop > /dev/null
+
+# --- mtad (lda into an mbox as vmail; the filter off, as local(8) has none) ---
+VUID=$(id -u vmail)
+mkdir -p "$W/home/vmail/mail"; chown -R vmail:vmail "$W/home"
+echo "vmail:{PLAIN}x:$VUID:$VUID::$W/home/vmail::" > "$W/passwd"
+cat > "$W/mailkit.toml" <<EOF
+[users]
+passwd_file = "$W/passwd"
+system_users = false
+[mailbox]
+inbox = "~/mail/inbox"
+folders = "~/mail"
+[filter]
+enabled = false
+[mtad]
+hostname = "mx.bench.test"
+local_domains = ["localhost"]
+listen = ["127.0.0.1:$PORT"]
+queue_dir = "$W/queue"
+run_as = "nobody"
+max_connections = $((IDLE + 100))
+max_connections_per_ip = $((IDLE + 100))
+EOF
+"$MTAD" --config "$W/mailkit.toml" 2> "$W/mtad.log" & MTAD_PID=$!
+while ! grep -q ready "$W/mtad.log"; do kill -0 "$MTAD_PID" 2> /dev/null || { cat "$W/mtad.log"; exit 1; }; sleep 0.1; done
+for s in 10 50; do
+  run mtad "$MTAD_PID" "$s" "grep -c 'event=\"done\"' $W/mtad.log || true" "127.0.0.1:$PORT"
+done
+idle mtad "$MTAD_PID" "$PORT"
+kill "$MTAD_PID"; wait "$MTAD_PID" || true; MTAD_PID=
