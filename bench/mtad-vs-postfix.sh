@@ -8,8 +8,10 @@
 # per message (perf, system-wide, during the run); then N idle sessions
 # (greeting read, EHLO answered) held open, and the memory that costs.
 #
-# Usage: bench/mtad-vs-postfix.sh [MESSAGES] [IDLE]
-#   MESSAGES per run (default 5000); IDLE sessions held (default 5000)
+# Usage: bench/mtad-vs-postfix.sh [MESSAGES] [IDLE] [POSTFIX_IDLE]
+#   MESSAGES per run (default 5000); IDLE sessions held by mtad (default
+#   5000); POSTFIX_IDLE by Postfix (default 1000: a process each, 1.6 MB
+#   of PSS apiece, so 5,000 would take 8 GB)
 # Needs: root; postfix (apt, for smtp-source and the scratch Postfix of
 # ../shared/proto/postfix-scratch.sh), linux-perf; a release build
 # (cargo build --release -p mta).
@@ -17,7 +19,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PROTO="${PROTO:-$ROOT/../shared/proto}"
-N="${1:-5000}"; IDLE="${2:-5000}"
+N="${1:-5000}"; IDLE="${2:-5000}"; PF_IDLE="${3:-1000}"
 MTAD="${MTAD_BIN:-$ROOT/target/release/mtad}"
 [ -x "$MTAD" ] || { echo "build first: cargo build --release -p mta" >&2; exit 1; }
 W=/tmp/mtad-bench; PF=/tmp/proto/pf; PORT=12625
@@ -51,13 +53,13 @@ a=$t1-$t0; d=$t2-$t0
 print(f'$name sessions=$s: accepted {$N/a:.0f} msg/s, delivered {$n/d:.0f} msg/s, '
       f'{($cpu1-$cpu0)/$N:.2f} CPU ms/msg, fsync+fdatasync during the send {$fs/$N:.2f}/msg')"
 }
-idle() { # NAME PID PORT
-  local fifo="$W/idle.fifo"; rm -f "$fifo"; mkfifo "$fifo"
-  python3 "$HERE/idle-sessions.py" 127.0.0.1 "$3" "$IDLE" < "$fifo" > "$W/idle.txt" & local holder=$!
+idle() { # NAME PID PORT SESSIONS
+  local fifo="$W/idle.fifo"; rm -f "$fifo" "$W/idle.txt"; mkfifo "$fifo"
+  python3 "$HERE/idle-sessions.py" 127.0.0.1 "$3" "$4" < "$fifo" > "$W/idle.txt" & local holder=$!
   exec 7> "$fifo"
   while ! grep -q held "$W/idle.txt" 2>/dev/null; do sleep 0.2; done
   read -r procs rss pss < <(python3 "$HERE/proc-tree.py" mem "$2")
-  echo "$1: $(cat "$W/idle.txt") idle sessions: $procs processes, RSS $((rss / 1024)) MB, PSS $((pss / 1024)) MB ($((pss / IDLE)) kB a session)"
+  echo "$1: $(cat "$W/idle.txt") idle sessions: $procs processes, RSS $((rss / 1024)) MB, PSS $((pss / 1024)) MB ($((pss / $4)) kB a session)"
   exec 7>&-; wait "$holder" || true
 }
 
@@ -69,9 +71,9 @@ export TO=vmail@localhost
 for s in 10 50; do
   run Postfix "$MASTER" "$s" "grep -c 'status=sent' $PF/maillog || true" 127.0.0.1:12526
 done
-postconf -c "$PF/etc" -e default_process_limit=$((IDLE + 100)) > /dev/null
+postconf -c "$PF/etc" -e default_process_limit=$((PF_IDLE + 100)) > /dev/null
 postfix -c "$PF/etc" reload > /dev/null 2>&1; sleep 1
-idle Postfix "$MASTER" 12526
+idle Postfix "$MASTER" 12526 "$PF_IDLE"
 bash "$PROTO/postfix-scratch.sh" stop > /dev/null
 
 # --- mtad (lda into an mbox as vmail; the filter off, as local(8) has none) ---
@@ -101,5 +103,5 @@ while ! grep -q ready "$W/mtad.log"; do kill -0 "$MTAD_PID" 2> /dev/null || { ca
 for s in 10 50; do
   run mtad "$MTAD_PID" "$s" "grep -c 'event=\"done\"' $W/mtad.log || true" "127.0.0.1:$PORT"
 done
-idle mtad "$MTAD_PID" "$PORT"
+idle mtad "$MTAD_PID" "$PORT" "$IDLE"
 kill "$MTAD_PID"; wait "$MTAD_PID" || true; MTAD_PID=
