@@ -9,10 +9,10 @@
 //! - [`server`]: the listeners and the socket side of sessions; `run` takes a listener;
 //! - [`envelope`]: a message's sender, recipients and DSN requests;
 //! - [`queue`]: the durable spool (synced before the 250) and delivery state;
-//! - [`delivery`]: the queue manager: local (lda), remote (SMTP client), retries;
+//! - [`delivery`]: the queue manager: local (through the helper), remote (SMTP client), retries;
 //! - [`dsn`]: the reports a sender gets (RFC 3464);
 //! - [`dns`]: client names, MX and addresses (hickory);
-//! - [`helper`]: the root helper that runs lda, so the rest never is root;
+//! - [`helper`]: the delivery helper that stays root and forks lda's delivery per recipient;
 //! - [`control`]: the socket `mtad queue …` talks to.
 
 pub mod config;
