@@ -320,6 +320,41 @@ mod tests {
         assert!(Envelope::read(b"garbage").is_none());
     }
 
+    proptest::proptest! {
+        // any bytes where the envelope should be: an answer or None, never
+        // a panic; and any text in every field comes back as it went in
+        #[test]
+        fn hostile_queue_files(bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..600)) {
+            if let Some((_, at)) = Envelope::read(&bytes) {
+                proptest::prop_assert!(at <= bytes.len());
+            }
+        }
+
+        #[test]
+        fn any_text_round_trips(sender in "\\PC{0,40}", helo in "(?s).{0,60}", address in "\\PC{1,40}",
+                                envid in proptest::option::of("(?s).{1,30}"), user in proptest::option::of("\\PC{1,20}")) {
+            let e = Envelope {
+                sender,
+                recipients: vec![Recipient { address, local_user: user, notify: Notify::default(), orcpt: None }],
+                client_name: "unknown".into(),
+                client_addr: "2001:db8::1".parse().unwrap(),
+                helo,
+                protocol: "ESMTP".into(),
+                auth_user: None,
+                ret: None,
+                envid,
+                eight_bit: false,
+                smtputf8: true,
+                arrival: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            };
+            let mut out = e.write_to_vec();
+            out.extend_from_slice(b"body");
+            let (read, at) = Envelope::read(&out).expect("reads back");
+            proptest::prop_assert_eq!(&out[at..], b"body");
+            proptest::prop_assert_eq!(read, e);
+        }
+    }
+
     impl Envelope {
         fn write_to_vec(&self) -> Vec<u8> {
             let mut out = Vec::new();

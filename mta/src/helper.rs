@@ -507,6 +507,15 @@ mod tests {
         assert_eq!(unhex("zz"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_request_line(line in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..120)) {
+            if let Some(r) = parse_request(&line) {
+                proptest::prop_assert!(crate::queue::is_queue_id(&r.queue_id));
+            }
+        }
+    }
+
     #[test]
     fn requests() {
         let r = parse_request(b"7 0123456789ABCDEF 616c696365").unwrap();

@@ -537,6 +537,34 @@ mod tests {
         assert!(Queue::open(dir.path()).is_ok());
     }
 
+    proptest::proptest! {
+        // a state file damaged by anything: read or refused, no panic;
+        // and any reply text survives its trip through the file
+        #[test]
+        fn hostile_state_files(text in "(?s).{0,300}") {
+            let _ = State::parse(&text);
+        }
+
+        #[test]
+        fn replies_round_trip(reply in "\\PC{0,80}", relay in "\\PC{0,30}", attempts in 0u32..1000) {
+            let state = State {
+                held: false,
+                recipients: vec![RecipientState {
+                    status: Status::Deferred,
+                    attempts,
+                    next_attempt: 7,
+                    dsn: "4.4.1".into(),
+                    relay,
+                    reply: reply.clone(),
+                    dsn_passed_on: false,
+                }],
+            };
+            let read = State::parse(&state.write()).expect("reads back");
+            proptest::prop_assert_eq!(read.recipients[0].attempts, attempts);
+            proptest::prop_assert_eq!(&read.recipients[0].reply, &reply);
+        }
+    }
+
     #[test]
     fn directory_syncs_are_shared_never_skipped() {
         let dir = tempfile::tempdir().unwrap();

@@ -248,3 +248,68 @@ fn connections_per_address_and_per_minute_are_capped() {
     );
     still_serving(&site, "alice", 1);
 }
+
+/// Random command lines (a fixed seed: the same every run): bytes of any
+/// value, CRs and NULs among them, lines up to 3 KB, half of them after
+/// a valid MAIL and RCPT. Every reply is a well-formed one, every session
+/// ends in order, and the server delivers afterwards.
+#[test]
+fn garbage_commands_get_replies_never_a_crash() {
+    let site = Site::start("");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let verbs: [&[u8]; 8] = [
+        b"",
+        b"MAIL FROM:",
+        b"RCPT TO:",
+        b"EHLO ",
+        b"BDAT ",
+        b"AUTH ",
+        b"HELO ",
+        b"STARTTLS",
+    ];
+    for round in 0..30 {
+        let (mut c, _) = Raw::connect(site.port);
+        let mut expected = 1; // EHLO's reply
+        c.send(b"EHLO fuzz.example.org\r\n");
+        if round % 2 == 1 {
+            c.send(b"MAIL FROM:<fuzz@example.org>\r\nRCPT TO:<alice@example.jp>\r\n");
+            expected += 2;
+        }
+        for _ in 0..12 {
+            let mut line = verbs[(next() % verbs.len() as u64) as usize].to_vec();
+            let len = (next() % 3000) as usize;
+            line.extend((0..len).map(|_| {
+                let b = next() as u8;
+                // no line end inside (each line is one command)
+                if b == b'\n' { b'\r' } else { b }
+            }));
+            line.extend_from_slice(b"\r\n");
+            c.send(&line);
+            expected += 1;
+        }
+        c.send(b"QUIT\r\n");
+        let rest = c.rest();
+        let replies: Vec<&str> = rest.lines().filter(|l| l.as_bytes().get(3) != Some(&b'-')).collect();
+        assert!(
+            replies
+                .iter()
+                .all(|r| r.len() >= 3 && r[..3].bytes().all(|b| b.is_ascii_digit())),
+            "round {round}: {rest}"
+        );
+        // each command answered, or the session closed early with 421
+        // after too many errors, a 221 at the end either way
+        let last = replies.last().copied().unwrap_or("");
+        assert!(
+            (replies.len() == expected + 1 && last.starts_with("221")) || last.starts_with("421"),
+            "round {round}: {} replies for {expected} commands:\n{rest}",
+            replies.len()
+        );
+    }
+    still_serving(&site, "alice", 1);
+}

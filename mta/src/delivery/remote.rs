@@ -588,6 +588,17 @@ mod tests {
         assert_eq!(r.dsn(), "4.0.0");
     }
 
+    proptest::proptest! {
+        // what a remote server says is anything at all
+        #[test]
+        fn any_reply_line(line in "(?s).{0,80}") {
+            if let Some((code, _, text)) = parse_reply_line(&line) {
+                proptest::prop_assert!((200..600).contains(&code));
+                proptest::prop_assert!(line.contains(text));
+            }
+        }
+    }
+
     #[test]
     fn xtext_encoding() {
         assert_eq!(xtext("bob@example.jp"), "bob@example.jp");
