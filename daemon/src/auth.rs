@@ -28,6 +28,28 @@ use std::time::{Duration, Instant};
 
 use lda::users::{User, read_passwd_file};
 
+/// Where passwords may be sent in the clear (`plaintext_auth`, in imapd's
+/// and mtad's sections): over TLS they always may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaintextAuth {
+    /// Only from 127.0.0.0/8 and ::1 (Dovecot's default notion of secure).
+    Loopback,
+    Always,
+    Never,
+}
+
+impl PlaintextAuth {
+    /// Whether a client at `client`, without TLS, may send a password.
+    pub fn allows(self, client: IpAddr) -> bool {
+        match self {
+            PlaintextAuth::Always => true,
+            PlaintextAuth::Never => false,
+            PlaintextAuth::Loopback => client.to_canonical().is_loopback(),
+        }
+    }
+}
+
 /// Size of libxcrypt's `struct crypt_data`.
 const CRYPT_DATA_SIZE: usize = 32768;
 

@@ -46,7 +46,7 @@ pub async fn serve<H, F>(
     handle: H,
 ) where
     H: Fn(TcpStream, SocketAddr, Permit) -> F,
-    F: Future<Output = ()> + Send + 'static,
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
 {
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -73,7 +73,12 @@ pub async fn serve<H, F>(
         };
         match limits.admit(peer.ip()) {
             Ok(permit) => {
-                tokio::spawn(handle(stream, peer, permit));
+                let session = handle(stream, peer, permit);
+                tokio::spawn(async move {
+                    if let Err(e) = session.await {
+                        tracing::debug!(client = %peer, "connection ended: {e}");
+                    }
+                });
             }
             Err(cap) => {
                 tracing::info!(client = %peer, "refused: {cap:?} connection limit reached");

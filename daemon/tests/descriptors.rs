@@ -39,6 +39,7 @@ async fn accept_survives_running_out_of_descriptors() {
             let mut buf = [0u8; 1];
             let _ = stream.read(&mut buf).await;
             drop(permit);
+            Ok(())
         },
     ));
     // the client sockets exist before the limit is lowered: connecting

@@ -19,32 +19,14 @@
 //! max_userip_connections = 10   # logged in, one user from one address
 //! ```
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use lda::config::{ConfigError, ConfigFile, FolderName};
 use serde::Deserialize;
 
-/// Where passwords may be sent in the clear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PlaintextAuth {
-    /// Only from 127.0.0.0/8 and ::1 (Dovecot's default notion of secure).
-    Loopback,
-    Always,
-    Never,
-}
-
-impl PlaintextAuth {
-    pub fn allows(self, client: IpAddr) -> bool {
-        match self {
-            PlaintextAuth::Always => true,
-            PlaintextAuth::Never => false,
-            PlaintextAuth::Loopback => client.is_loopback() || client.to_canonical().is_loopback(),
-        }
-    }
-}
+pub use daemon::auth::PlaintextAuth;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -91,18 +73,11 @@ impl Default for ImapdConfig {
     }
 }
 
-/// The file's `[imapd]` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Sections {
-    imapd: ImapdConfig,
-}
-
 impl ImapdConfig {
     /// The `[imapd]` section of a file already read (defaults for what it
     /// leaves out).
     pub fn from_file(file: &ConfigFile) -> Result<ImapdConfig, ConfigError> {
-        Ok(file.sections::<Sections>()?.imapd)
+        file.section("imapd")
     }
 
     /// The `[imapd]` section of `text`.

@@ -94,11 +94,7 @@ async fn serve(listener: TcpListener, ctx: Arc<Context>, protocol: Protocol, imp
     let shutdown = ctx.shutdown.clone();
     daemon::listen::serve(listener, limits, shutdown, refusal, move |tcp, peer, permit| {
         let ctx = ctx.clone();
-        async move {
-            if let Err(e) = connection(tcp, peer, permit, &ctx, protocol, implicit_tls).await {
-                tracing::debug!(client = %peer, "connection ended: {e}");
-            }
-        }
+        async move { connection(tcp, peer, permit, &ctx, protocol, implicit_tls).await }
     })
     .await
 }

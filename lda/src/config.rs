@@ -151,6 +151,18 @@ impl ConfigFile {
         T::deserialize(toml::de::Deserializer::from(root)).map_err(|e| self.error(&e))
     }
 
+    /// One program's section, `[name]` (its defaults when the file has
+    /// none): what a server reads of the file, the other sections left
+    /// to their programs.
+    pub fn section<T: DeserializeOwned + Default>(&self, name: &'static str) -> Result<T, ConfigError> {
+        let root = self.document()?;
+        serde::de::DeserializeSeed::deserialize(
+            Section::<T>(name, std::marker::PhantomData),
+            toml::de::Deserializer::from(root),
+        )
+        .map_err(|e| self.error(&e))
+    }
+
     fn error(&self, e: &toml::de::Error) -> ConfigError {
         let at = e.span().map_or(0, |s| s.start);
         self.error_at(at, e.message().to_owned())
@@ -181,6 +193,34 @@ impl ConfigFile {
 }
 
 /// A number of seconds, 0 to 86,400.
+/// Picks one table out of the document's root, skipping the others.
+struct Section<T>(&'static str, std::marker::PhantomData<T>);
+
+impl<'de, T: DeserializeOwned + Default> serde::de::DeserializeSeed<'de> for Section<T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned + Default> serde::de::Visitor<'de> for Section<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a configuration file with a [{}] section", self.0)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'_, str>>()? {
+            if key == self.0 {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found.unwrap_or_default())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seconds(pub Duration);
 

@@ -41,14 +41,7 @@ use std::time::Duration;
 use lda::config::{ConfigError, ConfigFile, Seconds};
 use serde::{Deserialize, Deserializer};
 
-/// Where passwords may be sent in the clear (submission's AUTH).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PlaintextAuth {
-    Loopback,
-    Always,
-    Never,
-}
+pub use daemon::auth::PlaintextAuth;
 
 /// A network, `192.0.2.0/24` or `2001:db8::/32` (a bare address is /32 or /128).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,16 +236,10 @@ impl Default for MtadConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Sections {
-    mtad: MtadConfig,
-}
-
 impl MtadConfig {
     /// The `[mtad]` section of a file already read.
     pub fn from_file(file: &ConfigFile) -> Result<MtadConfig, ConfigError> {
-        Ok(file.sections::<Sections>()?.mtad)
+        file.section("mtad")
     }
 
     /// The `[mtad]` section of `text`.

@@ -142,28 +142,24 @@ impl RecipientState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Notify, Recipient};
+    use crate::envelope::Recipient;
     use mail_parser::MimeHeaders;
 
     fn envelope(sender: &str) -> Envelope {
+        let recipient = Recipient {
+            orcpt: Some("nobody@example.jp".into()),
+            ..Recipient::new("nobody@example.jp", None)
+        };
         Envelope {
-            sender: sender.into(),
-            recipients: vec![Recipient {
-                address: "nobody@example.jp".into(),
-                local_user: None,
-                notify: Notify::default(),
-                orcpt: Some("nobody@example.jp".into()),
-            }],
-            client_name: "c".into(),
-            client_addr: "192.0.2.1".parse().unwrap(),
-            helo: "c".into(),
-            protocol: "ESMTP".into(),
-            auth_user: None,
-            ret: None,
             envid: Some("ID42".into()),
-            eight_bit: false,
-            smtputf8: false,
             arrival: SystemTime::UNIX_EPOCH,
+            ..Envelope::new(
+                sender,
+                vec![recipient],
+                ("c", "192.0.2.1".parse().unwrap()),
+                "c",
+                "ESMTP",
+            )
         }
     }
 

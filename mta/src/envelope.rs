@@ -149,7 +149,45 @@ fn unclean(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+impl Recipient {
+    /// A recipient without DSN requests.
+    pub fn new(address: &str, local_user: Option<&str>) -> Recipient {
+        Recipient {
+            address: address.to_owned(),
+            local_user: local_user.map(str::to_owned),
+            notify: Notify::default(),
+            orcpt: None,
+        }
+    }
+}
+
 impl Envelope {
+    /// An envelope from `sender` to `recipients`, received from
+    /// `client` (name, address) who said `helo`, by `protocol`, now;
+    /// without DSN requests, 7-bit.
+    pub fn new(
+        sender: &str,
+        recipients: Vec<Recipient>,
+        client: (&str, IpAddr),
+        helo: &str,
+        protocol: &str,
+    ) -> Envelope {
+        Envelope {
+            sender: sender.to_owned(),
+            recipients,
+            client_name: client.0.to_owned(),
+            client_addr: client.1,
+            helo: helo.to_owned(),
+            protocol: protocol.to_owned(),
+            auth_user: None,
+            ret: None,
+            envid: None,
+            eight_bit: false,
+            smtputf8: false,
+            arrival: SystemTime::now(),
+        }
+    }
+
     /// The envelope as the queue file's head: one `key value` line each,
     /// recipients one a line, ended by a line with a single dot.
     pub fn write(&self, out: &mut Vec<u8>) {
@@ -196,18 +234,8 @@ impl Envelope {
             return None;
         }
         let mut envelope = Envelope {
-            sender: String::new(),
-            recipients: Vec::new(),
-            client_name: String::new(),
-            client_addr: IpAddr::from([0, 0, 0, 0]),
-            helo: String::new(),
-            protocol: String::new(),
-            auth_user: None,
-            ret: None,
-            envid: None,
-            eight_bit: false,
-            smtputf8: false,
             arrival: UNIX_EPOCH,
+            ..Envelope::new("", Vec::new(), ("", IpAddr::from([0, 0, 0, 0])), "", "")
         };
         for line in lines {
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
@@ -333,19 +361,12 @@ mod tests {
         #[test]
         fn any_text_round_trips(sender in "\\PC{0,40}", helo in "(?s).{0,60}", address in "\\PC{1,40}",
                                 envid in proptest::option::of("(?s).{1,30}"), user in proptest::option::of("\\PC{1,20}")) {
+            let recipients = vec![Recipient::new(&address, user.as_deref())];
             let e = Envelope {
-                sender,
-                recipients: vec![Recipient { address, local_user: user, notify: Notify::default(), orcpt: None }],
-                client_name: "unknown".into(),
-                client_addr: "2001:db8::1".parse().unwrap(),
-                helo,
-                protocol: "ESMTP".into(),
-                auth_user: None,
-                ret: None,
                 envid,
-                eight_bit: false,
                 smtputf8: true,
                 arrival: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                ..Envelope::new(&sender, recipients, ("unknown", "2001:db8::1".parse().unwrap()), &helo, "ESMTP")
             };
             let mut out = e.write_to_vec();
             out.extend_from_slice(b"body");

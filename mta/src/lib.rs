@@ -31,7 +31,7 @@ pub mod smtp;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use daemon::auth::Authenticator;
 use daemon::limits::ConnectionLimits;
@@ -198,18 +198,14 @@ impl Context {
             })
             .flatten();
         let envelope = Envelope {
-            sender: String::new(),
-            recipients: vec![delivery::report_recipient(&address, local_user)],
-            client_name: "localhost".into(),
-            client_addr: IpAddr::from([127, 0, 0, 1]),
-            helo: self.config.hostname.clone(),
-            protocol: "LOCAL".into(),
-            auth_user: None,
-            ret: None,
-            envid: None,
             eight_bit: true,
-            smtputf8: false,
-            arrival: SystemTime::now(),
+            ..Envelope::new(
+                "",
+                vec![delivery::report_recipient(&address, local_user)],
+                ("localhost", IpAddr::from([127, 0, 0, 1])),
+                &self.config.hostname,
+                "LOCAL",
+            )
         };
         let submission = Submission {
             id: self.queue.new_id(),

@@ -480,27 +480,19 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{Notify, Recipient};
+    use crate::envelope::Recipient;
 
     fn envelope() -> Envelope {
+        let client = ("client.example.org", "192.0.2.1".parse().unwrap());
         Envelope {
-            sender: "a@example.org".into(),
-            recipients: vec![Recipient {
-                address: "b@example.jp".into(),
-                local_user: Some("b".into()),
-                notify: Notify::default(),
-                orcpt: None,
-            }],
-            client_name: "client.example.org".into(),
-            client_addr: "192.0.2.1".parse().unwrap(),
-            helo: "client.example.org".into(),
-            protocol: "ESMTP".into(),
-            auth_user: None,
-            ret: None,
-            envid: None,
-            eight_bit: false,
-            smtputf8: false,
             arrival: UNIX_EPOCH,
+            ..Envelope::new(
+                "a@example.org",
+                vec![Recipient::new("b@example.jp", Some("b"))],
+                client,
+                "client.example.org",
+                "ESMTP",
+            )
         }
     }
 

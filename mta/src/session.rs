@@ -385,15 +385,9 @@ impl Session {
     /// AUTH is offered on the submission ports, under TLS or where the
     /// configuration allows passwords in the clear (loopback by default).
     fn auth_offered(&self) -> bool {
-        use crate::config::PlaintextAuth;
         self.listener == Listener::Submission
             && self.auth_user.is_none()
-            && (self.tls
-                || match self.ctx.config.plaintext_auth {
-                    PlaintextAuth::Always => true,
-                    PlaintextAuth::Never => false,
-                    PlaintextAuth::Loopback => self.client.to_canonical().is_loopback(),
-                })
+            && (self.tls || self.ctx.config.plaintext_auth.allows(self.client))
     }
 
     fn starttls(&mut self) -> Step {

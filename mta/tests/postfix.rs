@@ -46,22 +46,7 @@ impl Postfix {
         let postfix_user = Command::new("id").args(["-u", "postfix"]).output().unwrap();
         let postfix_uid: u32 = String::from_utf8_lossy(&postfix_user.stdout).trim().parse().unwrap();
         std::os::unix::fs::chown(root.join("data"), Some(postfix_uid), None).unwrap();
-        let openssl = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=mx.postfix.test", "-keyout"])
-            .arg(root.join("key.pem"))
-            .arg("-out")
-            .arg(root.join("cert.pem"))
-            .output()
-            .unwrap();
-        assert!(openssl.status.success(), "{openssl:?}");
+        e2e_tests::certificate(root, "mx.postfix.test");
         std::fs::copy("/etc/postfix/master.cf", etc.join("master.cf")).unwrap();
         let r = root.display();
         std::fs::write(

@@ -71,26 +71,14 @@ fn the_smtp_process_is_never_root_after_start_up() {
 
 /// A queue file written as root (the test's), owned by `owner` when given.
 fn plant(queue: &std::path::Path, id: &str, body: &str, owner: Option<u32>) {
-    use mta::envelope::{Envelope, Notify, Recipient};
-    let envelope = Envelope {
-        sender: "carol@example.org".into(),
-        recipients: vec![Recipient {
-            address: "alice@example.jp".into(),
-            local_user: Some("alice".into()),
-            notify: Notify::default(),
-            orcpt: None,
-        }],
-        client_name: "localhost".into(),
-        client_addr: "127.0.0.1".parse().unwrap(),
-        helo: "client.example.org".into(),
-        protocol: "ESMTP".into(),
-        auth_user: None,
-        ret: None,
-        envid: None,
-        eight_bit: false,
-        smtputf8: false,
-        arrival: std::time::SystemTime::now(),
-    };
+    use mta::envelope::{Envelope, Recipient};
+    let envelope = Envelope::new(
+        "carol@example.org",
+        vec![Recipient::new("alice@example.jp", Some("alice"))],
+        ("localhost", "127.0.0.1".parse().unwrap()),
+        "client.example.org",
+        "ESMTP",
+    );
     let message = format!("Subject: {id}\n\n{body}\n");
     mta::queue::Queue::reader(queue)
         .commit(id, &envelope, message.as_bytes())

@@ -5,6 +5,30 @@ pub mod dovecot;
 
 use std::process::{Command, ExitStatus, Stdio};
 
+/// A self-signed certificate for `name` (and 127.0.0.1), valid two days,
+/// with its key: `dir/cert.pem` and `dir/key.pem` (openssl, P-256).
+pub fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let openssl = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name},IP:127.0.0.1"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+    (cert, key)
+}
+
 /// True when the tests run as root (CI does); tests that need another uid
 /// (Dovecot refuses to serve mail as root) require it.
 pub fn is_root() -> bool {

@@ -69,33 +69,7 @@ impl Site {
         let (pop3_listener, pop3_port) = bind();
         let (imaps_listener, imaps_port) = bind();
         let (pop3s_listener, pop3s_port) = bind();
-        let cert = root.join("cert.pem");
-        let key = root.join("key.pem");
-        let openssl = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "2",
-            ])
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-keyout",
-            ])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("openssl is installed");
-        assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+        let (cert, key) = e2e_tests::certificate(root, "localhost");
         let mut imapd_config = ImapdConfig {
             tls_cert: Some(cert.clone()),
             tls_key: Some(key),
