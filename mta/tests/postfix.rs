@@ -67,7 +67,7 @@ impl Postfix {
         )
         .unwrap();
         let postconf = |args: &[&str]| {
-            let status = Command::new("postconf")
+            let status = Command::new("/usr/sbin/postconf")
                 .arg("-c")
                 .arg(&etc)
                 .args(args)
@@ -95,7 +95,7 @@ impl Postfix {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Output {
-        Command::new("postfix")
+        Command::new("/usr/sbin/postfix")
             .arg("-c")
             .arg(self.dir.path().join("etc"))
             .args(args)
@@ -130,7 +130,7 @@ impl Postfix {
     /// Postfix's sendmail: the message into Postfix's queue.
     fn sendmail(&self, from: &str, to: &str, message: &str) {
         use std::io::Write;
-        let mut child = Command::new("sendmail")
+        let mut child = Command::new("/usr/sbin/sendmail")
             .arg("-C")
             .arg(self.dir.path().join("etc"))
             .args(["-f", from, "--", to])
@@ -245,7 +245,7 @@ fn smtp_source_load_is_all_delivered() {
     let site = Site::start("");
     let sessions = "10";
     let messages = 200;
-    let out = Command::new("smtp-source")
+    let out = Command::new("/usr/sbin/smtp-source")
         .args(["-s", sessions, "-m", &messages.to_string(), "-l", "5120"])
         .args(["-f", "loader@example.org", "-t", "alice@example.jp"])
         .arg(format!("127.0.0.1:{}", site.port))
