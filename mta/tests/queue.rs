@@ -189,3 +189,30 @@ fn a_permanent_failure_is_reported_to_the_sender_once() {
     assert_eq!(site.messages("alice", "INBOX").len(), 1, "no second report");
     drop(hop);
 }
+
+#[test]
+fn a_message_too_long_in_the_queue_is_returned_once() {
+    // the next hop stays down; after maximal_queue_lifetime the sender is
+    // told (4.4.7) and the message leaves the queue
+    let gate = Gate::closed();
+    let site = Site::start(&format!(
+        "relayhost = \"[127.0.0.1]:{}\"\nmaximal_queue_lifetime = 2\n",
+        gate.port
+    ));
+    let id = site.submit("alice@example.jp", "bob@remote.example", "patience");
+    let done = site.wait_for_log(&format!("event=\"done\" queue_id={id}"));
+    assert!(done.contains("<bob@remote.example>:bounced:4.4.7"), "{done}");
+    assert!(gate.connections() >= 2, "it was retried before it expired");
+    let reports = site.wait_for_messages("alice", 1);
+    let report = String::from_utf8_lossy(&reports[0]);
+    assert!(report.contains("Status: 4.4.7"), "{report}");
+    assert!(
+        report.contains("message expired after 2 seconds in the queue"),
+        "{report}"
+    );
+    assert_eq!(
+        site.queue_tool(&["list"]),
+        (Some(0), String::new()),
+        "gone from the queue"
+    );
+}

@@ -356,11 +356,12 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
         if r.status == Status::Deferred {
             if expired {
                 r.status = Status::Bounced;
-                r.reply = format!(
-                    "message expired after {} days in the queue: {}",
-                    ctx.config.maximal_queue_lifetime.0.as_secs() / 86400,
-                    r.reply
-                );
+                let lifetime = ctx.config.maximal_queue_lifetime.0.as_secs();
+                let lifetime = match lifetime % 86400 {
+                    0 => format!("{} days", lifetime / 86400),
+                    _ => format!("{lifetime} seconds"),
+                };
+                r.reply = format!("message expired after {lifetime} in the queue: {}", r.reply);
                 r.dsn = "4.4.7".to_owned(); // delivery time expired
             } else {
                 let wait = backoff(ctx.config.minimal_backoff.0, ctx.config.maximal_backoff.0, r.attempts);
