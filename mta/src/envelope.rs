@@ -101,7 +101,10 @@ pub struct Envelope {
     pub envid: Option<String>,
     pub eight_bit: bool,
     pub smtputf8: bool,
+    /// When it was queued.
     pub arrival: SystemTime,
+    /// How long it took to arrive, from MAIL to the end of its data.
+    pub receiving: Duration,
 }
 
 /// A field as one word of its line: `%`, space and control characters
@@ -185,6 +188,7 @@ impl Envelope {
             eight_bit: false,
             smtputf8: false,
             arrival: SystemTime::now(),
+            receiving: Duration::ZERO,
         }
     }
 
@@ -193,9 +197,10 @@ impl Envelope {
     pub fn write(&self, out: &mut Vec<u8>) {
         let arrival = self.arrival.duration_since(UNIX_EPOCH).unwrap_or_default();
         let mut text = format!(
-            "mailkit-queue 1\narrival {}.{:06}\nclient {} {}\nhelo {}\nprotocol {}\nauth {}\nsender {}\nret {}\nenvid {}\nbody {}\nsmtputf8 {}\n",
+            "mailkit-queue 1\narrival {}.{:06}\nreceiving {}\nclient {} {}\nhelo {}\nprotocol {}\nauth {}\nsender {}\nret {}\nenvid {}\nbody {}\nsmtputf8 {}\n",
             arrival.as_secs(),
             arrival.subsec_micros(),
+            self.receiving.as_micros(),
             clean(&self.client_name),
             self.client_addr,
             clean(&self.helo),
@@ -246,6 +251,7 @@ impl Envelope {
                         + Duration::from_secs(s.parse().ok()?)
                         + Duration::from_micros(us.parse().unwrap_or(0));
                 }
+                "receiving" => envelope.receiving = Duration::from_micros(value.parse().unwrap_or(0)),
                 "client" => {
                     let (name, addr) = value.split_once(' ')?;
                     envelope.client_name = unclean(name);
@@ -328,6 +334,7 @@ mod tests {
             eight_bit: true,
             smtputf8: false,
             arrival: UNIX_EPOCH + Duration::from_micros(1_795_827_723_123_456),
+            receiving: Duration::from_micros(1_500),
         };
         let mut out = e.write_to_vec();
         out.extend_from_slice(b"Subject: x\n\nbody\n");

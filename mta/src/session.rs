@@ -95,6 +95,8 @@ struct Transaction {
     too_big: bool,
     headers: Vec<String>,
     hold: bool,
+    /// When MAIL came: the time the message took to arrive is logged.
+    started: std::time::Instant,
 }
 
 /// What [`Session::decided`] is to continue with.
@@ -570,6 +572,7 @@ impl Session {
             too_big: false,
             headers: Vec::new(),
             hold: false,
+            started: std::time::Instant::now(),
         };
         if self.ctx.chain.is_empty() {
             return self.mail_accepted(transaction);
@@ -887,6 +890,7 @@ impl Session {
             eight_bit: t.eight_bit,
             smtputf8: t.smtputf8,
             arrival: now,
+            receiving: t.started.elapsed(),
         };
         Step::Commit(Box::new(Submission {
             id: t.id,

@@ -77,6 +77,17 @@ fn a_message_for_a_local_user_reaches_their_mailbox() {
     ] {
         assert!(line.contains(want), "{want} in {line}");
     }
+    // delay=TOTAL delays=RECEIVING/QUEUED/DELIVERING, in seconds, adding up
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+            .to_owned()
+    };
+    let total: f64 = field("delay=").parse().unwrap();
+    let parts: Vec<f64> = field("delays=").split('/').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 3, "{line}");
+    assert!((parts.iter().sum::<f64>() - total).abs() <= 0.02, "{line}");
     assert!(
         site.queue_tool(&["list"]).1.is_empty(),
         "the queue is empty once delivered"

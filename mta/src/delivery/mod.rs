@@ -341,6 +341,7 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
             r.status == Status::Pending || (r.status == Status::Deferred && r.next_attempt <= now)
         })
         .collect();
+    let attempt_started = SystemTime::now();
     let outcomes = deliver_all(ctx, id, &envelope, &message, &due).await;
     let expired = SystemTime::now()
         .duration_since(envelope.arrival)
@@ -393,7 +394,7 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
         }
         return Some(next_due(&state));
     }
-    finish(ctx, id, &envelope, &message, &state).await;
+    finish(ctx, id, &envelope, &message, &state, attempt_started).await;
     None
 }
 
@@ -460,7 +461,15 @@ async fn deliver_remote(
 }
 
 /// The end of a message's stay: its reports, its log line, its removal.
-async fn finish(ctx: &Arc<Context>, id: &str, envelope: &Envelope, message: &[u8], state: &State) {
+/// (`last_attempt`: when the attempt that finished it began.)
+async fn finish(
+    ctx: &Arc<Context>,
+    id: &str,
+    envelope: &Envelope,
+    message: &[u8],
+    state: &State,
+    last_attempt: SystemTime,
+) {
     let failed: Vec<(usize, &RecipientState)> = state
         .recipients
         .iter()
@@ -489,7 +498,12 @@ async fn finish(ctx: &Arc<Context>, id: &str, envelope: &Envelope, message: &[u8
         .zip(&state.recipients)
         .map(|(r, s)| format!("<{}>:{}:{}:{}", r.address, s.status.name(), s.dsn, s.relay))
         .collect();
-    let delay = SystemTime::now().duration_since(envelope.arrival).unwrap_or_default();
+    // as Postfix's delay and delays=a/b/c: in all, then receiving, in
+    // the queue until the last attempt, and that attempt
+    let seconds = |d: Duration| format!("{:.2}", d.as_secs_f64());
+    let now = SystemTime::now();
+    let queued = last_attempt.duration_since(envelope.arrival).unwrap_or_default();
+    let attempt = now.duration_since(last_attempt).unwrap_or_default();
     tracing::info!(
         event = "done",
         queue_id = %id,
@@ -499,7 +513,8 @@ async fn finish(ctx: &Arc<Context>, id: &str, envelope: &Envelope, message: &[u8
         size = message.len(),
         nrcpt = envelope.recipients.len(),
         to = %stories.join(","),
-        delay = %format!("{:.2}", delay.as_secs_f64()),
+        delay = %seconds(envelope.receiving + queued + attempt),
+        delays = %format!("{}/{}/{}", seconds(envelope.receiving), seconds(queued), seconds(attempt)),
         "{}",
         state.recipients.iter().map(|r| r.reply.as_str()).collect::<Vec<_>>().join(" | ")
     );
