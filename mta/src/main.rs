@@ -221,6 +221,14 @@ async fn serve(
     {
         tracing::warn!("{} sessions still open: closing them", ctx.limits.active());
     }
+    // deliveries under way are finished (one cut off would be made again
+    // after the restart); nothing new is started
+    if tokio::time::timeout(daemon::shutdown::GRACE, ctx.manager.stop())
+        .await
+        .is_err()
+    {
+        tracing::warn!("deliveries still under way: they are tried again at the next start");
+    }
     0
 }
 

@@ -1,7 +1,8 @@
 //! SIGTERM (systemd's stop, Postfix's `postfix stop`): idle sessions are
 //! told `421 4.3.2` and closed, a message being received is finished and
-//! queued first, mtad exits 0 without waiting out its clients, and what
-//! was queued is delivered after the restart.
+//! queued first, a delivery under way is finished and recorded (not made
+//! again after the restart), mtad exits 0 without waiting out its
+//! clients, and what was queued is delivered after the restart.
 
 mod common;
 
@@ -62,4 +63,27 @@ fn sigterm_finishes_the_message_in_flight_then_closes() {
     hop.wait_for_messages("bob", 1);
     site.wait_for_log(&format!("event=\"done\" queue_id={waiting}"));
     assert_eq!(site.messages("alice", "INBOX").len(), 1);
+}
+
+#[test]
+fn sigterm_waits_for_a_delivery_under_way() {
+    let mut site = Site::start("");
+    // alice's mailbox is locked by someone else: her delivery waits
+    let lock = site.home("alice").join("mail/inbox.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    let id = site.submit("carol@example.org", "alice@example.jp", "under way");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(site.pid() as libc::pid_t, libc::SIGTERM) };
+    site.wait_for_log("SIGTERM: shutting down");
+    // the lock goes: the delivery ends, is recorded, and mtad exits
+    std::fs::remove_file(&lock).unwrap();
+    let status = site.terminate();
+    assert!(status.success(), "{status:?}");
+    let done = site.wait_for_log(&format!("event=\"done\" queue_id={id}"));
+    assert!(done.contains("<alice@example.jp>:sent:2.0.0:local"), "{done}");
+    // after a restart nothing is delivered twice
+    site.spawn();
+    assert_eq!(site.messages("alice", "INBOX").len(), 1);
+    assert_eq!(site.queue_tool(&["list"]), (Some(0), String::new()));
 }

@@ -82,6 +82,9 @@ pub enum Command {
     Release(QueueId, oneshot::Sender<bool>),
     Delete(QueueId, oneshot::Sender<bool>),
     List(oneshot::Sender<Vec<Listed>>),
+    /// Start no more attempts; answer once the running ones have ended
+    /// (mtad is stopping: a delivery cut off would be made again).
+    Stop(oneshot::Sender<()>),
 }
 
 /// The handle sessions and tools reach the manager through.
@@ -118,6 +121,10 @@ impl Manager {
     }
     pub async fn delete(&self, id: QueueId) -> bool {
         self.ask(|tx| Command::Delete(id, tx)).await.unwrap_or(false)
+    }
+    /// Returns when the manager has stopped (see [`Command::Stop`]).
+    pub async fn stop(&self) {
+        self.ask(Command::Stop).await;
     }
 }
 
@@ -156,9 +163,18 @@ pub async fn run(ctx: Arc<Context>, mut commands: mpsc::UnboundedReceiver<Comman
             None => {}
         }
     }
+    let mut stopping: Option<oneshot::Sender<()>> = None;
     loop {
+        if stopping.is_some() && running.is_empty() {
+            if let Some(reply) = stopping.take() {
+                let _ = reply.send(());
+            }
+            return;
+        }
         let now = unix_now();
-        while let Some(Reverse((when, _))) = due.peek() {
+        while let Some(Reverse((when, _))) = due.peek()
+            && stopping.is_none()
+        {
             if *when > now {
                 break;
             }
@@ -174,9 +190,10 @@ pub async fn run(ctx: Arc<Context>, mut commands: mpsc::UnboundedReceiver<Comman
                 let _ = done.send((id, next));
             });
         }
-        let sleep = due.peek().map_or(Duration::from_secs(3600), |Reverse((when, _))| {
-            Duration::from_secs(when.saturating_sub(now))
-        });
+        let sleep = match due.peek() {
+            Some(Reverse((when, _))) if stopping.is_none() => Duration::from_secs(when.saturating_sub(now)),
+            _ => Duration::from_secs(3600),
+        };
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { return };
@@ -220,6 +237,7 @@ pub async fn run(ctx: Arc<Context>, mut commands: mpsc::UnboundedReceiver<Comman
                     Command::List(reply) => {
                         let _ = reply.send(list(&ctx, &held).await);
                     }
+                    Command::Stop(reply) => stopping = Some(reply),
                 }
             }
             Some((id, next)) = done_rx.recv() => {
