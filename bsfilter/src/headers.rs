@@ -96,9 +96,15 @@ fn field_name(line: &[u8]) -> Option<&[u8]> {
 
 /// Offset of the empty line ending the header (or of the first line that
 /// cannot be part of a header); the message length if there is neither.
+/// An mbox `From ` line first (procmail hands one to every filter) is part
+/// of the header block: fields are added after it, and it stays first.
 pub fn header_end(message: &[u8]) -> usize {
     let mut offset = 0;
     for line in message.split_inclusive(|&b| b == b'\n') {
+        if offset == 0 && line.starts_with(b"From ") {
+            offset += line.len();
+            continue;
+        }
         let is_field = field_name(line).is_some();
         let continuation = offset > 0 && matches!(line.first(), Some(b' ' | b'\t'));
         if !(is_field || continuation) {
@@ -119,6 +125,27 @@ fn uses_crlf(message: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_mbox_from_line_stays_first() {
+        let message = b"From a@b Mon Jan  1 00:00:00 2024\nSubject: hi\n\nbody\n";
+        assert_eq!(
+            set_fields(message, &[], &[("X-Spam-Flag", "Yes")]),
+            b"From a@b Mon Jan  1 00:00:00 2024\nSubject: hi\nX-Spam-Flag: Yes\n\nbody\n"
+        );
+        assert_eq!(
+            prefix_subject(message, "[SPAM] "),
+            b"From a@b Mon Jan  1 00:00:00 2024\nSubject: [SPAM] hi\n\nbody\n"
+        );
+        // no Subject: one is added after the From line
+        let bare = b"From a@b Mon Jan  1 00:00:00 2024\nTo: x\n\nbody\n";
+        assert_eq!(
+            prefix_subject(bare, "[SPAM] "),
+            b"From a@b Mon Jan  1 00:00:00 2024\nTo: x\nSubject: [SPAM]\n\nbody\n"
+        );
+        // a From line only first; later it is the body's
+        assert_eq!(header_end(b"Subject: x\nFrom nobody\n"), 11);
+    }
 
     #[test]
     fn replaces_forged_fields() {

@@ -70,11 +70,12 @@ pub fn all_as_recipient(
         .iter()
         .zip(&read)
         .filter_map(|((sender, _), message)| {
+            let (message, from_line_sender) = without_from_line(message.as_ref().ok()?);
             Some(Request {
                 user: &user,
-                sender,
+                sender: if sender.is_empty() { from_line_sender } else { sender },
                 folder,
-                message: message.as_ref().ok()?,
+                message,
                 spool: spool.as_ref(),
             })
         })
@@ -91,6 +92,21 @@ pub fn all_as_recipient(
         })
         .collect();
     Ok((user, results))
+}
+
+/// The message without the mbox `From ` line it may start with, and that
+/// line's sender (empty without one). procmail and Postfix's local, run
+/// from a `.forward`, hand a command the message after such a line; lda
+/// writes its own, and kept the other inside as `>From …` (the header
+/// then began with a line no reader takes for a field).
+fn without_from_line(message: &[u8]) -> (&[u8], &str) {
+    let end = message.iter().position(|&b| b == b'\n').map_or(message.len(), |i| i + 1);
+    let line = &message[..end];
+    if !mbox::is_from_line(line) {
+        return (message, "");
+    }
+    let sender = mbox::envelope_sender(line).filter(|s| *s != "MAILER-DAEMON").unwrap_or("");
+    (&message[end..], sender)
 }
 
 /// What to deliver, to whom.

@@ -291,6 +291,27 @@ fn discard_and_auto_train() {
 }
 
 #[test]
+fn a_leading_mbox_from_line_is_the_envelope_not_the_message() {
+    // what procmail, or Postfix's local running `|lda` from a .forward,
+    // hands a command
+    let site = Site::new("[filter]\nenabled = false\n");
+    let message = b"From carol@example.org  Tue Dec  1 10:00:00 2026\nSubject: forwarded\n\nFrom the body\n";
+    let o = site.lda(&["-d", "alice"], message);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = site.lda(&["-d", "alice", "-f", "dave@example.org"], message);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let data = std::fs::read(site.mbox("INBOX")).unwrap();
+    let stored = mbox::split(&data);
+    assert_eq!(stored.len(), 2);
+    // its sender when none was given; -f wins otherwise
+    assert_eq!(stored[0].envelope_sender(), Some("carol@example.org"));
+    assert_eq!(stored[1].envelope_sender(), Some("dave@example.org"));
+    for m in &stored {
+        assert_eq!(m.message(), b"Subject: forwarded\n\nFrom the body\n");
+    }
+}
+
+#[test]
 fn awkward_messages_round_trip_exactly() {
     let site = Site::new("[filter]\nenabled = false\n");
     let mut big = b"Subject: big\n\n".to_vec();
