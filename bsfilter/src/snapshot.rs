@@ -271,8 +271,11 @@ impl Builder {
 /// exclusively: whatever is found under it — a file left by a crashed
 /// process whose pid came round again, or a link planted to make a
 /// deliverer write elsewhere — is removed, never written through.
+/// It gets the database's permissions: a private database's snapshot is
+/// private too.
 pub fn install(db: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let path = path_for(db);
+    let mode = std::fs::metadata(db).map_or(0o600, |m| m.mode() & 0o666);
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
@@ -280,7 +283,7 @@ pub fn install(db: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .open(&temporary)
     };
     let written = (|| {

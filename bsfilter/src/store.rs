@@ -102,8 +102,16 @@ impl Drop for Store {
 
 impl Store {
     /// Opens the store at `path` for reading and writing, creating it (and
-    /// its schema) when missing.
+    /// its schema) when missing: private (0600) in a private directory (a
+    /// user's tokens are words of their mail; the original bsfilter's
+    /// files are 0600 too), readable by those the directory lets read
+    /// (a site-wide database in a directory the administrator opened).
+    /// SQLite gives the WAL and shared-memory files the database's mode.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
+        create_private(path).map_err(|e| Error::Database {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         let create = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let mut store = Store::open_for_writing(path, busy_timeout, create)?;
         store.create_schema()?;
@@ -429,6 +437,27 @@ fn class_code(class: Class) -> i64 {
 
 fn class_of_code(code: i64) -> Class {
     if code == 1 { Class::Spam } else { Class::Clean }
+}
+
+/// Creates an empty `path` when there is none, mode 0600 plus the read
+/// and group-write bits its directory grants (never write for others).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mode = 0o600 | (std::fs::metadata(dir)?.mode() & 0o064);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(mode)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(drop),
+    }
 }
 
 /// Whether this process (its effective ids) may write `path`.

@@ -416,6 +416,45 @@ fn system_db_is_layered_under_the_user_db() {
 }
 
 #[test]
+fn a_new_database_is_private_unless_its_directory_is_shared() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // a new home (made 0700): every file of the database 0600, whatever
+    // the umask, as the original bsfilter's
+    let home = Home::trained(5);
+    let s = home.file("s", &spam(77));
+    assert_eq!(home.run(&[s.to_str().unwrap()], None).status.code(), Some(0));
+    let dir = home.path().join("home");
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert_eq!(entry.metadata().unwrap().mode() & 0o777, 0o600, "{name}");
+        seen.push(name);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "bsfilter.sqlite3",
+            "bsfilter.sqlite3-shm",
+            "bsfilter.sqlite3-snapshot",
+            "bsfilter.sqlite3-wal"
+        ]
+    );
+    // a site-wide database in a directory the administrator opened to
+    // readers: readable, not writable, by the others
+    let site = Home::new();
+    let shared = site.path().join("home");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    site.learn("--add-spam", "s", (0..3).map(spam));
+    let mode = std::fs::metadata(shared.join("bsfilter.sqlite3")).unwrap().mode() & 0o777;
+    assert_eq!(mode & 0o644, 0o644, "{mode:o}");
+    assert_eq!(mode & 0o022, 0, "{mode:o}");
+}
+
+#[test]
 fn no_progress_output_when_not_a_terminal() {
     let home = Home::new();
     let files: Vec<String> = (0..300)

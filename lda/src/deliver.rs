@@ -100,12 +100,17 @@ pub fn all_as_recipient(
 /// writes its own, and kept the other inside as `>From …` (the header
 /// then began with a line no reader takes for a field).
 fn without_from_line(message: &[u8]) -> (&[u8], &str) {
-    let end = message.iter().position(|&b| b == b'\n').map_or(message.len(), |i| i + 1);
+    let end = message
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(message.len(), |i| i + 1);
     let line = &message[..end];
     if !mbox::is_from_line(line) {
         return (message, "");
     }
-    let sender = mbox::envelope_sender(line).filter(|s| *s != "MAILER-DAEMON").unwrap_or("");
+    let sender = mbox::envelope_sender(line)
+        .filter(|s| *s != "MAILER-DAEMON")
+        .unwrap_or("");
     (&message[end..], sender)
 }
 
