@@ -25,14 +25,39 @@ use bsfilter::{export, headers, mbox};
 /// transaction per chunk keeps other processes' waits short.
 const CHUNK: usize = 256;
 
-/// Original options this bsfilter refuses, with the reason.
+/// Original options this bsfilter refuses, with the reason (an option
+/// named, or one beginning with the name and `-`). On the command line
+/// they are refused; in a configuration file, where the original too
+/// ignores them unless their mode runs, they are skipped with a warning.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("imap", "use imapd, which trains from the folders users move mail into"),
     ("pop", "filter at delivery with lda instead of a POP proxy"),
+    ("ssl", "it is for the IMAP and POP modes, which this bsfilter has not"),
+    ("pid-file", "it is for the POP proxy, which this bsfilter has not"),
     ("tasktray", "there is no tray icon"),
     ("show-new-token", "use --show-tokens"),
     ("ignore-after-last-atag", "HTML text is taken whole"),
 ];
+
+/// Why the original option `name` is refused, if it is.
+fn unsupported(name: &str) -> Option<&'static str> {
+    UNSUPPORTED
+        .iter()
+        .find(|(n, _)| name == *n || name.strip_prefix(n).is_some_and(|rest| rest.starts_with('-')))
+        .map(|(_, why)| *why)
+}
+
+/// The original's Japanese tokenizers we have not, and the nearest we
+/// have: `block` (runs of one script) splits less finely than bigrams,
+/// but bigrams are what it approximates; `mecab` is morphological, as
+/// lindera (with the same IPADIC) is.
+const TOKENIZER_STAND_INS: &[(&str, &str)] = &[("block", "bigram"), ("mecab", "lindera")];
+
+/// The revision line the original prints for `--revision` and inserts
+/// for `--insert-revision`.
+fn revision() -> String {
+    format!("bsfilter release {} (rust)", env!("CARGO_PKG_VERSION"))
+}
 
 fn command() -> Command {
     let flag = |name: &'static str, help: &'static str| Arg::new(name).long(name).action(ArgAction::SetTrue).help(help);
@@ -41,6 +66,7 @@ fn command() -> Command {
             .long(name)
             .value_name(placeholder)
             .action(ArgAction::Set)
+            .allow_negative_numbers(true)
             .help(help)
     };
     Command::new("bsfilter")
@@ -54,6 +80,10 @@ fn command() -> Command {
              75 (database busy: try again) or 78 (configuration), never 0 or 1.",
         )
         .args_override_self(true)
+        // the original's parser (Ruby's getopts) takes any unambiguous
+        // beginning of an option: --add-sp, --show-db, --insert-prob
+        .infer_long_args(true)
+        .arg(flag("revision", "Print the revision line and quit"))
         .arg(flag("add-clean", "Learn the messages as clean").short('c'))
         .arg(flag("add-spam", "Learn the messages as spam").short('s'))
         .arg(flag("sub-clean", "Unlearn messages learned as clean").short('C'))
@@ -281,10 +311,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
             continue;
         };
         let name = name.split('=').next().unwrap_or(name);
-        if let Some((_, why)) = UNSUPPORTED
-            .iter()
-            .find(|(n, _)| name == *n || name.starts_with(&format!("{n}-")))
-        {
+        if let Some(why) = unsupported(name) {
             return Err(Error::Usage(format!(
                 "--{name} is not supported by this bsfilter: {why}"
             )));
@@ -295,32 +322,42 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
         Err(e) => return clap_error(e),
     };
     let homedir = home_directory(first.get_one::<String>("homedir").map(String::as_str))?;
-    let config_args = match first.get_one::<String>("config-file") {
-        Some(path) => read_config_file(Path::new(path))?,
-        None => {
-            let default = homedir.join("bsfilter.conf");
-            if default.is_file() {
-                read_config_file(&default)?
-            } else {
-                Vec::new()
-            }
-        }
+    if first.get_flag("revision") {
+        println!("{}", revision());
+        return Ok(Parsed::Exit(0));
+    }
+    let config_path = match first.get_one::<String>("config-file") {
+        Some(path) => Some(PathBuf::from(path)),
+        None => Some(homedir.join("bsfilter.conf")).filter(|p| p.is_file()),
     };
-    let matches = if config_args.is_empty() {
+    let config_lines = match &config_path {
+        Some(path) => read_config_file(path)?,
+        None => Vec::new(),
+    };
+    let args0 = args[0].clone();
+    let matches = if config_lines.is_empty() {
         first
     } else {
         // Configuration first, so the command line overrides it.
         let mut merged = vec![args[0].clone()];
-        merged.extend(config_args.into_iter().map(OsString::from));
+        merged.extend(config_lines.iter().flat_map(|l| l.args.iter().map(OsString::from)));
         merged.extend(args.into_iter().skip(1));
-        match command().try_get_matches_from(merged) {
+        match command().try_get_matches_from(&merged) {
             Ok(m) => m,
-            Err(e) => return clap_error(e),
+            Err(e) => {
+                return match misconfigured(config_path.as_deref(), &config_lines, &merged[0]) {
+                    Some(e) => Err(e),
+                    None => clap_error(e),
+                };
+            }
         }
     };
     // the configuration may name the home directory
     let homedir = home_directory(matches.get_one::<String>("homedir").map(String::as_str))?;
-    let filter = filter_config(&matches, homedir)?;
+    let filter = match filter_config(&matches, homedir) {
+        Ok(f) => f,
+        Err(e) => return Err(misconfigured(config_path.as_deref(), &config_lines, &args0).unwrap_or(e)),
+    };
     let files = matches
         .get_many::<String>("files")
         .map(|v| v.cloned().collect())
@@ -337,6 +374,35 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
         ));
     }
     Ok(Parsed::Run(Box::new(options)))
+}
+
+/// The first line of the configuration file that is wrong on its own,
+/// as an error naming the file and the line (so that a mistake there is
+/// not reported as the command line's).
+fn misconfigured(path: Option<&Path>, lines: &[ConfigLine], program: &OsString) -> Option<Error> {
+    let path = path?;
+    lines.iter().find_map(|line| {
+        let alone = std::iter::once(program.clone()).chain(line.args.iter().map(OsString::from));
+        let message = match command().try_get_matches_from(alone) {
+            Err(e) => {
+                let text = e.to_string();
+                text.lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_owned()
+            }
+            Ok(m) => match filter_config(&m, PathBuf::new()) {
+                Err(Error::Usage(message)) => message,
+                _ => return None,
+            },
+        };
+        Some(Error::Config {
+            path: path.to_owned(),
+            line: line.number,
+            message,
+        })
+    })
 }
 
 fn clap_error(e: clap::Error) -> Result<Parsed> {
@@ -368,28 +434,53 @@ fn home_directory(option: Option<&str>) -> Result<PathBuf> {
     }
 }
 
+/// One line of a configuration file, as options.
+#[derive(Debug, PartialEq, Eq)]
+struct ConfigLine {
+    number: usize,
+    args: Vec<String>,
+}
+
 /// The original's `bsfilter.conf`: one `option value` per line (`#`
 /// comments), each becoming `--option value` in front of the command line.
-fn read_config_file(path: &Path) -> Result<Vec<String>> {
+/// Options of the modes this bsfilter has not (IMAP, POP, …) are skipped
+/// with a warning naming the file and line, as the original ignores
+/// them unless their mode runs; the original's `block` and `mecab`
+/// tokenizers become their nearest stand-ins, said likewise.
+fn read_config_file(path: &Path) -> Result<Vec<ConfigLine>> {
     let text = std::fs::read(path).map_err(|e| Error::Config {
         path: path.to_owned(),
         line: 0,
         message: e.to_string(),
     })?;
-    let mut args = Vec::new();
-    for line in String::from_utf8_lossy(&text).lines() {
+    let mut lines = Vec::new();
+    for (i, line) in String::from_utf8_lossy(&text).lines().enumerate() {
+        let number = i + 1;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let mut parts = line.splitn(2, char::is_whitespace);
-        let option = parts.next().unwrap_or_default();
-        args.push(format!("--{}", option.trim_start_matches('-')));
-        if let Some(value) = parts.next().map(str::trim).filter(|v| !v.is_empty()) {
-            args.push(value.to_owned());
+        let option = parts.next().unwrap_or_default().trim_start_matches('-');
+        let mut value = parts.next().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let at = format!("{}:{number}", path.display());
+        if let Some(why) = unsupported(option) {
+            eprintln!("bsfilter: {at}: `{option}` ignored: {why}");
+            continue;
         }
+        if option == "jtokenizer"
+            && let Some((theirs, ours)) = TOKENIZER_STAND_INS
+                .iter()
+                .find(|(theirs, _)| value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(theirs)))
+        {
+            eprintln!("bsfilter: {at}: jtokenizer {theirs} is not here: using {ours}, the nearest");
+            value = Some((*ours).to_owned());
+        }
+        let mut args = vec![format!("--{option}")];
+        args.extend(value);
+        lines.push(ConfigLine { number, args });
     }
-    Ok(args)
+    Ok(lines)
 }
 
 fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
@@ -400,11 +491,13 @@ fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
             Method::parse(method).ok_or_else(|| Error::Usage(format!("--method {method}: expected g, r or rf")))?;
     }
     config.spam_cutoff = match get("spam-cutoff") {
+        // any number, as the original: below 0 everything is spam, from
+        // 1 up nothing is (a probability is never above 1)
         Some(v) => parse_number::<f64>("spam-cutoff", v).and_then(|c| {
-            if (0.0..=1.0).contains(&c) {
+            if c.is_finite() {
                 Ok(c)
             } else {
-                Err(Error::Usage(format!("--spam-cutoff {v}: expected 0 to 1")))
+                Err(Error::Usage(format!("--spam-cutoff {v}: expected a number")))
             }
         })?,
         None => config.method.default_cutoff(),
@@ -448,7 +541,15 @@ fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
     if let Some(j) = get("jtokenizer")
         && JapaneseTokenizer::parse(j).is_none()
     {
-        return Err(Error::Usage(format!("--jtokenizer {j}: expected bigram or lindera")));
+        let nearest = TOKENIZER_STAND_INS
+            .iter()
+            .find(|(theirs, _)| j.eq_ignore_ascii_case(theirs))
+            .map_or(String::new(), |(theirs, ours)| {
+                format!(" (for the original's {theirs}, {ours} is the nearest)")
+            });
+        return Err(Error::Usage(format!(
+            "--jtokenizer {j}: expected bigram or lindera{nearest}"
+        )));
     }
     Ok(config)
 }
@@ -901,7 +1002,7 @@ fn write_message(
     let prefix = options.header_prefix();
     let mut message = std::borrow::Cow::Borrowed(&item.content[..]);
     if options.flag("insert-revision") {
-        let value = format!("bsfilter release {} (rust)", env!("CARGO_PKG_VERSION"));
+        let value = revision();
         message = headers::set_field(&message, &format!("X-{prefix}-Revision"), &value).into();
     }
     if options.flag("insert-flag") {
@@ -1080,10 +1181,23 @@ mod tests {
     fn config_file_lines_become_options() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bsfilter.conf");
-        std::fs::write(&path, "# comment\n\nmethod r\n  spam-cutoff   0.7  \ninsert-flag\n").unwrap();
+        std::fs::write(
+            &path,
+            "# comment\n\nmethod r\n  spam-cutoff   0.7  \ninsert-flag\nimap-server mail.example.jp\njtokenizer mecab\n",
+        )
+        .unwrap();
+        let line = |number: usize, args: &[&str]| ConfigLine {
+            number,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
         assert_eq!(
             read_config_file(&path).unwrap(),
-            ["--method", "r", "--spam-cutoff", "0.7", "--insert-flag"]
+            [
+                line(3, &["--method", "r"]),
+                line(4, &["--spam-cutoff", "0.7"]),
+                line(5, &["--insert-flag"]),
+                line(7, &["--jtokenizer", "lindera"]),
+            ]
         );
     }
 }

@@ -471,8 +471,13 @@ fn no_progress_output_when_not_a_terminal() {
 #[test]
 fn a_user_without_write_access_reads_the_system_db() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let system = Home::trained(10);
+    // the administrator makes the site's directory readable, then trains
+    let system = Home::new();
     let sys_home = system.path().join("home");
+    std::fs::create_dir(&sys_home).unwrap();
+    std::fs::set_permissions(&sys_home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    system.learn("--add-spam", "s", (0..10).map(spam));
+    system.learn("-c", "h", (0..10).map(ham));
     let msg = system.file("new", &spam(4242));
     let as_root = std::fs::metadata(&msg).unwrap().uid() == 0;
     // the site-wide database is read-only for the user reading it
@@ -591,4 +596,106 @@ fn classifying_writes_the_snapshot_training_drops_it_update_rebuilds_it() {
 #[test]
 fn bsfilter_needs_only_libc() {
     assert_eq!(e2e_tests::needed_libraries(BIN), ["libc.so.6"]);
+}
+
+/// Debian's original bsfilter (installed by .ci/run), run beside ours.
+const ORIGINAL: &str = "/usr/bin/bsfilter";
+
+/// Runs `program` with a home of its own under `home` and `args`.
+fn run_program(program: &str, home: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .arg("--homedir")
+        .arg(home)
+        .args(args)
+        .env_remove("BSFILTERHOME")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (the original: apt-get install bsfilter ruby-qdbm)"))
+}
+
+#[test]
+fn the_originals_spellings_mean_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = dir.path().join("m");
+    std::fs::write(&message, spam(5)).unwrap();
+    let m = message.to_str().unwrap();
+    for program in [BIN, ORIGINAL] {
+        let home = dir.path().join(if program == BIN { "ours" } else { "original" });
+        std::fs::create_dir(&home).unwrap();
+        // --revision: a revision line, exit 0
+        let o = run_program(program, &home, &["--revision"]);
+        assert_eq!(o.status.code(), Some(0), "{program}");
+        assert!(stdout(&o).starts_with("bsfilter release "), "{program}: {}", stdout(&o));
+        // abbreviations Ruby's option parser takes
+        for args in [&["--add-sp", m][..], &["--add-sp", "--upd", m], &["--show-db"]] {
+            let o = run_program(program, &home, args);
+            assert_eq!(o.status.code(), Some(0), "{program} {args:?}: {}", stderr(&o));
+        }
+        // a negative number as a value: everything is spam
+        let o = run_program(program, &home, &["--spam-cutoff", "-1", m]);
+        assert_eq!(o.status.code(), Some(0), "{program}: {}", stderr(&o));
+        // ambiguous: refused by both
+        let o = run_program(program, &home, &["--ins", m]);
+        assert_ne!(o.status.code(), Some(0), "{program}");
+    }
+}
+
+#[test]
+fn an_old_bsfilter_conf_with_imap_and_pop_settings_still_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = dir.path().join("m");
+    std::fs::write(&message, spam(5)).unwrap();
+    let clean = dir.path().join("c");
+    std::fs::write(&clean, ham(5)).unwrap();
+    let conf = "# the original's sample, and what sites add\nimap-server imap.example.jp\nimap-auth loginc\n\
+                imap-user alice\nimap-password secret\npop-server pop.example.jp\nssl\npid-file /tmp/x.pid\n\
+                tasktray\nshow-new-token\nignore-after-last-atag\njtokenizer block\nspam-cutoff 0.9\n";
+    for program in [BIN, ORIGINAL] {
+        let home = dir.path().join(if program == BIN { "ours" } else { "original" });
+        std::fs::create_dir(&home).unwrap();
+        std::fs::write(home.join("bsfilter.conf"), conf).unwrap();
+        for (class, m) in [("--add-spam", &message), ("--add-clean", &clean)] {
+            let o = run_program(program, &home, &[class, "--update", m.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(0), "{program}: {}", stderr(&o));
+        }
+        let o = run_program(program, &home, &[message.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{program}: spam: {}", stderr(&o));
+        if program == BIN {
+            // each skipped line said once, with its file and line
+            let said = stderr(&o);
+            let conf_path = home.join("bsfilter.conf").display().to_string();
+            assert!(
+                said.contains(&format!("{conf_path}:2: `imap-server` ignored")),
+                "{said}"
+            );
+            assert!(said.contains(&format!("{conf_path}:7: `ssl` ignored")), "{said}");
+            assert!(
+                said.contains(&format!("{conf_path}:12: jtokenizer block is not here: using bigram")),
+                "{said}"
+            );
+        }
+    }
+    // on the command line the refusal stays, naming what to use instead
+    let o = run_program(
+        BIN,
+        &dir.path().join("ours"),
+        &["--imap-server", "x", message.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(64));
+    assert!(stderr(&o).contains("use imapd"), "{}", stderr(&o));
+    // a mistake in the file names the file and the line
+    let home = dir.path().join("ours");
+    std::fs::write(home.join("bsfilter.conf"), "method rf\nspam-cutoff many\n").unwrap();
+    let o = run_program(BIN, &home, &[message.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(78));
+    let conf_path = home.join("bsfilter.conf").display().to_string();
+    assert!(
+        stderr(&o).contains(&format!("{conf_path}:2: --spam-cutoff many")),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(home.join("bsfilter.conf"), "metod rf\n").unwrap();
+    let o = run_program(BIN, &home, &[message.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(stderr(&o).contains(&format!("{conf_path}:1: ")), "{}", stderr(&o));
 }
