@@ -4,27 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bsfilter");
+mod common;
 
-/// A spam-like message with a unique marker word.
-fn spam(n: usize) -> String {
-    format!(
-        "From: Deals {n} <promo{n}@cheap-pills.example>\nTo: victim@example.org\nSubject: Cheap pills offer {n}\n\
-         Message-ID: <spam{n}@cheap-pills.example>\n\n\
-         Buy cheap pills now! Limited offer, click http://cheap-pills.example/buy?id={n} \
-         and get viagra discount. Unsubscribe uniquespam{n}.\n"
-    )
-}
-
-/// A clean message with a unique marker word.
-fn ham(n: usize) -> String {
-    format!(
-        "From: Carol {n} <carol@work.example>\nTo: bob@example.org\nSubject: Project meeting {n}\n\
-         Message-ID: <ham{n}@work.example>\n\n\
-         Hi Bob, the project review is moved to Thursday. Please bring the quarterly \
-         report and the budget figures. Regards, Carol. uniqueham{n}\n"
-    )
-}
+use common::{BIN, ORIGINAL, ham, run_program, spam};
 
 struct Home {
     dir: tempfile::TempDir,
@@ -98,12 +80,7 @@ impl Home {
     }
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{stderr, stdout};
 
 #[test]
 fn filtering_exit_status_is_the_verdict() {
@@ -598,21 +575,6 @@ fn bsfilter_needs_only_libc() {
     assert_eq!(e2e_tests::needed_libraries(BIN), ["libc.so.6"]);
 }
 
-/// Debian's original bsfilter (installed by .ci/run), run beside ours.
-const ORIGINAL: &str = "/usr/bin/bsfilter";
-
-/// Runs `program` with a home of its own under `home` and `args`.
-fn run_program(program: &str, home: &Path, args: &[&str]) -> Output {
-    Command::new(program)
-        .arg("--homedir")
-        .arg(home)
-        .args(args)
-        .env_remove("BSFILTERHOME")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (the original: apt-get install bsfilter ruby-qdbm)"))
-}
-
 #[test]
 fn the_originals_spellings_mean_the_same() {
     let dir = tempfile::tempdir().unwrap();
@@ -631,6 +593,13 @@ fn the_originals_spellings_mean_the_same() {
             let o = run_program(program, &home, args);
             assert_eq!(o.status.code(), Some(0), "{program} {args:?}: {}", stderr(&o));
         }
+        let o = run_program(program, &home, &["--pipe", "--insert-prob", m]);
+        assert_eq!(o.status.code(), Some(0), "{program}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains("\nX-Spam-Probability: "),
+            "{program}: {}",
+            stdout(&o)
+        );
         // a negative number as a value: everything is spam
         let o = run_program(program, &home, &["--spam-cutoff", "-1", m]);
         assert_eq!(o.status.code(), Some(0), "{program}: {}", stderr(&o));
@@ -698,4 +667,43 @@ fn an_old_bsfilter_conf_with_imap_and_pop_settings_still_filters() {
     let o = run_program(BIN, &home, &[message.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(78));
     assert!(stderr(&o).contains(&format!("{conf_path}:1: ")), "{}", stderr(&o));
+}
+
+#[test]
+fn every_pipe_mode_keeps_a_from_line_first_as_the_original() {
+    // procmail hands filters the mbox From line; the learning modes pass
+    // the message on too, and each must leave the same bytes as the original
+    let dir = tempfile::tempdir().unwrap();
+    let message = "From a@b Mon Jan  1 00:00:00 2024\nSubject: hi\nX-Spam-Flag: forged\n\nbody\nFrom the body\n";
+    for (i, mode) in [&["-s"][..], &["-c"], &["-a"], &["-s", "-u"], &["-S"], &["-C"]]
+        .iter()
+        .enumerate()
+    {
+        let outputs: Vec<Vec<u8>> = [BIN, ORIGINAL]
+            .iter()
+            .map(|program| {
+                let home = dir.path().join(format!("{i}-{}", program.len()));
+                std::fs::create_dir(&home).unwrap();
+                let mut child = Command::new(program)
+                    .arg("--homedir")
+                    .arg(&home)
+                    .args(*mode)
+                    .args(["--pipe", "--insert-flag", "--mark-spam-subject"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child.stdin.take().unwrap().write_all(message.as_bytes()).unwrap();
+                let o = child.wait_with_output().unwrap();
+                assert_eq!(o.status.code(), Some(0), "{program} {mode:?}");
+                o.stdout
+            })
+            .collect();
+        assert_eq!(
+            String::from_utf8_lossy(&outputs[0]),
+            String::from_utf8_lossy(&outputs[1]),
+            "{mode:?}: ours, then the original"
+        );
+        assert!(outputs[0].starts_with(b"From a@b "), "{mode:?}");
+    }
 }
