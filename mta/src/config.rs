@@ -31,6 +31,20 @@
 //! minimal_backoff = 300               # minimal_backoff_time (seconds)
 //! maximal_backoff = 4000              # maximal_backoff_time
 //! maximal_queue_lifetime = 432000     # maximal_queue_lifetime (5 days)
+//! # the filter chain, in this order, each off when empty (Postfix's names):
+//! check_client_access = ["cidr:/etc/postfix/client.cidr", "hash:/etc/postfix/access"]
+//! check_helo_access = []
+//! check_sender_access = ["hash:/etc/postfix/sender_access"]
+//! check_recipient_access = []
+//! permit_dnswl_client = ["list.dnswl.example=127.0.[0..255].[1..3]"]
+//! reject_rbl_client = ["bl.example.net", "zen.example.org=127.0.0.[2..11]"]
+//! reject_rhsbl_sender = ["dbl.example.org"]
+//! reject_rhsbl_helo = []
+//! rbl_reply = { "bl.example.net" = "$rbl_code Listed at $rbl_domain${rbl_reason?: $rbl_reason}" }
+//! header_checks = ["regexp:/etc/postfix/header_checks"]
+//! mime_header_checks = [...]          # unset: the header_checks tables
+//! nested_header_checks = [...]        # unset: the header_checks tables
+//! body_checks = ["regexp:/etc/postfix/body_checks"]
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -173,6 +187,22 @@ pub struct MtadConfig {
     pub minimal_backoff: Seconds,
     pub maximal_backoff: Seconds,
     pub maximal_queue_lifetime: LongSeconds,
+    // the filter chain (README "The filter chain"), Postfix's names
+    pub check_client_access: Vec<String>,
+    pub check_helo_access: Vec<String>,
+    pub check_sender_access: Vec<String>,
+    pub check_recipient_access: Vec<String>,
+    pub permit_dnswl_client: Vec<crate::policy::dnsbl::List>,
+    pub reject_rbl_client: Vec<crate::policy::dnsbl::List>,
+    pub reject_rhsbl_sender: Vec<crate::policy::dnsbl::List>,
+    pub reject_rhsbl_helo: Vec<crate::policy::dnsbl::List>,
+    /// Reply templates by list zone (Postfix's `rbl_reply_maps`).
+    pub rbl_reply: std::collections::HashMap<String, String>,
+    pub header_checks: Vec<String>,
+    /// Unset: the header_checks tables, as Postfix.
+    pub mime_header_checks: Option<Vec<String>>,
+    pub nested_header_checks: Option<Vec<String>>,
+    pub body_checks: Vec<String>,
 }
 
 /// Seconds without Seconds' one-day bound (queue lifetimes).
@@ -232,6 +262,19 @@ impl Default for MtadConfig {
             minimal_backoff: Seconds(Duration::from_secs(300)),
             maximal_backoff: Seconds(Duration::from_secs(4000)),
             maximal_queue_lifetime: LongSeconds(Duration::from_secs(5 * 86400)),
+            check_client_access: Vec::new(),
+            check_helo_access: Vec::new(),
+            check_sender_access: Vec::new(),
+            check_recipient_access: Vec::new(),
+            permit_dnswl_client: Vec::new(),
+            reject_rbl_client: Vec::new(),
+            reject_rhsbl_sender: Vec::new(),
+            reject_rhsbl_helo: Vec::new(),
+            rbl_reply: Default::default(),
+            header_checks: Vec::new(),
+            mime_header_checks: None,
+            nested_header_checks: None,
+            body_checks: Vec::new(),
         }
     }
 }

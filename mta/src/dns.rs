@@ -65,6 +65,7 @@ fn negative(e: &ResolveError) -> Negative {
     }
 }
 
+#[derive(Clone)]
 pub struct Dns {
     resolver: TokioResolver,
 }
@@ -115,6 +116,29 @@ impl Dns {
             .ok()
             .flatten()
             .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// A DNS list's answer for `name` (`4.3.2.1.zone.`, `domain.zone.`):
+    /// its A records, none when the name is not listed.
+    pub async fn listed(&self, name: &str) -> Result<Vec<std::net::Ipv4Addr>, DnsFailure> {
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.ipv4_lookup(name)).await {
+            Ok(Ok(a)) => Ok(a.iter().map(|r| r.0).collect()),
+            Ok(Err(e)) => match negative(&e) {
+                Negative::NoData | Negative::NxDomain => Ok(Vec::new()),
+                Negative::Failure => Err(DnsFailure(format!("{name}: {e}"))),
+            },
+            Err(_) => Err(DnsFailure(format!("{name}: timed out"))),
+        }
+    }
+
+    /// The TXT text of `name`, its strings joined (a list's reason).
+    pub async fn text(&self, name: &str) -> Option<String> {
+        let txt = tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.txt_lookup(name))
+            .await
+            .ok()?
+            .ok()?;
+        let record = txt.iter().next()?;
+        Some(record.txt_data().iter().map(|d| String::from_utf8_lossy(d)).collect())
     }
 
     /// The addresses of `host` (A and AAAA).

@@ -72,7 +72,6 @@ pub struct Parts {
     pub delivery: lda::config::Config,
     pub queue: Queue,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-    pub chain: policy::Chain,
     pub shutdown: Shutdown,
     pub local: helper::Helper,
 }
@@ -82,6 +81,7 @@ impl Context {
     /// [`delivery::run`]).
     pub fn new(parts: Parts) -> Result<(Arc<Context>, tokio::sync::mpsc::UnboundedReceiver<Command>), String> {
         let dns = dns::Dns::new(parts.config.resolver)?;
+        let chain = policy::Chain::from_config(&parts.config, &dns)?;
         let (manager, commands) = Manager::channel();
         let passwd = parts.delivery.passwd_file.clone().unwrap_or_default();
         let ctx = Context {
@@ -92,7 +92,7 @@ impl Context {
             queue: Arc::new(parts.queue),
             tls: parts.tls,
             tls_client: delivery::remote::tls_connector(),
-            chain: parts.chain,
+            chain,
             shutdown: parts.shutdown,
             dns,
             manager,

@@ -177,7 +177,6 @@ async fn serve(
         delivery,
         queue,
         tls,
-        chain: mta::policy::Chain::default(),
         shutdown,
         local,
     };

@@ -95,6 +95,10 @@ struct Transaction {
     too_big: bool,
     headers: Vec<String>,
     hold: bool,
+    /// A policy said DISCARD: the message is taken and dropped.
+    discard: bool,
+    /// A policy said REDIRECT: the message goes there instead.
+    redirect: Option<String>,
     /// When MAIL came: the time the message took to arrive is logged.
     started: std::time::Instant,
 }
@@ -572,6 +576,8 @@ impl Session {
             too_big: false,
             headers: Vec::new(),
             hold: false,
+            discard: false,
+            redirect: None,
             started: std::time::Instant::now(),
         };
         if self.ctx.chain.is_empty() {
@@ -818,24 +824,44 @@ impl Session {
             Pending::Helo { ehlo, host } => self.helo_accepted(ehlo, host),
             Pending::Mail(t) => self.mail_accepted(*t),
             Pending::Rcpt(r) => {
-                if let Some(t) = &mut self.transaction {
-                    t.hold |= decision.hold;
-                    t.headers.extend(decision.headers);
-                }
+                self.take_effects(&decision);
                 self.rcpt_accepted(r)
             }
             Pending::Data(message) => {
-                if decision.discard {
-                    let id = self.transaction.take().map(|t| t.id).unwrap_or_default();
-                    tracing::info!(event = "discard", queue_id = %id, client = %self.client, "discarded by policy");
-                    self.say(250, [2, 0, 0], format!("Ok: queued as {id}"));
-                    return Step::Continue;
-                }
-                if let Some(t) = &mut self.transaction {
-                    t.hold |= decision.hold;
-                    t.headers.extend(decision.headers);
-                }
-                self.commit(message)
+                self.take_effects(&decision);
+                self.commit(decision.message.unwrap_or(message))
+            }
+        }
+    }
+
+    /// What a decision that let the command through asks of the
+    /// transaction: hold, discard, redirect, header fields to add.
+    fn take_effects(&mut self, decision: &Decision) {
+        if let Some(t) = &mut self.transaction {
+            t.hold |= decision.hold;
+            t.discard |= decision.discard;
+            t.headers.extend(decision.headers.iter().cloned());
+            if decision.redirect.is_some() {
+                t.redirect.clone_from(&decision.redirect);
+            }
+        }
+    }
+
+    /// The recipient a REDIRECT names, resolved as RCPT resolves one; None
+    /// (with an error logged) when it is a local address without a user.
+    fn redirect_recipient(&self, address: &str) -> Option<Recipient> {
+        let local = address
+            .rsplit_once('@')
+            .is_none_or(|(_, d)| self.ctx.config.is_local_domain(d));
+        if !local {
+            return Some(Recipient::new(address, None));
+        }
+        let name = address.split('@').next().unwrap_or(address).to_ascii_lowercase();
+        match lda::users::find_user(&self.ctx.delivery, &name) {
+            Ok(user) => Some(Recipient::new(address, Some(&user.name))),
+            Err(e) => {
+                tracing::error!(redirect = %address, "REDIRECT to a local address without a user ({e}): the recipients are kept");
+                None
             }
         }
     }
@@ -853,9 +879,20 @@ impl Session {
     /// The message with our Received header (and the policy's headers)
     /// in front, for the queue.
     fn commit(&mut self, message: Vec<u8>) -> Step {
-        let Some(t) = self.transaction.take() else {
+        let Some(mut t) = self.transaction.take() else {
             return Step::Continue;
         };
+        if t.discard {
+            tracing::info!(event = "discard", queue_id = %t.id, client = %self.client, from = %t.sender, "discarded by policy");
+            self.say(250, [2, 0, 0], format!("Ok: queued as {}", t.id));
+            return Step::Continue;
+        }
+        if let Some(to) = t.redirect.take()
+            && let Some(recipient) = self.redirect_recipient(&to)
+        {
+            tracing::info!(event = "redirect", queue_id = %t.id, to = %to, "redirected by policy");
+            t.recipients = vec![recipient];
+        }
         let helo = self.helo.clone().unwrap_or_default();
         let now = SystemTime::now();
         let for_clause = match t.recipients.as_slice() {

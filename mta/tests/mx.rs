@@ -8,76 +8,11 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::IpAddr;
 
+use common::dns::DnsServer;
 use common::{Gate, Site};
-use hickory_server::ServerFuture;
-use hickory_server::authority::{Catalog, ZoneType};
-use hickory_server::proto::rr::LowerName;
-use hickory_server::proto::serialize::txt::Parser;
-use hickory_server::store::in_memory::InMemoryAuthority;
 use mta::dns::{Dns, Route};
-
-/// An authoritative DNS server for one zone, until dropped.
-struct DnsServer {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl DnsServer {
-    fn start(zone: &str) -> DnsServer {
-        let (origin, records) = Parser::new(zone.to_owned(), None, None)
-            .parse()
-            .expect("the test's zone parses");
-        let authority = InMemoryAuthority::new(origin.clone(), records, ZoneType::Primary, false).unwrap();
-        let mut catalog = Catalog::new();
-        catalog.upsert(LowerName::new(&origin), vec![Arc::new(authority)]);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        // the TCP port first, then UDP on the same number (a resolver
-        // asks one address over both)
-        let (tcp, udp) = runtime.block_on(async {
-            loop {
-                let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let port = tcp.local_addr().unwrap().port();
-                if let Ok(udp) = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await {
-                    return (tcp, udp);
-                }
-            }
-        });
-        let addr = udp.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let mut server = ServerFuture::new(catalog);
-                server.register_socket(udp);
-                server.register_listener(tcp, std::time::Duration::from_secs(5));
-                let _ = stopped.await;
-                let _ = server.shutdown_gracefully().await;
-            })
-        });
-        DnsServer {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for DnsServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// `two` lists its better MX second, so preference (not the order of
 /// the answer) must decide; its better MX is down.

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tables::{Tables, data, rcpt};
 use common::{Gate, Site};
 
 /// A scratch Postfix: its smtpd on a loopback address of its own (so a
@@ -25,6 +26,11 @@ struct Postfix {
 
 impl Postfix {
     fn start(relayhost: &str) -> Postfix {
+        Postfix::start_with(relayhost, "")
+    }
+
+    /// Started with `extra` main.cf lines after ours (a later line wins).
+    fn start_with(relayhost: &str, extra: &str) -> Postfix {
         assert!(e2e_tests::is_root(), "Postfix's master runs as root (as CI does)");
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -62,7 +68,7 @@ impl Postfix {
                  virtual_uid_maps = static:{nobody}\nvirtual_gid_maps = static:{nobody}\n\
                  smtp_tls_security_level = may\nsmtpd_tls_security_level = may\n\
                  smtpd_tls_cert_file = {r}/cert.pem\nsmtpd_tls_key_file = {r}/key.pem\n\
-                 smtpd_tls_received_header = yes\nsmtpd_tls_session_cache_database =\n"
+                 smtpd_tls_received_header = yes\nsmtpd_tls_session_cache_database =\n{extra}"
             ),
         )
         .unwrap();
@@ -256,5 +262,248 @@ fn smtp_source_load_is_all_delivered() {
     assert_eq!(delivered.len(), messages, "one delivery per message");
     for m in &delivered {
         assert!(m.len() > 5000, "each whole: {} bytes", m.len());
+    }
+}
+
+#[test]
+fn the_same_tables_give_the_same_replies_as_postfix() {
+    let tables = Tables::write();
+    // hash tables built before Postfix starts (its smtpd opens them once)
+    let empty_config = tempfile::tempdir().unwrap();
+    std::fs::write(empty_config.path().join("main.cf"), "").unwrap();
+    for name in ["client_access", "helo_access", "sender_access", "recipient_access"] {
+        let out = Command::new("/usr/sbin/postmap")
+            .arg("-c")
+            .arg(empty_config.path())
+            .arg(format!("hash:{}", tables.path(name).display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "postmap {name}: {out:?}");
+    }
+    let postfix = Postfix::start_with(
+        "",
+        &format!(
+            "mynetworks = 127.0.0.1/32\nvirtual_mailbox_domains = remote.test example.jp\n\
+             virtual_mailbox_maps = inline:{{ alice@example.jp=alice, bob@example.jp=bob }}\n{}",
+            tables.postfix_main_cf()
+        ),
+    );
+    let site = Site::start(&tables.mtad_keys());
+    // (client, HELO, sender, recipient, message): every table and action
+    let cases: &[(&str, &str, &str, &str, Option<&str>)] = &[
+        (
+            "127.0.0.3",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            None,
+        ),
+        (
+            "127.0.0.4",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            None,
+        ),
+        (
+            "127.0.0.5",
+            "client.example.org",
+            "x@spammer.example",
+            "alice@example.jp",
+            Some("Subject: ok\r\n\r\nbody"),
+        ),
+        (
+            "127.0.0.6",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            Some("Subject: discarded\r\n\r\nbody"),
+        ),
+        (
+            "127.0.0.7",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            Some("Subject: held\r\n\r\nbody"),
+        ),
+        (
+            "127.0.0.9",
+            "x.bad.helo.example",
+            "a@example.org",
+            "alice@example.jp",
+            None,
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "x@mail.spammer.example",
+            "alice@example.jp",
+            None,
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "friend@spammer.example",
+            "alice@example.jp",
+            None,
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "info@elsewhere.example",
+            "alice@example.jp",
+            None,
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "<>",
+            "bob@example.jp",
+            Some("Subject: redirected\r\n\r\nbody"),
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            Some("Subject: Make Money Fast\r\n\r\nbody"),
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            Some("Subject: lose fat\r\n\tgain muscle\r\n\r\nbody"),
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            Some("Subject: F\u{ffe5}.R\u{ffe5}.E\u{ffe5}.E\r\n\r\nbody"),
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            Some("Subject: deferred\r\n\r\nbody"),
+        ),
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            Some("Subject: fine\r\n\r\nhello\r\nviagra now\r\n"),
+        ),
+    ];
+    let normalize = |reply: &str| -> String {
+        let reply = reply.replace("<unknown[", "<localhost[");
+        match reply.split_once("queued as ") {
+            Some((head, _)) => format!("{head}queued as ID"),
+            None => reply,
+        }
+    };
+    for (client, helo, from, to, message) in cases {
+        let from = from.trim_matches(['<', '>']);
+        let talk = |server: (&str, u16)| -> String {
+            let (reply, mut c) = rcpt(server, client, helo, from, to);
+            let mut said = normalize(&reply);
+            if let (Some(message), true) = (message, reply.starts_with("250")) {
+                said.push_str(" / ");
+                said.push_str(&normalize(&data(&mut c, message)));
+            }
+            said
+        };
+        let theirs = talk((postfix.address.as_str(), postfix.port));
+        let ours = talk(("127.0.0.1", site.port));
+        assert_eq!(
+            ours,
+            theirs,
+            "{client} {helo} <{from}> <{to}> {message:?}\n{}",
+            postfix.log()
+        );
+    }
+}
+
+#[test]
+fn tables_look_up_as_postmap_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.cf"), "").unwrap();
+    let tables = Tables::write();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let captures = write(
+        "captures",
+        "/^To: (.*)@(.*)$/ WARN to ${2} user $(1) $$5\n/^X-Mailer: (a|ab)(c|bcd)(d*)/ PREPEND X-Seen: $1-$2-$3\n\
+         /^Y: (a)?b/ REPLACE [$1]\nif /^Z/\n!/^Z: keep/ IGNORE\nendif\n/^(x+)(x*)$/ R $1.$2\n",
+    );
+    let cidr = write("cidr", "10.0.0.0/8 inside\n!192.0.2.0/24 outside\n2001:db8::/32 six\n");
+    let hash = tables.path("client_access").display().to_string();
+    let out = Command::new("/usr/sbin/postmap")
+        .arg("-c")
+        .arg(dir.path())
+        .arg(format!("hash:{hash}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            &format!("regexp:{captures}"),
+            &[
+                "To: bob@example.jp",
+                "X-Mailer: abcd",
+                "Y: b",
+                "Y: ab",
+                "Z: drop",
+                "Z: keep",
+                "xxx",
+                "none",
+            ],
+        ),
+        (
+            &format!("regexp:{}", tables.path("header_checks").display()),
+            &[
+                "Subject: Make Money Fast",
+                "Subject: make money fast",
+                "Subject: cheap v|agra",
+                "Subject: F\u{ffe5}.R\u{ffe5}.E\u{ffe5}.E",
+                "Subject: f\u{ffe5}.r\u{ffe5}.e\u{ffe5}.e",
+                "Subject: held over the weekend",
+                "Subject: inkjet",
+            ],
+        ),
+        (
+            &format!("cidr:{cidr}"),
+            &["10.1.2.3", "192.0.2.1", "198.51.100.7", "2001:db8::1"],
+        ),
+        (
+            &format!("hash:{hash}"),
+            &["150.59.112.17", "61.49.138.219", "61.49.138", "127.0.0", "127.0.0.8"],
+        ),
+    ];
+    for (spec, keys) in cases {
+        let ours = mta::policy::table::Table::open(spec).unwrap();
+        for key in *keys {
+            let out = Command::new("/usr/sbin/postmap")
+                .arg("-c")
+                .arg(dir.path())
+                .args(["-q", key, spec])
+                .output()
+                .unwrap();
+            let theirs = out
+                .status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_owned());
+            assert_eq!(
+                ours.lookup(key.as_bytes()),
+                theirs,
+                "{spec} {key:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod dns;
+pub mod tables;
+
 pub const MTAD: &str = env!("CARGO_BIN_EXE_mtad");
 
 /// A port the test holds for a next hop that is down (connections are
@@ -354,8 +357,12 @@ impl Raw {
     }
 
     pub fn connect_from(source: &str, port: u16) -> (Raw, String) {
-        let socket = socket2_connect(source, port);
-        Raw::wrap(socket)
+        Raw::connect_between(source, "127.0.0.1", port)
+    }
+
+    /// Connects from `source` to `server`:`port`, reads the greeting.
+    pub fn connect_between(source: &str, server: &str, port: u16) -> (Raw, String) {
+        Raw::wrap(socket2_connect(source, server, port))
     }
 
     fn wrap(stream: TcpStream) -> (Raw, String) {
@@ -366,7 +373,7 @@ impl Raw {
 
     /// Connects from `source` without reading anything.
     pub fn connect_quiet(source: &str, port: u16) -> Raw {
-        Raw::unread(socket2_connect(source, port))
+        Raw::unread(socket2_connect(source, "127.0.0.1", port))
     }
 
     fn unread(stream: TcpStream) -> Raw {
@@ -415,8 +422,8 @@ impl Raw {
     }
 }
 
-/// A TCP connection to 127.0.0.1:`port` from the address `source`.
-fn socket2_connect(source: &str, port: u16) -> TcpStream {
+/// A TCP connection to `server`:`port` from the address `source`.
+fn socket2_connect(source: &str, server: &str, port: u16) -> TcpStream {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -424,7 +431,8 @@ fn socket2_connect(source: &str, port: u16) -> TcpStream {
     let stream = runtime.block_on(async {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-        socket.connect(([127, 0, 0, 1], port).into()).await.unwrap()
+        let server: std::net::IpAddr = server.parse().unwrap();
+        socket.connect((server, port).into()).await.unwrap()
     });
     let std = stream.into_std().unwrap();
     std.set_nonblocking(false).unwrap();

@@ -1,0 +1,282 @@
+//! The policy chain: stages that look at a connection, its envelope and
+//! its message and say what to do, in order, as Postfix's `smtpd_*_
+//! restrictions` and checks do. The chain's stages (access tables, DNS
+//! blocklists, header and body rules, virus scanning, site-wide Bayes)
+//! are each a [`Stage`]; relay control and unknown local recipients are
+//! not stages but the session's own rules, which run first and cannot be
+//! switched off.
+//!
+//! A stage is asynchronous (a DNS lookup, a virus scanner) and sees what
+//! is known at its point of the session ([`Point`], [`Facts`]). The first
+//! verdict that is not [`Verdict::Continue`] decides; [`Verdict::Accept`]
+//! ends the chain for that point with an accept (an `OK` in an access
+//! table beats a blocklist), headers to add and holds accumulate.
+
+pub mod access;
+pub mod action;
+pub mod content;
+pub mod dnsbl;
+pub mod table;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use crate::smtp::reply::Reply;
+
+/// Where in the session a stage is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    Connect,
+    Helo,
+    Mail,
+    /// For the recipient last added to [`Facts::recipients`].
+    Rcpt,
+    /// The whole message is in [`Facts::message`].
+    Data,
+}
+
+/// What is known when a stage is asked.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub client_addr: Option<IpAddr>,
+    pub client_name: String,
+    pub helo: String,
+    pub sender: Option<String>,
+    pub recipients: Vec<String>,
+    pub auth_user: Option<String>,
+    /// The client may relay (mynetworks or logged in).
+    pub trusted: bool,
+    pub message: Option<std::sync::Arc<Vec<u8>>>,
+}
+
+/// A stage's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No opinion: ask the next stage.
+    Continue,
+    /// Accept at this point without asking further stages.
+    Accept,
+    /// Refuse with this reply (4xx: try later; 5xx: never).
+    Reject(Reply),
+    /// Accept, and drop the message silently (with a log line).
+    Discard,
+    /// Accept, and keep the message on hold in the queue.
+    Hold,
+    /// Add these header fields (each `Name: value`) and go on.
+    AddHeaders(Vec<String>),
+    /// Deliver to this address instead of the recipients, and go on.
+    Redirect(String),
+    /// At DATA: the message as changed (header lines removed or
+    /// replaced); later stages see this one.
+    Rewrite(Vec<u8>),
+    /// Each of these in order, as if given by stages one after another.
+    Several(Vec<Verdict>),
+}
+
+/// What a whole chain decided at one point.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    /// The refusal, if a stage refused; `stage` names it (the log's cause).
+    pub reject: Option<(String, Reply)>,
+    pub discard: bool,
+    pub hold: bool,
+    pub headers: Vec<String>,
+    pub redirect: Option<String>,
+    /// The message as the stages changed it, if they did.
+    pub message: Option<Vec<u8>>,
+}
+
+/// One stage of the chain.
+pub trait Stage: Send + Sync {
+    /// Its name in logs (`access`, `dnsbl`, `header_checks`…).
+    fn name(&self) -> &'static str;
+
+    /// The stage's verdict at `point`.
+    fn check<'a>(&'a self, point: Point, facts: &'a Facts) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;
+}
+
+/// The stages, in order.
+#[derive(Default)]
+pub struct Chain {
+    stages: Vec<Box<dyn Stage>>,
+}
+
+impl Chain {
+    pub fn new(stages: Vec<Box<dyn Stage>>) -> Chain {
+        Chain { stages }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// The chain `config` asks for, in the documented order: the access
+    /// tables (client, HELO, sender, recipient), the DNS lists, then the
+    /// header and body rules. A table that cannot be read or has a
+    /// mistake is an error naming its file and line.
+    pub fn from_config(config: &crate::config::MtadConfig, dns: &crate::dns::Dns) -> Result<Chain, String> {
+        use std::sync::Arc;
+        let open = |key: &str, specs: &[String]| -> Result<Vec<table::Table>, String> {
+            specs
+                .iter()
+                .map(|s| table::Table::open(s).map_err(|e| format!("[mtad] {key}: {e}")))
+                .collect()
+        };
+        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        for (key, subject, specs) in [
+            (
+                "check_client_access",
+                access::Subject::Client,
+                &config.check_client_access,
+            ),
+            ("check_helo_access", access::Subject::Helo, &config.check_helo_access),
+            (
+                "check_sender_access",
+                access::Subject::Sender,
+                &config.check_sender_access,
+            ),
+            (
+                "check_recipient_access",
+                access::Subject::Recipient,
+                &config.check_recipient_access,
+            ),
+        ] {
+            if !specs.is_empty() {
+                stages.push(Box::new(access::Access::new(subject, open(key, specs)?)));
+            }
+        }
+        let mut lists = dnsbl::Dnsbl::new(dns.clone());
+        lists.allow.clone_from(&config.permit_dnswl_client);
+        lists.client.clone_from(&config.reject_rbl_client);
+        lists.sender.clone_from(&config.reject_rhsbl_sender);
+        lists.helo.clone_from(&config.reject_rhsbl_helo);
+        lists.replies = config
+            .rbl_reply
+            .iter()
+            .map(|(z, t)| (z.trim_end_matches('.').to_ascii_lowercase(), t.clone()))
+            .collect();
+        if !lists.is_empty() {
+            stages.push(Box::new(lists));
+        }
+        let shared = |key: &str, specs: &[String]| -> Result<Vec<Arc<table::Table>>, String> {
+            Ok(open(key, specs)?.into_iter().map(Arc::new).collect())
+        };
+        let header = shared("header_checks", &config.header_checks)?;
+        let content = content::ContentChecks {
+            mime_header: match &config.mime_header_checks {
+                Some(specs) => shared("mime_header_checks", specs)?,
+                None => header.clone(),
+            },
+            nested_header: match &config.nested_header_checks {
+                Some(specs) => shared("nested_header_checks", specs)?,
+                None => header.clone(),
+            },
+            body: shared("body_checks", &config.body_checks)?,
+            header,
+        };
+        if !content.is_empty() {
+            stages.push(Box::new(content));
+        }
+        Ok(Chain { stages })
+    }
+
+    /// Asks every stage at `point`, in order, until one decides. The
+    /// envelope stages are not asked for a client that may relay
+    /// (mynetworks or logged in), as Postfix sites list
+    /// `permit_mynetworks, permit_sasl_authenticated` first; the content
+    /// stages ask about every message.
+    pub async fn decide(&self, point: Point, facts: &Facts) -> Decision {
+        let mut decision = Decision::default();
+        if facts.trusted && point != Point::Data {
+            return decision;
+        }
+        let mut rewritten: Option<Facts> = None;
+        for stage in &self.stages {
+            let verdict = stage.check(point, rewritten.as_ref().unwrap_or(facts)).await;
+            if apply(stage.name(), verdict, &mut decision) {
+                break;
+            }
+            if let Some(message) = &decision.message
+                && rewritten.as_ref().and_then(|f| f.message.as_deref()) != Some(message)
+            {
+                let mut changed = facts.clone();
+                changed.message = Some(std::sync::Arc::new(message.clone()));
+                rewritten = Some(changed);
+            }
+        }
+        decision
+    }
+}
+
+/// Adds `verdict` to `decision`; whether it ends the chain.
+fn apply(stage: &str, verdict: Verdict, decision: &mut Decision) -> bool {
+    match verdict {
+        Verdict::Continue => false,
+        Verdict::Accept => true,
+        Verdict::Reject(reply) => {
+            decision.reject = Some((stage.to_owned(), reply));
+            true
+        }
+        Verdict::Discard => {
+            decision.discard = true;
+            true
+        }
+        Verdict::Hold => {
+            decision.hold = true;
+            false
+        }
+        Verdict::AddHeaders(h) => {
+            decision.headers.extend(h);
+            false
+        }
+        Verdict::Redirect(to) => {
+            decision.redirect = Some(to);
+            false
+        }
+        Verdict::Rewrite(message) => {
+            decision.message = Some(message);
+            false
+        }
+        Verdict::Several(verdicts) => verdicts.into_iter().any(|v| apply(stage, v, decision)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static str, Verdict);
+
+    impl Stage for Fixed {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn check<'a>(&'a self, _: Point, _: &'a Facts) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+            Box::pin(async move { self.1.clone() })
+        }
+    }
+
+    #[tokio::test]
+    async fn first_decision_wins_headers_accumulate() {
+        let reject = Reply::new(554, [5, 7, 1], "listed");
+        let chain = Chain::new(vec![
+            Box::new(Fixed("a", Verdict::AddHeaders(vec!["X-A: 1".into()]))),
+            Box::new(Fixed("b", Verdict::Continue)),
+            Box::new(Fixed("dnsbl", Verdict::Reject(reject.clone()))),
+            Box::new(Fixed("never", Verdict::Discard)),
+        ]);
+        let d = chain.decide(Point::Connect, &Facts::default()).await;
+        assert_eq!(d.reject, Some(("dnsbl".into(), reject)));
+        assert_eq!(d.headers, ["X-A: 1"]);
+        assert!(!d.discard);
+        let chain = Chain::new(vec![
+            Box::new(Fixed("access", Verdict::Accept)),
+            Box::new(Fixed("dnsbl", Verdict::Reject(Reply::new(554, [5, 7, 1], "x")))),
+        ]);
+        assert_eq!(
+            chain.decide(Point::Connect, &Facts::default()).await,
+            Decision::default()
+        );
+    }
+}

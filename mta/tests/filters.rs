@@ -1,0 +1,296 @@
+//! The filter chain over real sockets: access tables (the seed site's
+//! entries among ours), DNS lists served by a real DNS server the test
+//! starts, and the seed's Subject rules verbatim, each client connecting
+//! from its own loopback address (127.0.0.1 alone is mynetworks, so the
+//! others are strangers). Replies are Postfix's, word for word.
+
+mod common;
+
+use common::Site;
+use common::dns::DnsServer;
+use common::tables::{Tables, data};
+
+const LISTS: &str = "\
+$ORIGIN test.
+$TTL 60
+@                          IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60
+@                          IN NS  ns.test.
+ns                         IN A   127.0.0.1
+2.0.0.127.bl               IN A   127.0.0.2
+2.0.0.127.bl               IN TXT \"listed for testing\"
+5.0.0.127.bl               IN A   127.0.0.2
+10.0.0.127.bl              IN A   127.0.0.9
+11.0.0.127.any             IN A   127.0.0.4
+spam-sender.example.dbl    IN A   127.0.1.2
+";
+
+/// The site with the test's tables and DNS lists, and the tables.
+fn site(dns: &DnsServer) -> (Site, Tables) {
+    let tables = Tables::write();
+    let site = Site::start(&format!(
+        "resolver = \"{}\"\n{}reject_rbl_client = [\"bl.test=127.0.0.2\", \"any.test\"]\n\
+         reject_rhsbl_sender = [\"dbl.test\"]\n",
+        dns.addr,
+        tables.mtad_keys()
+    ));
+    (site, tables)
+}
+
+#[test]
+fn access_tables_and_dns_lists_as_postfix() {
+    let dns = DnsServer::start(LISTS);
+    let (site, _tables) = site(&dns);
+    let ok = |client: &str, from: &str| {
+        let (reply, _) = rcpt(&site, client, "client.example.org", from, "alice@example.jp");
+        reply
+    };
+    // client tables: cidr first, then the hash table
+    assert_eq!(
+        ok("127.0.0.3", "a@example.org"),
+        "554 5.7.1 <localhost[127.0.0.3]>: Client host rejected: Access denied"
+    );
+    assert_eq!(
+        ok("127.0.0.4", "a@example.org"),
+        "450 4.7.1 <localhost[127.0.0.4]>: Client host rejected: come back later"
+    );
+    // a block list, its TXT in the reply; the answer filter; a list without one
+    assert_eq!(
+        ok("127.0.0.2", "a@example.org"),
+        "554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using bl.test; listed for testing"
+    );
+    assert!(
+        ok("127.0.0.10", "a@example.org").starts_with("250"),
+        "127.0.0.9 is not the answer bl.test lists with"
+    );
+    assert_eq!(
+        ok("127.0.0.11", "a@example.org"),
+        "554 5.7.1 Service unavailable; Client host [127.0.0.11] blocked using any.test"
+    );
+    // OK in an access table beats the list that names the client
+    assert!(ok("127.0.0.5", "a@example.org").starts_with("250"));
+    // the sender's domain on a domain list
+    assert_eq!(
+        ok("127.0.0.9", "x@spam-sender.example"),
+        "554 5.7.1 Service unavailable; Sender address [spam-sender.example] blocked using dbl.test"
+    );
+    // sender table: the full address before the domain, parents, user@
+    assert!(ok("127.0.0.9", "friend@spammer.example").starts_with("250"));
+    assert_eq!(
+        ok("127.0.0.9", "x@mail.spammer.example"),
+        "554 5.7.1 <x@mail.spammer.example>: Sender address rejected: Access denied"
+    );
+    assert_eq!(
+        ok("127.0.0.9", "info@elsewhere.example"),
+        "550 5.7.1 <info@elsewhere.example>: Sender address rejected: no info senders"
+    );
+    // HELO table with parent domains
+    let (reply, _) = rcpt(
+        &site,
+        "127.0.0.9",
+        "x.bad.helo.example",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert_eq!(reply, "554 5.7.1 <x.bad.helo.example>: Helo command rejected: go away");
+    // mynetworks is not asked
+    let (reply, _) = rcpt(
+        &site,
+        "127.0.0.1",
+        "x.bad.helo.example",
+        "x@spammer.example",
+        "alice@example.jp",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+
+    // each refusal logged with its cause
+    let log = site.log();
+    for cause in [
+        "check_client_access",
+        "dnsbl",
+        "check_sender_access",
+        "check_helo_access",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("event=\"reject\"") && l.contains(&format!("cause=\"{cause}\""))),
+            "{cause}:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn actions_that_let_the_message_in() {
+    let dns = DnsServer::start(LISTS);
+    let (site, _tables) = site(&dns);
+    // PREPEND from a network entry; DUNNO stops the search at the address
+    for (client, subject) in [("127.0.0.9", "prepended"), ("127.0.0.8", "dunno")] {
+        let (reply, mut c) = rcpt(&site, client, "client.example.org", "a@example.org", "alice@example.jp");
+        assert!(reply.starts_with("250"), "{reply}");
+        let reply = data(&mut c, &format!("Subject: {subject}\r\nX-Strip: secret\r\n\r\nbody"));
+        assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}");
+    }
+    // REDIRECT: bob's mail goes to alice
+    let (reply, mut c) = rcpt(
+        &site,
+        "127.0.0.9",
+        "client.example.org",
+        "a@example.org",
+        "bob@example.jp",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(data(&mut c, "Subject: redirected\r\n\r\nbody").starts_with("250"));
+    // DISCARD: taken, never delivered (client table, then a body rule)
+    let (reply, mut c) = rcpt(
+        &site,
+        "127.0.0.6",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(data(&mut c, "Subject: discarded\r\n\r\nbody").starts_with("250 2.0.0 Ok: queued as"));
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.9",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert!(data(&mut c, "Subject: body discarded\r\n\r\nhello\r\nviagra now\r\nbye").starts_with("250"));
+    // HOLD: kept in the queue
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.7",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    let held = data(&mut c, "Subject: client held\r\n\r\nbody");
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.9",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    let held_by_rule = data(&mut c, "Subject: held by a rule\r\n\r\nbody");
+
+    let messages = site.wait_for_messages("alice", 3);
+    let texts: Vec<String> = messages
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    let find = |subject: &str| {
+        texts
+            .iter()
+            .find(|t| t.contains(&format!("Subject: {subject}\n")))
+            .unwrap_or_else(|| panic!("no {subject:?} among {texts:#?}"))
+    };
+    assert!(find("prepended").contains("\nX-Net: loopback\n"));
+    assert!(
+        !find("dunno").contains("X-Net:"),
+        "DUNNO: the network entry is not tried"
+    );
+    assert!(!find("prepended").contains("X-Strip"), "IGNORE removed the header");
+    assert!(find("redirected").contains("for <alice@example.jp>"));
+    assert!(site.messages("bob", "INBOX").is_empty());
+    let (_, listed) = site.queue_tool(&["list"]);
+    for reply in [&held, &held_by_rule] {
+        let id = reply.rsplit(' ').next().unwrap();
+        assert!(
+            listed.lines().any(|l| l.starts_with(id) && l.ends_with(" HELD")),
+            "{id} held:\n{listed}"
+        );
+    }
+    assert_eq!(texts.len(), 3, "nothing discarded or held was delivered: {texts:#?}");
+    site.wait_for_log("event=\"discard\"");
+}
+
+#[test]
+fn the_seeds_subject_rules_refuse_at_the_end_of_data() {
+    let dns = DnsServer::start(LISTS);
+    let (site, _tables) = site(&dns);
+    for subject in [
+        "Make Money Fast",
+        "cheap V1agra",
+        "V-I-A-G-R-A",
+        "inkjet cartridges",
+        "improve your sex life",
+        "lose fat gain\r\n\tmuscle",
+    ] {
+        let (_, mut c) = rcpt(
+            &site,
+            "127.0.0.9",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+        );
+        let reply = data(&mut c, &format!("Subject: {subject}\r\n\r\nbody"));
+        assert_eq!(reply, "550 5.7.1 message content rejected", "{subject}");
+        // the connection goes on
+        assert!(c.command("RSET").starts_with("250"));
+    }
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.9",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert_eq!(data(&mut c, "Subject: deferred\r\n\r\nbody"), "451 4.7.0 not today");
+    // the fullwidth rule as written (case-sensitive by its i flag)
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.9",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert_eq!(
+        data(&mut c, "Subject: F￥-R￥-E￥-E\r\n\r\nbody"),
+        "550 5.7.1 message content rejected"
+    );
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.9",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert!(data(&mut c, "Subject: f￥-r￥-e￥-e\r\n\r\nbody").starts_with("250"));
+    let reject = site.wait_for_log("cause=\"content_checks\"");
+    assert!(reject.contains("message content rejected"), "{reject}");
+}
+
+#[test]
+fn a_table_with_a_mistake_stops_the_start_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("header_checks");
+    std::fs::write(&table, "/^Subject: ok/ DUNNO\n/^Subject: (a/ REJECT\n").unwrap();
+    let config = dir.path().join("mailkit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mtad]\nlisten = [\"127.0.0.1:0\"]\nqueue_dir = \"{}\"\nheader_checks = [\"regexp:{}\"]\n",
+            dir.path().join("queue").display(),
+            table.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::MTAD)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains(&format!("header_checks: {}:2: bad pattern", table.display())),
+        "{said}"
+    );
+}
+
+/// From `client` to the site: EHLO `helo`, MAIL, RCPT.
+fn rcpt(site: &Site, client: &str, helo: &str, from: &str, to: &str) -> (String, common::Raw) {
+    common::tables::rcpt(("127.0.0.1", site.port), client, helo, from, to)
+}
