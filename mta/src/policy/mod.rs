@@ -1,16 +1,22 @@
 //! The policy chain: stages that look at a connection, its envelope and
 //! its message and say what to do, in order, as Postfix's `smtpd_*_
-//! restrictions` and checks do. The chain's stages (access tables, DNS
-//! blocklists, header and body rules, virus scanning, site-wide Bayes)
-//! are each a [`Stage`]; relay control and unknown local recipients are
-//! not stages but the session's own rules, which run first and cannot be
-//! switched off.
+//! restrictions` and checks do. Relay control and unknown local
+//! recipients are not stages but the session's own rules, which run first
+//! and cannot be switched off. The stages, in their order:
+//!
+//! - [`access`]: `check_{client,helo,sender,recipient}_access`;
+//! - [`dnsbl`]: DNS allow and block lists;
+//! - [`content`]: header and body rules at the end of DATA;
+//!
+//! with what they share: [`table`] (Postfix's lookup tables, read from
+//! their files and reread when edited) and [`action`] (what a table's
+//! value says to do).
 //!
 //! A stage is asynchronous (a DNS lookup, a virus scanner) and sees what
 //! is known at its point of the session ([`Point`], [`Facts`]). The first
-//! verdict that is not [`Verdict::Continue`] decides; [`Verdict::Accept`]
-//! ends the chain for that point with an accept (an `OK` in an access
-//! table beats a blocklist), headers to add and holds accumulate.
+//! verdict that ends the chain decides ([`Verdict::Accept`] — an `OK` in
+//! an access table beats a blocklist —, a refusal, a discard); holds,
+//! header fields, a redirect and a rewritten message accumulate.
 
 pub mod access;
 pub mod action;
