@@ -8,7 +8,12 @@
 # per message (perf, system-wide, during the run); then N idle sessions
 # (greeting read, EHLO answered) held open, and the memory that costs.
 #
-# Usage: bench/mtad-vs-postfix.sh [MESSAGES] [IDLE] [POSTFIX_IDLE]
+# With CHAIN=1 both servers run the same filter chain from the same files
+# (the seed site's access list and Subject rules, grown to its sizes: 55
+# client entries, 63 header rules, 10 body rules, a sender table), with
+# mynetworks moved off loopback so that smtp-source's mail is checked.
+#
+# Usage: [CHAIN=1] bench/mtad-vs-postfix.sh [MESSAGES] [IDLE] [POSTFIX_IDLE]
 #   MESSAGES per run (default 5000); IDLE sessions held by mtad (default
 #   5000); POSTFIX_IDLE by Postfix (default 1000: a process each, 1.6 MB
 #   of PSS apiece, so 5,000 would take 8 GB)
@@ -26,6 +31,26 @@ W=/tmp/mtad-bench; PF=/tmp/proto/pf; PORT=12625
 export PF
 if ss -ltn | grep -qE ":($PORT|12526) "; then echo "ports $PORT or 12526 are taken: stop what listens there" >&2; exit 1; fi
 rm -rf "$W" "$PF"; mkdir -p "$W"
+CHAIN="${CHAIN:-0}"; LABEL=""
+if [ "$CHAIN" = 1 ]; then
+  LABEL="+chain"; T="$W/tables"; mkdir -p "$T"; chmod 755 "$W" "$T"
+  { echo "150.59.112.17 OK"; echo "61.49.138.219 REJECT"
+    for i in $(seq 1 53); do echo "61.$i.200.$i REJECT"; done; } > "$T/client_access"
+  { cat <<'RULES'
+/^Subject: .*Make Money Fast/ REJECT
+/^Subject:.*V[i|1]agra/ REJECT
+/^Subject:.*V.I.A.G.R.A/ REJECT
+/^Subject:.*F￥.R￥.E￥.E/i REJECT
+/^Subject:.*ink*jet.*cartridges/ REJECT
+/^Subject:.*sex life/ REJECT
+/^Subject:.*fat.*muscle/ REJECT
+RULES
+    for i in $(seq 1 56); do echo "/^Subject:.*special offer $i/ REJECT"; done; } > "$T/header_checks"
+  for i in $(seq 1 10); do echo "/casino bonus $i/ REJECT"; done > "$T/body_checks"
+  printf 'spammer.example REJECT\n' > "$T/sender_access"
+  mkdir -p "$W/pmconf"; : > "$W/pmconf/main.cf"
+  for t in client_access sender_access; do postmap -c "$W/pmconf" "hash:$T/$t"; done
+fi
 ulimit -n "$(ulimit -Hn)"  # the idle sessions: one descriptor each, on both ends
 
 # perf counts every fsync and fdatasync on the machine while $@ runs
@@ -65,11 +90,17 @@ idle() { # NAME PID PORT SESSIONS
 
 # --- Postfix (local(8) into an mbox as vmail) ---
 bash "$PROTO/postfix-scratch.sh" start local > /dev/null
+if [ "$CHAIN" = 1 ]; then
+  postconf -c "$PF/etc" -e mynetworks=10.255.255.255/32 \
+    "smtpd_recipient_restrictions=permit_mynetworks, reject_unauth_destination, check_client_access hash:$T/client_access, check_sender_access hash:$T/sender_access" \
+    "header_checks=regexp:$T/header_checks" "body_checks=regexp:$T/body_checks"
+  postfix -c "$PF/etc" reload > /dev/null 2>&1; sleep 1
+fi
 trap 'bash "$PROTO/postfix-scratch.sh" stop > /dev/null 2>&1 || true; [ -n "${MTAD_PID:-}" ] && kill "$MTAD_PID" 2> /dev/null || true' EXIT
 MASTER=$(tr -d ' ' < "$PF/spool/pid/master.pid")
 export TO=vmail@localhost
 for s in 10 50; do
-  run Postfix "$MASTER" "$s" "grep -c 'status=sent' $PF/maillog || true" 127.0.0.1:12526
+  run "Postfix$LABEL" "$MASTER" "$s" "grep -c 'status=sent' $PF/maillog || true" 127.0.0.1:12526
 done
 postconf -c "$PF/etc" -e default_process_limit=$((PF_IDLE + 100)) > /dev/null
 postfix -c "$PF/etc" reload > /dev/null 2>&1; sleep 1
@@ -98,10 +129,18 @@ run_as = "nobody"
 max_connections = $((IDLE + 100))
 max_connections_per_ip = $((IDLE + 100))
 EOF
+if [ "$CHAIN" = 1 ]; then cat >> "$W/mailkit.toml" <<EOF
+mynetworks = ["10.255.255.255/32"]
+check_client_access = ["hash:$T/client_access"]
+check_sender_access = ["hash:$T/sender_access"]
+header_checks = ["regexp:$T/header_checks"]
+body_checks = ["regexp:$T/body_checks"]
+EOF
+fi
 "$MTAD" --config "$W/mailkit.toml" 2> "$W/mtad.log" & MTAD_PID=$!
 while ! grep -q ready "$W/mtad.log"; do kill -0 "$MTAD_PID" 2> /dev/null || { cat "$W/mtad.log"; exit 1; }; sleep 0.1; done
 for s in 10 50; do
-  run mtad "$MTAD_PID" "$s" "grep -c 'event=\"done\"' $W/mtad.log || true" "127.0.0.1:$PORT"
+  run "mtad$LABEL" "$MTAD_PID" "$s" "grep -c 'event=\"done\"' $W/mtad.log || true" "127.0.0.1:$PORT"
 done
 idle mtad "$MTAD_PID" "$PORT" "$IDLE"
 kill "$MTAD_PID"; wait "$MTAD_PID" || true; MTAD_PID=

@@ -45,6 +45,8 @@
 //! mime_header_checks = [...]          # unset: the header_checks tables
 //! nested_header_checks = [...]        # unset: the header_checks tables
 //! body_checks = ["regexp:/etc/postfix/body_checks"]
+//! site_bayes_db = "/var/lib/mailkit/bsfilter"   # the site-wide score (unset: off)
+//! site_bayes_reject_above = 0.999     # unset: add the headers, never refuse
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -203,6 +205,10 @@ pub struct MtadConfig {
     pub mime_header_checks: Option<Vec<String>>,
     pub nested_header_checks: Option<Vec<String>>,
     pub body_checks: Vec<String>,
+    /// The site's token database for the site-wide score (unset: off).
+    pub site_bayes_db: Option<PathBuf>,
+    /// Refuse above this site-wide probability (unset: never).
+    pub site_bayes_reject_above: Option<f64>,
 }
 
 /// Seconds without Seconds' one-day bound (queue lifetimes).
@@ -275,6 +281,8 @@ impl Default for MtadConfig {
             mime_header_checks: None,
             nested_header_checks: None,
             body_checks: Vec::new(),
+            site_bayes_db: None,
+            site_bayes_reject_above: None,
         }
     }
 }

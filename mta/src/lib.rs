@@ -81,7 +81,7 @@ impl Context {
     /// [`delivery::run`]).
     pub fn new(parts: Parts) -> Result<(Arc<Context>, tokio::sync::mpsc::UnboundedReceiver<Command>), String> {
         let dns = dns::Dns::new(parts.config.resolver)?;
-        let chain = policy::Chain::from_config(&parts.config, &dns)?;
+        let chain = policy::Chain::from_config(&parts.config, &parts.delivery, &dns)?;
         let (manager, commands) = Manager::channel();
         let passwd = parts.delivery.passwd_file.clone().unwrap_or_default();
         let ctx = Context {

@@ -267,23 +267,8 @@ fn a_table_with_a_mistake_stops_the_start_naming_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("header_checks");
     std::fs::write(&table, "/^Subject: ok/ DUNNO\n/^Subject: (a/ REJECT\n").unwrap();
-    let config = dir.path().join("mailkit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[mtad]\nlisten = [\"127.0.0.1:0\"]\nqueue_dir = \"{}\"\nheader_checks = [\"regexp:{}\"]\n",
-            dir.path().join("queue").display(),
-            table.display()
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new(common::MTAD)
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{said}");
+    let (code, said) = failed_start(&format!("header_checks = [\"regexp:{}\"]\n", table.display()));
+    assert_eq!(code, Some(78), "{said}");
     assert!(
         said.contains(&format!("header_checks: {}:2: bad pattern", table.display())),
         "{said}"
@@ -293,4 +278,127 @@ fn a_table_with_a_mistake_stops_the_start_naming_its_line() {
 /// From `client` to the site: EHLO `helo`, MAIL, RCPT.
 fn rcpt(site: &Site, client: &str, helo: &str, from: &str, to: &str) -> (String, common::Raw) {
     common::tables::rcpt(("127.0.0.1", site.port), client, helo, from, to)
+}
+
+fn spam(n: usize) -> String {
+    format!(
+        "From: Deals <promo{n}@cheap-pills.example>\r\nSubject: Cheap pills offer {n}\r\n\r\n\
+         Buy cheap pills now! Limited offer, click http://cheap-pills.example/buy?id={n} and get a viagra discount.\r\n"
+    )
+}
+
+fn ham(n: usize) -> String {
+    format!(
+        "From: Carol <carol@work.example>\r\nSubject: Project meeting {n}\r\n\r\n\
+         Hi Bob, the project review is moved to Thursday. Please bring the quarterly report and the budget figures.\r\n"
+    )
+}
+
+#[test]
+fn the_site_wide_score_adds_its_verdict_and_can_refuse() {
+    use bsfilter::store::{Action, Class};
+    // the site's database, trained as an administrator trains it
+    let db = tempfile::tempdir().unwrap();
+    let filter = bsfilter::Filter::new(bsfilter::FilterConfig::new(db.path().to_owned()));
+    let mut store = filter.open_user_db().unwrap();
+    for (make, class) in [(spam as fn(usize) -> String, Class::Spam), (ham, Class::Clean)] {
+        let analyzed: Vec<bsfilter::Analyzed> = (0..20).map(|i| filter.analyze(make(i).as_bytes(), None)).collect();
+        filter
+            .train(&mut store, &analyzed.iter().collect::<Vec<_>>(), Action::Add(class))
+            .unwrap();
+    }
+    drop(store);
+    let send = |site: &Site, client: &str, message: &str| {
+        let (reply, mut c) = rcpt(site, client, "client.example.org", "a@example.org", "alice@example.jp");
+        assert!(reply.starts_with("250"), "{reply}");
+        data(&mut c, message)
+    };
+    // headers only: the verdict rides along for lda and the user (held
+    // here, to read it in the queue: lda replaces it when it delivers)
+    // (a header rule holds every message, from mynetworks too)
+    let hold = tempfile::tempdir().unwrap();
+    let held = hold.path().join("header_checks");
+    std::fs::write(&held, "/^Subject:/ HOLD\n").unwrap();
+    let site = Site::start(&format!(
+        "site_bayes_db = \"{}\"\nheader_checks = [\"regexp:{}\"]\n",
+        db.path().display(),
+        held.display()
+    ));
+    let forged = format!("X-Spam-Flag: No\r\nX-Spam-Probability: 0.000000\r\n{}", spam(100));
+    for message in [forged, ham(100)] {
+        assert!(send(&site, "127.0.0.9", &message).starts_with("250"));
+    }
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.1",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert!(
+        data(&mut c, &spam(102)).starts_with("250"),
+        "from mynetworks: not scored"
+    );
+    let queued: Vec<String> = std::fs::read_dir(site.dir.path().join("queue/active"))
+        .unwrap()
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.unwrap().path()).unwrap()).into_owned())
+        .collect();
+    let fields = |subject: &str| -> Vec<String> {
+        let text = queued
+            .iter()
+            .find(|t| t.contains(subject))
+            .unwrap_or_else(|| panic!("{subject} queued"));
+        text.lines()
+            .filter(|l| l.starts_with("X-Spam-"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let spam_fields = fields("offer 100");
+    assert_eq!(spam_fields.len(), 2, "the forged fields are gone: {spam_fields:?}");
+    assert_eq!(spam_fields[0], "X-Spam-Flag: Yes");
+    let p: f64 = spam_fields[1].strip_prefix("X-Spam-Probability: ").unwrap().parse().unwrap();
+    assert!(p > 0.9, "{spam_fields:?}");
+    assert_eq!(fields("meeting 100")[0], "X-Spam-Flag: No");
+    assert!(fields("offer 102").is_empty());
+    drop(site);
+    // refusing above a cutoff
+    let site = Site::start(&format!(
+        "site_bayes_db = \"{}\"\nsite_bayes_reject_above = 0.9\n",
+        db.path().display()
+    ));
+    let refused = send(&site, "127.0.0.9", &spam(103));
+    assert!(
+        refused.starts_with("550 5.7.1 message content rejected: spam (probability "),
+        "{refused}"
+    );
+    assert!(send(&site, "127.0.0.9", &ham(103)).starts_with("250"));
+    site.wait_for_log("cause=\"site_bayes\"");
+    // a database that is not there stops the start
+    let (code, said) = failed_start(&format!("site_bayes_db = \"{}/none\"\n", db.path().display()));
+    assert_eq!(code, Some(78), "{said}");
+    assert!(
+        said.contains("site_bayes_db") && said.contains("no such database"),
+        "{said}"
+    );
+}
+
+/// mtad started with these [mtad] keys, expected to stop: its exit code
+/// and what it said.
+fn failed_start(keys: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mailkit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mtad]\nlisten = [\"127.0.0.1:0\"]\nqueue_dir = \"{}\"\n{keys}",
+            dir.path().join("queue").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::MTAD)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }

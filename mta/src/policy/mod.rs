@@ -4,9 +4,10 @@
 //! recipients are not stages but the session's own rules, which run first
 //! and cannot be switched off. The stages, in their order:
 //!
-//! - [`access`]: `check_{client,helo,sender,recipient}_access`;
-//! - [`dnsbl`]: DNS allow and block lists;
-//! - [`content`]: header and body rules at the end of DATA;
+//! - [`access`] — `check_{client,helo,sender,recipient}_access`;
+//! - [`dnsbl`] — DNS allow and block lists;
+//! - [`content`] — header and body rules at the end of DATA;
+//! - [`bayes`] — the site-wide spam score at the end of DATA;
 //!
 //! with what they share: [`table`] (Postfix's lookup tables, read from
 //! their files and reread when edited) and [`action`] (what a table's
@@ -20,6 +21,7 @@
 
 pub mod access;
 pub mod action;
+pub mod bayes;
 pub mod content;
 pub mod dnsbl;
 pub mod table;
@@ -118,10 +120,15 @@ impl Chain {
     }
 
     /// The chain `config` asks for, in the documented order: the access
-    /// tables (client, HELO, sender, recipient), the DNS lists, then the
-    /// header and body rules. A table that cannot be read or has a
+    /// tables (client, HELO, sender, recipient), the DNS lists, the
+    /// header and body rules, then the site-wide score (with `delivery`'s
+    /// filter settings). A table that cannot be read or has a
     /// mistake is an error naming its file and line.
-    pub fn from_config(config: &crate::config::MtadConfig, dns: &crate::dns::Dns) -> Result<Chain, String> {
+    pub fn from_config(
+        config: &crate::config::MtadConfig,
+        delivery: &lda::config::Config,
+        dns: &crate::dns::Dns,
+    ) -> Result<Chain, String> {
         use std::sync::Arc;
         let open = |key: &str, specs: &[String]| -> Result<Vec<table::Table>, String> {
             specs
@@ -183,6 +190,10 @@ impl Chain {
         };
         if !content.is_empty() {
             stages.push(Box::new(content));
+        }
+        if let Some(db) = &config.site_bayes_db {
+            let bayes = bayes::SiteBayes::open(db, config.site_bayes_reject_above, &delivery.filter)?;
+            stages.push(Box::new(bayes));
         }
         Ok(Chain { stages })
     }

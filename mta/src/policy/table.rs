@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::config::Network;
 
@@ -91,7 +91,7 @@ impl Stamp {
 enum Entries {
     Fixed(HashMap<Vec<u8>, String>),
     Cidr(Vec<CidrEntry>),
-    Regexp(Vec<RegexpEntry>),
+    Regexp(RegexpTable),
 }
 
 struct CidrEntry {
@@ -100,15 +100,26 @@ struct CidrEntry {
     value: String,
 }
 
+/// A regexp table's entries, and all their patterns in one set: one pass
+/// over a key tells which match (a header meets every rule of a table,
+/// and most meet none), so only the entry that decides runs its own
+/// regex, for its captures.
+struct RegexpTable {
+    entries: Vec<RegexpEntry>,
+    set: RegexSet,
+}
+
 enum RegexpEntry {
+    /// `pattern`: its index in the set.
     Match {
         regex: Regex,
+        pattern: usize,
         negate: bool,
         value: Template,
     },
     /// `if`: when it does not match, lookups go on at `end` (past its endif).
     If {
-        regex: Regex,
+        pattern: usize,
         negate: bool,
         end: usize,
     },
@@ -213,30 +224,29 @@ impl Lookups {
     }
 }
 
-fn regexp_lookup(entries: &[RegexpEntry], key: &[u8]) -> Option<String> {
+fn regexp_lookup(table: &RegexpTable, key: &[u8]) -> Option<String> {
+    let matched = table.set.matches(key);
+    let entries = &table.entries;
     let mut i = 0;
     while i < entries.len() {
         match &entries[i] {
             RegexpEntry::Match {
                 regex,
-                negate: false,
+                pattern,
+                negate,
                 value,
             } => {
-                if let Some(captures) = regex.captures(key) {
-                    return Some(value.expand(Some(&captures)));
+                if matched.matched(*pattern) != *negate {
+                    let captures = if *negate || !value.has_groups() {
+                        None
+                    } else {
+                        regex.captures(key)
+                    };
+                    return Some(value.expand(captures.as_ref()));
                 }
             }
-            RegexpEntry::Match {
-                regex,
-                negate: true,
-                value,
-            } => {
-                if !regex.is_match(key) {
-                    return Some(value.expand(None));
-                }
-            }
-            RegexpEntry::If { regex, negate, end } => {
-                if regex.is_match(key) == *negate {
+            RegexpEntry::If { pattern, negate, end } => {
+                if matched.matched(*pattern) == *negate {
                     i = *end;
                     continue;
                 }
@@ -309,6 +319,10 @@ impl Template {
         pieces.push(Piece::Text(text));
         pieces.retain(|p| p != &Piece::Text(Vec::new()));
         Ok(Template(pieces))
+    }
+
+    fn has_groups(&self) -> bool {
+        self.groups().next().is_some()
     }
 
     fn groups(&self) -> impl Iterator<Item = usize> + '_ {
@@ -422,7 +436,7 @@ fn parse_cidr(lines: &[(usize, Vec<u8>)]) -> Result<Vec<CidrEntry>, (usize, Stri
 
 /// One `/pattern/flags` at the start of `text`: the regex, whether it was
 /// negated, its group count, and what follows.
-fn parse_pattern(text: &[u8]) -> Result<(Regex, bool, &[u8]), String> {
+fn parse_pattern(text: &[u8]) -> Result<(Regex, String, bool, &[u8]), String> {
     let (negate, text) = match text.strip_prefix(b"!") {
         Some(t) => (true, t),
         None => (false, text),
@@ -486,11 +500,17 @@ fn parse_pattern(text: &[u8]) -> Result<(Regex, bool, &[u8]), String> {
                 why.lines().last().unwrap_or(&why).trim()
             )
         })?;
-    Ok((regex, negate, rest[flags_len..].trim_ascii()))
+    // the same pattern with its flags inline, for the table's set
+    let on_off = [(insensitive, 'i'), (multi_line, 'm'), (!multi_line, 's')];
+    let on: String = on_off.iter().filter(|(f, _)| *f).map(|(_, c)| *c).collect();
+    let off: String = on_off.iter().filter(|(f, _)| !*f).map(|(_, c)| *c).collect();
+    let inline = format!("(?{on}-{off}:{pattern})");
+    Ok((regex, inline, negate, rest[flags_len..].trim_ascii()))
 }
 
-fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<Vec<RegexpEntry>, (usize, String)> {
+fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<RegexpTable, (usize, String)> {
     let mut entries = Vec::new();
+    let mut patterns: Vec<String> = Vec::new();
     let mut open_ifs: Vec<(usize, usize)> = Vec::new(); // (entry index, line)
     for (n, line) in lines {
         let n = *n;
@@ -505,15 +525,20 @@ fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<Vec<RegexpEntry>, (usize, 
                 }
             }
             w if w.eq_ignore_ascii_case(b"if") => {
-                let (regex, negate, rest) = parse_pattern(line[word_end..].trim_ascii()).map_err(|e| (n, e))?;
+                let (_, inline, negate, rest) = parse_pattern(line[word_end..].trim_ascii()).map_err(|e| (n, e))?;
                 if !rest.is_empty() {
                     return Err((n, "an if line holds only its pattern".to_owned()));
                 }
                 open_ifs.push((entries.len(), n));
-                entries.push(RegexpEntry::If { regex, negate, end: 0 });
+                patterns.push(inline);
+                entries.push(RegexpEntry::If {
+                    pattern: patterns.len() - 1,
+                    negate,
+                    end: 0,
+                });
             }
             _ => {
-                let (regex, negate, value) = parse_pattern(line).map_err(|e| (n, e))?;
+                let (regex, inline, negate, value) = parse_pattern(line).map_err(|e| (n, e))?;
                 if value.is_empty() {
                     return Err((n, "the pattern has no value".to_owned()));
                 }
@@ -529,14 +554,30 @@ fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<Vec<RegexpEntry>, (usize, 
                         },
                     ));
                 }
-                entries.push(RegexpEntry::Match { regex, negate, value });
+                patterns.push(inline);
+                entries.push(RegexpEntry::Match {
+                    regex,
+                    pattern: patterns.len() - 1,
+                    negate,
+                    value,
+                });
             }
         }
     }
     if let Some((_, line)) = open_ifs.pop() {
         return Err((line, "if without endif".to_owned()));
     }
-    Ok(entries)
+    let set = RegexSetBuilder::new(&patterns)
+        .unicode(false)
+        .size_limit(64 << 20)
+        .build()
+        .map_err(|e| {
+            (
+                lines.last().map_or(0, |(n, _)| *n),
+                format!("the table's patterns together: {e}"),
+            )
+        })?;
+    Ok(RegexpTable { entries, set })
 }
 
 #[cfg(test)]
