@@ -47,6 +47,10 @@
 //! body_checks = ["regexp:/etc/postfix/body_checks"]
 //! site_bayes_db = "/var/lib/mailkit/bsfilter"   # the site-wide score (unset: off)
 //! site_bayes_reject_above = 0.999     # unset: add the headers, never refuse
+//! virus_scanner = "clamd:/run/clamav/clamd.ctl"   # or "clamd:127.0.0.1:3310", "builtin" (unset: off)
+//! virus_signatures = ["/var/lib/clamav/local.hdb"] # the built-in scanner's hash signatures
+//! virus_action = "reject"             # or "strip" (the part replaced by a notice), "hold"
+//! virus_scanner_failure = "tempfail"  # or "accept" (unscanned, logged)
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -209,6 +213,12 @@ pub struct MtadConfig {
     pub site_bayes_db: Option<PathBuf>,
     /// Refuse above this site-wide probability (unset: never).
     pub site_bayes_reject_above: Option<f64>,
+    /// `builtin`, `clamd:/path/to/socket` or `clamd:host:port` (unset: off).
+    pub virus_scanner: Option<String>,
+    /// The built-in scanner's ClamAV `.hdb`/`.hsb` files.
+    pub virus_signatures: Vec<PathBuf>,
+    pub virus_action: crate::policy::virus::VirusAction,
+    pub virus_scanner_failure: crate::policy::virus::ScannerFailure,
 }
 
 /// Seconds without Seconds' one-day bound (queue lifetimes).
@@ -283,6 +293,10 @@ impl Default for MtadConfig {
             body_checks: Vec::new(),
             site_bayes_db: None,
             site_bayes_reject_above: None,
+            virus_scanner: None,
+            virus_signatures: Vec::new(),
+            virus_action: Default::default(),
+            virus_scanner_failure: Default::default(),
         }
     }
 }

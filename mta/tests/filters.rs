@@ -356,7 +356,11 @@ fn the_site_wide_score_adds_its_verdict_and_can_refuse() {
     let spam_fields = fields("offer 100");
     assert_eq!(spam_fields.len(), 2, "the forged fields are gone: {spam_fields:?}");
     assert_eq!(spam_fields[0], "X-Spam-Flag: Yes");
-    let p: f64 = spam_fields[1].strip_prefix("X-Spam-Probability: ").unwrap().parse().unwrap();
+    let p: f64 = spam_fields[1]
+        .strip_prefix("X-Spam-Probability: ")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(p > 0.9, "{spam_fields:?}");
     assert_eq!(fields("meeting 100")[0], "X-Spam-Flag: No");
     assert!(fields("offer 102").is_empty());

@@ -7,6 +7,7 @@
 //! - [`access`] — `check_{client,helo,sender,recipient}_access`;
 //! - [`dnsbl`] — DNS allow and block lists;
 //! - [`content`] — header and body rules at the end of DATA;
+//! - [`virus`] — virus scanning (clamd or built-in) at the end of DATA;
 //! - [`bayes`] — the site-wide spam score at the end of DATA;
 //!
 //! with what they share: [`table`] (Postfix's lookup tables, read from
@@ -25,6 +26,7 @@ pub mod bayes;
 pub mod content;
 pub mod dnsbl;
 pub mod table;
+pub mod virus;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -190,6 +192,15 @@ impl Chain {
         };
         if !content.is_empty() {
             stages.push(Box::new(content));
+        }
+        if let Some(scanner) = &config.virus_scanner {
+            stages.push(Box::new(virus::VirusScan::new(
+                scanner,
+                &config.virus_signatures,
+                config.virus_action,
+                config.virus_scanner_failure,
+                &config.hostname,
+            )?));
         }
         if let Some(db) = &config.site_bayes_db {
             let bayes = bayes::SiteBayes::open(db, config.site_bayes_reject_above, &delivery.filter)?;
