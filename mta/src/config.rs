@@ -51,6 +51,7 @@
 //! virus_signatures = ["/var/lib/clamav/local.hdb"] # the built-in scanner's hash signatures
 //! virus_action = "reject"             # or "strip" (the part replaced by a notice), "hold"
 //! virus_scanner_failure = "tempfail"  # or "accept" (unscanned, logged)
+//! reject_footer = "see https://mail.example.jp/refused"   # smtpd_reject_footer
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -219,6 +220,9 @@ pub struct MtadConfig {
     pub virus_signatures: Vec<PathBuf>,
     pub virus_action: crate::policy::virus::VirusAction,
     pub virus_scanner_failure: crate::policy::virus::ScannerFailure,
+    /// Lines added to every refusal (Postfix's smtpd_reject_footer; `\n`
+    /// starts another line): where a sender learns why and whom to ask.
+    pub reject_footer: Option<String>,
 }
 
 /// Seconds without Seconds' one-day bound (queue lifetimes).
@@ -297,6 +301,7 @@ impl Default for MtadConfig {
             virus_signatures: Vec::new(),
             virus_action: Default::default(),
             virus_scanner_failure: Default::default(),
+            reject_footer: None,
         }
     }
 }

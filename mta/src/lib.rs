@@ -13,7 +13,8 @@
 //! - [`dsn`]: the reports a sender gets (RFC 3464);
 //! - [`dns`]: client names, MX and addresses (hickory);
 //! - [`helper`]: the delivery helper that stays root and forks lda's delivery per recipient;
-//! - [`control`]: the socket `mtad queue …` talks to.
+//! - [`control`]: the socket `mtad queue …` talks to;
+//! - [`refused`]: `mtad refused`, what the log says was refused for a recipient.
 
 pub mod config;
 pub mod control;
@@ -24,6 +25,7 @@ pub mod envelope;
 pub mod helper;
 pub mod policy;
 pub mod queue;
+pub mod refused;
 pub mod server;
 pub mod session;
 pub mod smtp;

@@ -1,6 +1,8 @@
 //! `mtad [--config FILE] [--check-config]`: the SMTP front door.
 //! `mtad queue list|flush|hold ID|release ID|delete ID`: its queue
 //! (Postfix's mailq, postqueue -f and postsuper -h/-H/-d).
+//! `mtad refused --recipient ADDRESS [--since TIME] [LOG…]`: what was
+//! refused for one recipient, and why, from mtad's log.
 //!
 //! Started as root, mtad reads its TLS key, binds its ports, opens its
 //! queue (handing it to `run_as`), starts the delivery helper (the one
@@ -8,7 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use bsfilter::error::exit::{CONFIG as EX_CONFIG, OSERR as EX_OSERR, TEMPFAIL as EX_TEMPFAIL, USAGE as EX_USAGE};
+use bsfilter::error::exit::{
+    CONFIG as EX_CONFIG, IOERR as EX_IOERR, OSERR as EX_OSERR, TEMPFAIL as EX_TEMPFAIL, USAGE as EX_USAGE,
+};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use lda::config::ConfigFile;
 use mta::config::MtadConfig;
@@ -46,6 +50,18 @@ fn command() -> Command {
                 .long("check-config")
                 .action(ArgAction::SetTrue)
                 .help("read the configuration, print \"ok\" or what is wrong (file:line:column), and exit 0 or 78"),
+        )
+        .subcommand(
+            Command::new("refused")
+                .about("what was refused for one recipient and why, from mtad's log (files, or standard input: journalctl -u mtad -o cat | mtad refused …)")
+                .arg(Arg::new("recipient").long("recipient").value_name("ADDRESS").required(true))
+                .arg(
+                    Arg::new("since")
+                        .long("since")
+                        .value_name("TIME")
+                        .help("only from then: 2026-12-02 or 2026-12-02T09:30 (UTC, as the log)"),
+                )
+                .arg(Arg::new("log").value_name("LOG").num_args(0..)),
         )
         .subcommand(
             Command::new("queue")
@@ -104,6 +120,9 @@ fn tls_acceptor(mtad: &MtadConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, 
 }
 
 fn run(matches: ArgMatches) -> i32 {
+    if let Some(("refused", sub)) = matches.subcommand() {
+        return refused(sub);
+    }
     let config_path = matches.get_one::<String>("config").map(PathBuf::from);
     let (delivery, mut mtad) = match read_config(config_path.as_deref()) {
         Ok(c) => c,
@@ -117,6 +136,12 @@ fn run(matches: ArgMatches) -> i32 {
         Err(e) => return fail(EX_CONFIG, &e),
     };
     if matches.get_flag("check-config") {
+        // the filter chain's tables and signatures are read as at start
+        let chain =
+            mta::dns::Dns::new(mtad.resolver).and_then(|dns| mta::policy::Chain::from_config(&mtad, &delivery, &dns));
+        if let Err(e) = chain {
+            return fail(EX_CONFIG, &e);
+        }
         println!("ok");
         return 0;
     }
@@ -272,5 +297,58 @@ fn queue_tool(mtad: &MtadConfig, sub: &ArgMatches) -> i32 {
             EX_TEMPFAIL,
             &format!("{}: {e} (is mtad running with this queue_dir?)", path.display()),
         ),
+    }
+}
+
+/// `mtad refused`: prints each refusal for the recipient; exit 0, or 1
+/// when there was none.
+fn refused(sub: &ArgMatches) -> i32 {
+    use std::io::BufRead;
+    let recipient = sub
+        .get_one::<String>("recipient")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let since = sub.get_one::<String>("since").map(String::as_str);
+    if let Some(s) = since
+        && !mta::refused::valid_since(s)
+    {
+        return fail(
+            EX_USAGE,
+            &format!("--since {s:?}: give a date (2026-12-02) or a date and time (2026-12-02T09:30)"),
+        );
+    }
+    let logs: Vec<String> = sub
+        .get_many::<String>("log")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default();
+    let mut found = 0;
+    let mut read = |reader: &mut dyn BufRead, name: &str| -> Result<(), String> {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {
+                    if let Some(r) = mta::refused::parse(&String::from_utf8_lossy(&line), recipient, since) {
+                        println!("{r}");
+                        found += 1;
+                    }
+                }
+                Err(e) => return Err(format!("{name}: {e}")),
+            }
+        }
+    };
+    let result = if logs.is_empty() {
+        read(&mut std::io::stdin().lock(), "standard input")
+    } else {
+        logs.iter().try_for_each(|path| match std::fs::File::open(path) {
+            Ok(f) => read(&mut std::io::BufReader::new(f), path),
+            Err(e) => Err(format!("{path}: {e}")),
+        })
+    };
+    match result {
+        Err(e) => fail(EX_IOERR, &e),
+        Ok(()) if found == 0 => 1,
+        Ok(()) => 0,
     }
 }

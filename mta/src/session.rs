@@ -629,6 +629,7 @@ impl Session {
                             [5, 1, 1],
                             format!("<{address}>: Recipient address rejected: User unknown in local recipient table"),
                         ),
+                        Some(&address),
                     );
                     return Step::Continue;
                 }
@@ -648,6 +649,7 @@ impl Session {
             self.reject(
                 "relay_denied",
                 Reply::new(554, [5, 7, 1], format!("<{address}>: Relay access denied")),
+                Some(&address),
             );
             return Step::Continue;
         };
@@ -686,11 +688,25 @@ impl Session {
         Step::Continue
     }
 
-    /// A refusal, logged with its cause for the site's figures.
-    fn reject(&mut self, cause: &str, reply: Reply) {
-        let (sender, recipients) = match &self.transaction {
-            Some(t) => (format!("<{}>", t.sender), t.recipients.len()),
-            None => (String::new(), 0),
+    /// A refusal, logged with its cause for the site's figures and with
+    /// the recipients it stopped (`recipient` at RCPT; at DATA every
+    /// recipient of the transaction), for `mtad refused`. The site's
+    /// `reject_footer` (Postfix's `smtpd_reject_footer`) ends the reply.
+    fn reject(&mut self, cause: &str, mut reply: Reply, recipient: Option<&str>) {
+        let (sender, to) = match &self.transaction {
+            Some(t) => (
+                format!("<{}>", t.sender),
+                match recipient {
+                    Some(r) => format!("<{r}>"),
+                    None => t
+                        .recipients
+                        .iter()
+                        .map(|r| format!("<{}>", r.address))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                },
+            ),
+            None => (String::new(), recipient.map(|r| format!("<{r}>")).unwrap_or_default()),
         };
         tracing::info!(
             event = "reject",
@@ -699,10 +715,16 @@ impl Session {
             client_name = %self.client_name,
             helo = self.helo.as_deref().unwrap_or(""),
             from = %sender,
-            recipients_so_far = recipients,
+            to = %to,
             reply = %reply.one_line(),
             "refused"
         );
+        if let Some(footer) = &self.ctx.config.reject_footer {
+            // a newline, or Postfix's `\n` written out, starts a line
+            reply
+                .lines
+                .extend(footer.replace("\\n", "\n").lines().map(str::to_owned));
+        }
         self.reply(reply);
     }
 
@@ -813,10 +835,14 @@ impl Session {
         };
         if let Some((stage, reply)) = decision.reject {
             let close = matches!(pending, Pending::Connect) || reply.code == 421;
+            let recipient = match &pending {
+                Pending::Rcpt(r) => Some(r.address.as_str()),
+                _ => None,
+            };
+            self.reject(&stage, reply, recipient);
             if matches!(pending, Pending::Data(_)) {
                 self.transaction = None;
             }
-            self.reject(&stage, reply);
             return if close { Step::Close } else { Step::Continue };
         }
         match pending {
@@ -978,6 +1004,7 @@ impl Session {
                 [5, 5, 1],
                 "Error: protocol error: command sent before the greeting",
             ),
+            None,
         );
     }
 }

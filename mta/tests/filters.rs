@@ -102,6 +102,26 @@ fn access_tables_and_dns_lists_as_postfix() {
     );
     assert!(reply.starts_with("250"), "{reply}");
 
+    // what was refused for alice, from the log, as a user would ask
+    let refused = std::process::Command::new(common::MTAD)
+        .args(["refused", "--recipient", "Alice@example.jp"])
+        .arg(site.dir.path().join("mtad.log"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(0), "{listed}");
+    assert_eq!(listed.lines().count(), 8, "every refusal above: {listed}");
+    assert!(
+        listed.lines().any(|l| l.contains("127.0.0.3  from=<a@example.org>  check_client_access  554 5.7.1 <localhost[127.0.0.3]>: Client host rejected: Access denied")),
+        "{listed}"
+    );
+    let none = std::process::Command::new(common::MTAD)
+        .args(["refused", "--recipient", "carol@example.jp", "--since", "2026-01-01"])
+        .arg(site.dir.path().join("mtad.log"))
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1), "none refused: exit 1");
+
     // each refusal logged with its cause
     let log = site.log();
     for cause in [
@@ -269,6 +289,22 @@ fn a_table_with_a_mistake_stops_the_start_naming_its_line() {
     std::fs::write(&table, "/^Subject: ok/ DUNNO\n/^Subject: (a/ REJECT\n").unwrap();
     let (code, said) = failed_start(&format!("header_checks = [\"regexp:{}\"]\n", table.display()));
     assert_eq!(code, Some(78), "{said}");
+    // and --check-config says so before a start
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mailkit.toml");
+    std::fs::write(
+        &config,
+        format!("[mtad]\nheader_checks = [\"regexp:{}\"]\n", table.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::MTAD)
+        .arg("--config")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2: bad pattern"));
     assert!(
         said.contains(&format!("header_checks: {}:2: bad pattern", table.display())),
         "{said}"
@@ -405,4 +441,22 @@ fn failed_start(keys: &str) -> (Option<i32>, String) {
         .output()
         .unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn every_refusal_can_say_where_to_ask() {
+    let site =
+        Site::start("reject_footer = \"see https://mail.example.jp/refused\\\\nor write to postmaster@example.jp\"\n");
+    let (reply, _) = rcpt(
+        &site,
+        "127.0.0.9",
+        "client.example.org",
+        "a@example.org",
+        "nobody@example.jp",
+    );
+    assert_eq!(
+        reply,
+        "550-5.1.1 <nobody@example.jp>: Recipient address rejected: User unknown in local recipient table\r\n\
+         550-5.1.1 see https://mail.example.jp/refused\r\n550 5.1.1 or write to postmaster@example.jp"
+    );
 }
