@@ -45,6 +45,7 @@
 //! mime_header_checks = [...]          # unset: the header_checks tables
 //! nested_header_checks = [...]        # unset: the header_checks tables
 //! body_checks = ["regexp:/etc/postfix/body_checks"]
+//! content_checks_decoded = false      # true: the tables see decoded text (beyond Postfix)
 //! site_bayes_db = "/var/lib/mailkit/bsfilter"   # the site-wide score (unset: off)
 //! site_bayes_reject_above = 0.999     # unset: add the headers, never refuse
 //! virus_scanner = "clamd:/run/clamav/clamd.ctl"   # or "clamd:127.0.0.1:3310", "builtin" (unset: off)
@@ -210,6 +211,8 @@ pub struct MtadConfig {
     pub mime_header_checks: Option<Vec<String>>,
     pub nested_header_checks: Option<Vec<String>>,
     pub body_checks: Vec<String>,
+    /// The header and body tables see decoded, NFKC-normalised text.
+    pub content_checks_decoded: bool,
     /// The site's token database for the site-wide score (unset: off).
     pub site_bayes_db: Option<PathBuf>,
     /// Refuse above this site-wide probability (unset: never).
@@ -295,6 +298,7 @@ impl Default for MtadConfig {
             mime_header_checks: None,
             nested_header_checks: None,
             body_checks: Vec::new(),
+            content_checks_decoded: false,
             site_bayes_db: None,
             site_bayes_reject_above: None,
             virus_scanner: None,

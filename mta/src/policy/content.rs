@@ -12,6 +12,16 @@
 //! is on the raw bytes, as Postfix's: a rule in Japanese does not see an
 //! encoded Subject.
 //!
+//! Beyond Postfix, `content_checks_decoded = true` makes the tables see
+//! text: each header as `Name: value` with the value RFC 2047-decoded
+//! (any charset, the filter library's decoder) and NFKC-normalised, and
+//! instead of raw body lines each line of each text part, decoded from
+//! its transfer encoding and charset (HTML as its text), NFKC-normalised.
+//! So `/^Subject:.*未承諾広告/ REJECT` matches the Subject whether it came
+//! in ISO-2022-JP, Shift_JIS, EUC-JP or UTF-8, base64 or
+//! quoted-printable. A decoded body line is no longer a line of the
+//! message: IGNORE, REPLACE and PREPEND on one are logged, not applied.
+//!
 //! Actions: REJECT (550 5.7.1 "message content rejected"; 451 when its
 //! text starts with a 4.x.x code), DISCARD, HOLD, WARN, IGNORE (the line
 //! is removed), REPLACE, PREPEND (a line before it), REDIRECT, OK and
@@ -19,9 +29,12 @@
 //! not an action here (DEFER, `4NN`, and what we have not: FILTER, BCC)
 //! is logged and skipped, as Postfix warns and skips it.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+use unicode_normalization::UnicodeNormalization;
 
 use super::action::Action;
 use super::table::Table;
@@ -36,6 +49,8 @@ pub struct ContentChecks {
     pub mime_header: Vec<Arc<Table>>,
     pub nested_header: Vec<Arc<Table>>,
     pub body: Vec<Arc<Table>>,
+    /// The tables see decoded text, not raw bytes.
+    pub decoded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,13 +114,48 @@ impl ContentChecks {
             changed: false,
             effects: Vec::new(),
         };
-        walk_message(message, |class, bytes| match class {
-            Some(class) => walk.line(class, bytes, &lookups, facts),
-            None => {
-                walk.keep(bytes);
-                false
-            }
+        let mut stopped = false;
+        walk_message(message, |class, bytes| {
+            stopped = match class {
+                Some(Class::Body) if self.decoded => {
+                    walk.keep(bytes);
+                    false
+                }
+                Some(class) => {
+                    let key = if self.decoded {
+                        Cow::Owned(decoded_header(trim_line_end(bytes)))
+                    } else {
+                        Cow::Borrowed(trim_line_end(bytes))
+                    };
+                    walk.line(class, bytes, &key, &lookups, facts)
+                }
+                None => {
+                    walk.keep(bytes);
+                    false
+                }
+            };
+            stopped
         });
+        if self.decoded && !stopped && !lookups[Class::Body as usize].is_empty() {
+            let decoded = bsfilter::decode::DecodedMessage::parse(message);
+            let texts: Vec<&str> = decoded.texts.iter().map(|t| t.text.as_str()).collect();
+            let text: String = texts.join("\n").nfkc().collect();
+            let before = walk.out.len();
+            for line in text.lines() {
+                if walk.line(Class::Body, b"", line.as_bytes(), &lookups, facts) {
+                    break;
+                }
+            }
+            // a decoded line is not the message's: what a rule wrote for
+            // it is not kept
+            if walk.out.len() != before {
+                tracing::info!(
+                    stage = "content_checks",
+                    "IGNORE, REPLACE and PREPEND are not applied to decoded body lines"
+                );
+                walk.out.truncate(before);
+            }
+        }
         walk.verdict()
     }
 }
@@ -190,16 +240,17 @@ impl Walk {
         self.out.extend_from_slice(bytes);
     }
 
-    /// Asks the tables of `class` about `line` (with its line end, which
-    /// the tables do not see) and acts; whether the walk ends.
+    /// Asks the tables of `class` about `key` (`line` without its line
+    /// end, or what decoding made of it) and acts on `line`; whether the
+    /// walk ends.
     fn line(
         &mut self,
         class: Class,
         line: &[u8],
+        key: &[u8],
         lookups: &[Vec<(String, super::table::Lookups)>],
         facts: &Facts,
     ) -> bool {
-        let key = trim_line_end(line);
         let found = lookups[class as usize]
             .iter()
             .find_map(|(name, l)| l.get(key).map(|v| (name, v)));
@@ -220,7 +271,7 @@ impl Walk {
                 "{text}"
             );
         };
-        let eol = &line[key.len()..];
+        let eol = &line[trim_line_end(line).len()..];
         let eol = if eol.is_empty() { b"\n".as_slice() } else { eol };
         match Action::parse_content(&value) {
             Action::Ok | Action::Dunno => self.keep(line),
@@ -340,6 +391,19 @@ impl<'a> Lines<'a> {
             None
         }
     }
+}
+
+/// A header field as decoded mode shows it: `Name: value`, the value
+/// RFC 2047-decoded and NFKC-normalised.
+fn decoded_header(field: &[u8]) -> Vec<u8> {
+    let Some(colon) = field.iter().position(|&b| b == b':') else {
+        return field.to_vec();
+    };
+    let value: String = bsfilter::charset::decode_header(&field[colon + 1..]).nfkc().collect();
+    let mut out = field[..colon + 1].to_vec();
+    out.push(b' ');
+    out.extend_from_slice(value.trim().as_bytes());
+    out
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
@@ -538,6 +602,105 @@ mod tests {
                 "message content rejected"
             ))])
         );
+    }
+
+    fn base64(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..4 {
+                out.push(if i <= chunk.len() {
+                    ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    }
+
+    fn quoted(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("={b:02X}")).collect()
+    }
+
+    /// A Japanese advertisement, its Subject and its text in `charset`,
+    /// encoded as `header` (B or Q) and `body` (base64, quoted-printable
+    /// or as it is).
+    fn japanese(charset: &'static encoding_rs::Encoding, header: char, body: &str) -> Vec<u8> {
+        let (subject, _, _) = charset.encode("未承諾広告※お知らせ");
+        let (text, _, _) = charset.encode("これは未承諾広告です。\n");
+        let name = charset.name();
+        let encoded_subject = match header {
+            'B' => base64(&subject),
+            _ => quoted(&subject),
+        };
+        let mut m = format!(
+            "Subject: =?{name}?{header}?{encoded_subject}?=\nMIME-Version: 1.0\nContent-Type: text/plain; charset={name}\n\
+             Content-Transfer-Encoding: {}\n\n",
+            if body == "raw" { "8bit" } else { body }
+        )
+        .into_bytes();
+        match body {
+            "base64" => m.extend_from_slice(base64(&text).as_bytes()),
+            "quoted-printable" => m.extend_from_slice(quoted(&text).as_bytes()),
+            _ => m.extend_from_slice(&text),
+        }
+        m.push(b'\n');
+        m
+    }
+
+    #[test]
+    fn decoded_mode_sees_japanese_in_any_charset_and_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = table(dir.path(), "h", "/^Subject:.*未承諾広告/ REJECT header\n");
+        let body = table(dir.path(), "b", "/未承諾広告/ REJECT body\n");
+        let checks = |decoded: bool| ContentChecks {
+            header: vec![header.clone()],
+            body: vec![body.clone()],
+            decoded,
+            ..Default::default()
+        };
+        let said = |checks: &ContentChecks, m: &[u8]| match checks.verdict(m, &Facts::default()) {
+            Verdict::Several(v) => v.iter().find_map(|v| match v {
+                Verdict::Reject(r) => Some(r.lines[0].clone()),
+                _ => None,
+            }),
+            other => panic!("{other:?}"),
+        };
+        let charsets = [
+            encoding_rs::ISO_2022_JP,
+            encoding_rs::SHIFT_JIS,
+            encoding_rs::EUC_JP,
+            encoding_rs::UTF_8,
+        ];
+        for charset in charsets {
+            for (h, b) in [('B', "base64"), ('Q', "quoted-printable"), ('B', "raw")] {
+                let m = japanese(charset, h, b);
+                let what = format!("{} {h} {b}", charset.name());
+                assert_eq!(said(&checks(true), &m).as_deref(), Some("header"), "decoded: {what}");
+                // Postfix's way: an encoded Subject is never seen, a raw
+                // body only when it is the rule's own bytes (UTF-8)
+                let raw = said(&checks(false), &m);
+                let raw_body_matches = b == "raw" && charset == encoding_rs::UTF_8;
+                assert_eq!(raw.as_deref(), raw_body_matches.then_some("body"), "raw: {what}");
+            }
+        }
+        // a body alone is seen decoded; NFKC makes half-width katakana whole
+        let only_body = table(dir.path(), "b2", "/^これはテストです/ REJECT body\n");
+        let checks = ContentChecks {
+            body: vec![only_body],
+            decoded: true,
+            ..Default::default()
+        };
+        let (text, _, _) = encoding_rs::SHIFT_JIS.encode("これはﾃｽﾄです");
+        let mut m =
+            b"Subject: x\nContent-Type: text/plain; charset=Shift_JIS\nContent-Transfer-Encoding: base64\n\n".to_vec();
+        m.extend_from_slice(base64(&text).as_bytes());
+        assert_eq!(said(&checks, &m).as_deref(), Some("body"));
     }
 
     proptest::proptest! {

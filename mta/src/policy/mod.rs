@@ -189,6 +189,7 @@ impl Chain {
             },
             body: shared("body_checks", &config.body_checks)?,
             header,
+            decoded: config.content_checks_decoded,
         };
         if !content.is_empty() {
             stages.push(Box::new(content));
