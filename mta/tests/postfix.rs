@@ -442,6 +442,12 @@ fn tables_look_up_as_postmap_does() {
          /^Y: (a)?b/ REPLACE [$1]\nif /^Z/\n!/^Z: keep/ IGNORE\nendif\n/^(x+)(x*)$/ R $1.$2\n",
     );
     let cidr = write("cidr", "10.0.0.0/8 inside\n!192.0.2.0/24 outside\n2001:db8::/32 six\n");
+    // what only PCRE has: backreferences, look-ahead, its flags
+    let pcre = write(
+        "pcre",
+        "/^Subject: (\\w+) \\1\\b/ REJECT repeated $1\n/^From: (?!.*@example\\.jp)(.*)/ WARN outsider ${1}\n\
+         /^X-Case: abc/i DUNNO exact\n/^X-Dot: a.b/s OK not dotall\n/^X-Ext: a b c/x OK extended\n",
+    );
     let hash = tables.path("client_access").display().to_string();
     let out = Command::new("/usr/sbin/postmap")
         .arg("-c")
@@ -479,6 +485,20 @@ fn tables_look_up_as_postmap_does() {
         (
             &format!("cidr:{cidr}"),
             &["10.1.2.3", "192.0.2.1", "198.51.100.7", "2001:db8::1"],
+        ),
+        (
+            &format!("pcre:{pcre}"),
+            &[
+                "Subject: buy buy now",
+                "Subject: buy now",
+                "From: a@example.jp",
+                "From: b@example.com",
+                "X-Case: abc",
+                "X-Case: ABC",
+                "X-Dot: a\nb",
+                "X-Dot: axb",
+                "X-Ext: abc",
+            ],
         ),
         (
             &format!("hash:{hash}"),

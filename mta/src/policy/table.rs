@@ -7,10 +7,13 @@
 //! - `cidr:FILE`: `network/prefix value` (or a bare address), first match
 //!   wins, `!` negates (cidr_table(5)).
 //! - `regexp:FILE` and `pcre:FILE`: `/pattern/flags value`, `!/pattern/`,
-//!   `if /pattern/` … `endif`, `$1` in the value (regexp_table(5)). Both are
-//!   compiled with the `regex` crate, byte-wise and ASCII-only as Postfix's
-//!   POSIX regexec in the C locale is; what `regex` lacks (backreferences,
-//!   look-around) is refused at load with the file and line. POSIX takes
+//!   `if /pattern/` … `endif`, `$1` in the value (regexp_table(5),
+//!   pcre_table(5)). `pcre:` is PCRE2 itself (the library Postfix links,
+//!   built from its bundled source), on bytes. `regexp:` is compiled with
+//!   the `regex` crate, byte-wise and ASCII-only as Postfix's POSIX
+//!   regexec in the C locale is; what `regex` lacks (backreferences,
+//!   look-around) is refused at load with the file and line — use a
+//!   `pcre:` table for those. POSIX takes
 //!   the leftmost-longest match and `regex` the leftmost-first: a verdict
 //!   never differs, only what `$n` captures with alternations such as
 //!   `/(a|ab)/`.
@@ -49,6 +52,7 @@ enum Kind {
     Fixed,
     Cidr,
     Regexp,
+    Pcre,
 }
 
 /// One table, as `type:path`.
@@ -100,19 +104,58 @@ struct CidrEntry {
     value: String,
 }
 
-/// A regexp table's entries, and all their patterns in one set: one pass
-/// over a key tells which match (a header meets every rule of a table,
-/// and most meet none), so only the entry that decides runs its own
-/// regex, for its captures.
+/// A regexp or pcre table's entries and their patterns. A regexp table's
+/// patterns are also one set: one pass over a key tells which match (a
+/// header meets every rule of a table, and most meet none), so only the
+/// entry that decides runs its own regex, for its captures.
 struct RegexpTable {
     entries: Vec<RegexpEntry>,
-    set: RegexSet,
+    matchers: Vec<Matcher>,
+    set: Option<RegexSet>,
+}
+
+/// A compiled pattern: `regex` for regexp tables, PCRE2 for pcre tables.
+enum Matcher {
+    Posix(Regex),
+    Pcre(pcre2::bytes::Regex),
+}
+
+/// Where each group matched, by group number.
+type Groups = Vec<Option<(usize, usize)>>;
+
+impl Matcher {
+    fn is_match(&self, key: &[u8]) -> bool {
+        match self {
+            Matcher::Posix(r) => r.is_match(key),
+            // PCRE2 fails a match only past its limits: as no match
+            Matcher::Pcre(r) => r.is_match(key).unwrap_or(false),
+        }
+    }
+
+    fn groups(&self, key: &[u8]) -> Option<Groups> {
+        match self {
+            Matcher::Posix(r) => {
+                let c = r.captures(key)?;
+                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+            }
+            Matcher::Pcre(r) => {
+                let c = r.captures(key).ok()??;
+                Some((0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect())
+            }
+        }
+    }
+
+    fn group_count(&self) -> usize {
+        match self {
+            Matcher::Posix(r) => r.captures_len() - 1,
+            Matcher::Pcre(r) => r.captures_len() - 1,
+        }
+    }
 }
 
 enum RegexpEntry {
-    /// `pattern`: its index in the set.
+    /// `pattern`: its index in the table's matchers (and set).
     Match {
-        regex: Regex,
         pattern: usize,
         negate: bool,
         value: Template,
@@ -138,7 +181,8 @@ impl Table {
         let kind = match kind_name {
             "hash" | "btree" | "lmdb" | "texthash" | "dbm" => Kind::Fixed,
             "cidr" => Kind::Cidr,
-            "regexp" | "pcre" => Kind::Regexp,
+            "regexp" => Kind::Regexp,
+            "pcre" => Kind::Pcre,
             other => {
                 return Err(TableError(format!(
                     "{spec:?}: table type {other:?} is not supported (hash, btree, lmdb, texthash, cidr, regexp, pcre)"
@@ -225,28 +269,27 @@ impl Lookups {
 }
 
 fn regexp_lookup(table: &RegexpTable, key: &[u8]) -> Option<String> {
-    let matched = table.set.matches(key);
+    let matched = table.set.as_ref().map(|s| s.matches(key));
+    let is_match = |pattern: usize| match &matched {
+        Some(m) => m.matched(pattern),
+        None => table.matchers[pattern].is_match(key),
+    };
     let entries = &table.entries;
     let mut i = 0;
     while i < entries.len() {
         match &entries[i] {
-            RegexpEntry::Match {
-                regex,
-                pattern,
-                negate,
-                value,
-            } => {
-                if matched.matched(*pattern) != *negate {
-                    let captures = if *negate || !value.has_groups() {
+            RegexpEntry::Match { pattern, negate, value } => {
+                if is_match(*pattern) != *negate {
+                    let groups = if *negate || !value.has_groups() {
                         None
                     } else {
-                        regex.captures(key)
+                        table.matchers[*pattern].groups(key)
                     };
-                    return Some(value.expand(captures.as_ref()));
+                    return Some(value.expand(key, groups.as_ref()));
                 }
             }
             RegexpEntry::If { pattern, negate, end } => {
-                if matched.matched(*pattern) == *negate {
+                if is_match(*pattern) == *negate {
                     i = *end;
                     continue;
                 }
@@ -334,14 +377,14 @@ impl Template {
 
     /// The text, with what each group matched (nothing if it did not
     /// take part).
-    fn expand(&self, captures: Option<&regex::bytes::Captures>) -> String {
+    fn expand(&self, key: &[u8], groups: Option<&Groups>) -> String {
         let mut out = Vec::new();
         for piece in &self.0 {
             match piece {
                 Piece::Text(t) => out.extend_from_slice(t),
                 Piece::Group(n) => {
-                    if let Some(m) = captures.and_then(|c| c.get(*n)) {
-                        out.extend_from_slice(m.as_bytes());
+                    if let Some(Some((start, end))) = groups.and_then(|g| g.get(*n)) {
+                        out.extend_from_slice(&key[*start..*end]);
                     }
                 }
             }
@@ -367,7 +410,8 @@ fn load(kind: Kind, path: &Path) -> Result<(Stamp, Entries), TableError> {
     let entries = match kind {
         Kind::Fixed => Entries::Fixed(parse_fixed(&lines)),
         Kind::Cidr => Entries::Cidr(parse_cidr(&lines).map_err(|(n, m)| at(n, m))?),
-        Kind::Regexp => Entries::Regexp(parse_regexp(&lines).map_err(|(n, m)| at(n, m))?),
+        Kind::Regexp => Entries::Regexp(parse_regexp(&lines, false).map_err(|(n, m)| at(n, m))?),
+        Kind::Pcre => Entries::Regexp(parse_regexp(&lines, true).map_err(|(n, m)| at(n, m))?),
     };
     Ok((after, entries))
 }
@@ -434,9 +478,10 @@ fn parse_cidr(lines: &[(usize, Vec<u8>)]) -> Result<Vec<CidrEntry>, (usize, Stri
         .collect()
 }
 
-/// One `/pattern/flags` at the start of `text`: the regex, whether it was
-/// negated, its group count, and what follows.
-fn parse_pattern(text: &[u8]) -> Result<(Regex, String, bool, &[u8]), String> {
+/// One `/pattern/flags` at the start of `text`: the compiled pattern (by
+/// PCRE2 when `pcre`), the pattern with its flags inline (for a regexp
+/// table's set), whether it was negated, and what follows.
+fn parse_pattern(text: &[u8], pcre: bool) -> Result<(Matcher, String, bool, &[u8]), String> {
     let (negate, text) = match text.strip_prefix(b"!") {
         Some(t) => (true, t),
         None => (false, text),
@@ -464,6 +509,11 @@ fn parse_pattern(text: &[u8]) -> Result<(Regex, String, bool, &[u8]), String> {
     let pattern = &body[..end];
     let rest = &body[end + 1..];
     let flags_len = rest.iter().take_while(|b| !b.is_ascii_whitespace()).count();
+    let pattern_text = std::str::from_utf8(pattern).map_err(|_| "the pattern is not UTF-8 text".to_owned())?;
+    if pcre {
+        return parse_pcre(pattern_text, &rest[..flags_len])
+            .map(|m| (m, String::new(), negate, rest[flags_len..].trim_ascii()));
+    }
     // Postfix's defaults: case-insensitive, not multi-line (so `.` also
     // matches the newlines inside a folded header)
     let (mut insensitive, mut multi_line) = (true, false);
@@ -480,7 +530,7 @@ fn parse_pattern(text: &[u8]) -> Result<(Regex, String, bool, &[u8]), String> {
             other => return Err(format!("unknown pattern flag {:?}", other as char)),
         }
     }
-    let pattern = std::str::from_utf8(pattern).map_err(|_| "the pattern is not UTF-8 text".to_owned())?;
+    let pattern = pattern_text;
     let regex = RegexBuilder::new(pattern)
         .unicode(false)
         .case_insensitive(insensitive)
@@ -491,7 +541,7 @@ fn parse_pattern(text: &[u8]) -> Result<(Regex, String, bool, &[u8]), String> {
         .map_err(|e| {
             let why = e.to_string();
             let hint = if why.contains("backreferences") || why.contains("look-around") {
-                " (backreferences and look-around are not supported here)"
+                " (backreferences and look-around need a pcre: table)"
             } else {
                 ""
             };
@@ -505,12 +555,47 @@ fn parse_pattern(text: &[u8]) -> Result<(Regex, String, bool, &[u8]), String> {
     let on: String = on_off.iter().filter(|(f, _)| *f).map(|(_, c)| *c).collect();
     let off: String = on_off.iter().filter(|(f, _)| !*f).map(|(_, c)| *c).collect();
     let inline = format!("(?{on}-{off}:{pattern})");
-    Ok((regex, inline, negate, rest[flags_len..].trim_ascii()))
+    Ok((Matcher::Posix(regex), inline, negate, rest[flags_len..].trim_ascii()))
 }
 
-fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<RegexpTable, (usize, String)> {
+/// A pcre_table(5) pattern: PCRE2 on bytes (no UTF mode, as Postfix's
+/// default), case-insensitive and dot-all (`.` takes the newlines of a
+/// folded header; Postfix 2.0 and later) unless `i` or `s`; `m` and `x`
+/// turn on PCRE's multi-line and extended modes.
+fn parse_pcre(pattern: &str, flags: &[u8]) -> Result<Matcher, String> {
+    let mut builder = pcre2::bytes::RegexBuilder::new();
+    let (mut caseless, mut multi_line, mut dotall, mut extended) = (true, false, true, false);
+    for &flag in flags {
+        match flag {
+            b'i' => caseless = !caseless,
+            b'm' => multi_line = !multi_line,
+            b's' => dotall = !dotall,
+            b'x' => extended = !extended,
+            other => {
+                return Err(format!(
+                    "pcre flag {:?} is not supported (i, m, s and x are)",
+                    other as char
+                ));
+            }
+        }
+    }
+    builder
+        .caseless(caseless)
+        .multi_line(multi_line)
+        .dotall(dotall)
+        .extended(extended)
+        .utf(false)
+        .jit_if_available(true);
+    builder
+        .build(pattern)
+        .map(Matcher::Pcre)
+        .map_err(|e| format!("bad pattern /{pattern}/: {e}"))
+}
+
+fn parse_regexp(lines: &[(usize, Vec<u8>)], pcre: bool) -> Result<RegexpTable, (usize, String)> {
     let mut entries = Vec::new();
     let mut patterns: Vec<String> = Vec::new();
+    let mut matchers: Vec<Matcher> = Vec::new();
     let mut open_ifs: Vec<(usize, usize)> = Vec::new(); // (entry index, line)
     for (n, line) in lines {
         let n = *n;
@@ -525,12 +610,14 @@ fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<RegexpTable, (usize, Strin
                 }
             }
             w if w.eq_ignore_ascii_case(b"if") => {
-                let (_, inline, negate, rest) = parse_pattern(line[word_end..].trim_ascii()).map_err(|e| (n, e))?;
+                let (matcher, inline, negate, rest) =
+                    parse_pattern(line[word_end..].trim_ascii(), pcre).map_err(|e| (n, e))?;
                 if !rest.is_empty() {
                     return Err((n, "an if line holds only its pattern".to_owned()));
                 }
                 open_ifs.push((entries.len(), n));
                 patterns.push(inline);
+                matchers.push(matcher);
                 entries.push(RegexpEntry::If {
                     pattern: patterns.len() - 1,
                     negate,
@@ -538,12 +625,12 @@ fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<RegexpTable, (usize, Strin
                 });
             }
             _ => {
-                let (regex, inline, negate, value) = parse_pattern(line).map_err(|e| (n, e))?;
+                let (matcher, inline, negate, value) = parse_pattern(line, pcre).map_err(|e| (n, e))?;
                 if value.is_empty() {
                     return Err((n, "the pattern has no value".to_owned()));
                 }
                 let value = Template::parse(&String::from_utf8_lossy(value)).map_err(|e| (n, e))?;
-                let groups = regex.captures_len() - 1;
+                let groups = matcher.group_count();
                 if let Some(bad) = value.groups().find(|&r| negate || r > groups) {
                     return Err((
                         n,
@@ -555,8 +642,8 @@ fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<RegexpTable, (usize, Strin
                     ));
                 }
                 patterns.push(inline);
+                matchers.push(matcher);
                 entries.push(RegexpEntry::Match {
-                    regex,
                     pattern: patterns.len() - 1,
                     negate,
                     value,
@@ -567,17 +654,22 @@ fn parse_regexp(lines: &[(usize, Vec<u8>)]) -> Result<RegexpTable, (usize, Strin
     if let Some((_, line)) = open_ifs.pop() {
         return Err((line, "if without endif".to_owned()));
     }
-    let set = RegexSetBuilder::new(&patterns)
-        .unicode(false)
-        .size_limit(64 << 20)
-        .build()
-        .map_err(|e| {
-            (
-                lines.last().map_or(0, |(n, _)| *n),
-                format!("the table's patterns together: {e}"),
-            )
-        })?;
-    Ok(RegexpTable { entries, set })
+    let set = if pcre {
+        None
+    } else {
+        let set = RegexSetBuilder::new(&patterns)
+            .unicode(false)
+            .size_limit(64 << 20)
+            .build()
+            .map_err(|e| {
+                (
+                    lines.last().map_or(0, |(n, _)| *n),
+                    format!("the table's patterns together: {e}"),
+                )
+            })?;
+        Some(set)
+    };
+    Ok(RegexpTable { entries, matchers, set })
 }
 
 #[cfg(test)]
@@ -679,11 +771,29 @@ mod tests {
     }
 
     #[test]
+    fn pcre_tables_have_what_regexp_lacks() {
+        let (_d, t) = table(
+            "pcre",
+            "/^Subject: (\\w+) \\1\\b/ REJECT repeated $1\n/^From: (?!.*@example\\.jp)/ WARN outsider\n\
+             /^X-Dot: a.b/ OK dotall by default\n",
+        );
+        assert_eq!(
+            t.lookup(b"Subject: BUY buy now").as_deref(),
+            Some("REJECT repeated BUY")
+        );
+        assert_eq!(t.lookup(b"From: a@example.jp"), None);
+        assert_eq!(t.lookup(b"From: a@example.com").as_deref(), Some("WARN outsider"));
+        assert_eq!(t.lookup(b"X-Dot: a\nb").as_deref(), Some("OK dotall by default"));
+        assert!(open_err("pcre", "/(a/ OK\n").starts_with("FILE:1: bad pattern /(a/"));
+        assert!(open_err("pcre", "/a/U OK\n").starts_with("FILE:1: pcre flag 'U' is not supported"));
+    }
+
+    #[test]
     fn regexp_errors_name_the_line() {
         for (text, want) in [
             (
                 "/a/ OK\n/(b)\\1/ REJECT\n",
-                "FILE:2: bad pattern /(b)\\1/ (backreferences and look-around are not supported here)",
+                "FILE:2: bad pattern /(b)\\1/ (backreferences and look-around need a pcre: table)",
             ),
             ("/a/ OK\n\n/b/\n", "FILE:3: the pattern has no value"),
             ("/a(/ OK\n", "FILE:1: bad pattern /a(/"),
