@@ -527,3 +527,44 @@ fn tables_look_up_as_postmap_does() {
         }
     }
 }
+
+#[test]
+fn the_s25r_sample_sorts_dynamic_names_as_postfix_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.cf"), "").unwrap();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/etc/s25r.regexp");
+    let spec = format!("regexp:{sample}");
+    let ours = mta::policy::table::Table::open(&spec).unwrap();
+    let dynamic = [
+        "p1234-ipad01tokyo.tokyo.ocn.ne.jp",
+        "ntt12345.example.ne.jp",
+        "softbank221078042071.bbtec.net",
+        "61-49-138-219.rev.example.ne.jp",
+        "dhcp7.example.com",
+        "ppp12.dialup.example.jp",
+        "host1.10-20.example.jp",
+        "a1.b2.example.co.jp",
+    ];
+    let static_names = [
+        "mail.example.jp",
+        "mx1.example.co.jp",
+        "smtp.ocn.ne.jp",
+        "www.example.com",
+        "localhost",
+    ];
+    for name in dynamic.iter().chain(&static_names) {
+        let out = Command::new("/usr/sbin/postmap")
+            .arg("-c")
+            .arg(dir.path())
+            .args(["-q", name, &spec])
+            .output()
+            .unwrap();
+        let theirs = out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_owned());
+        let found = ours.lookup(name.as_bytes());
+        assert_eq!(found, theirs, "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(found.is_some(), dynamic.contains(name), "{name}: {found:?}");
+    }
+}
