@@ -508,22 +508,8 @@ fn tables_look_up_as_postmap_does() {
     for (spec, keys) in cases {
         let ours = mta::policy::table::Table::open(spec).unwrap();
         for key in *keys {
-            let out = Command::new("/usr/sbin/postmap")
-                .arg("-c")
-                .arg(dir.path())
-                .args(["-q", key, spec])
-                .output()
-                .unwrap();
-            let theirs = out
-                .status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_owned());
-            assert_eq!(
-                ours.lookup(key.as_bytes()),
-                theirs,
-                "{spec} {key:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let (theirs, said) = postmap_query(dir.path(), key, spec);
+            assert_eq!(ours.lookup(key.as_bytes()), theirs, "{spec} {key:?}: {said}");
         }
     }
 }
@@ -553,18 +539,25 @@ fn the_s25r_sample_sorts_dynamic_names_as_postfix_does() {
         "localhost",
     ];
     for name in dynamic.iter().chain(&static_names) {
-        let out = Command::new("/usr/sbin/postmap")
-            .arg("-c")
-            .arg(dir.path())
-            .args(["-q", name, &spec])
-            .output()
-            .unwrap();
-        let theirs = out
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_owned());
+        let (theirs, said) = postmap_query(dir.path(), name, &spec);
         let found = ours.lookup(name.as_bytes());
-        assert_eq!(found, theirs, "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(found, theirs, "{name}: {said}");
         assert_eq!(found.is_some(), dynamic.contains(name), "{name}: {found:?}");
     }
+}
+
+/// `postmap -q KEY SPEC` with the main.cf in `config`: the value (None
+/// when not found) and what postmap said on stderr.
+fn postmap_query(config: &std::path::Path, key: &str, spec: &str) -> (Option<String>, String) {
+    let out = Command::new("/usr/sbin/postmap")
+        .arg("-c")
+        .arg(config)
+        .args(["-q", key, spec])
+        .output()
+        .unwrap();
+    let value = out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_owned());
+    (value, String::from_utf8_lossy(&out.stderr).into_owned())
 }
