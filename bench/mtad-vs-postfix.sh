@@ -10,8 +10,13 @@
 #
 # With CHAIN=1 both servers run the same filter chain from the same files
 # (the seed site's access list and Subject rules, grown to its sizes: 55
-# client entries, 63 header rules, 10 body rules, a sender table), with
-# mynetworks moved off loopback so that smtp-source's mail is checked.
+# client entries, 63 header rules, 10 body rules, a sender table) and ask
+# the same DNS lists (a client list and a sender-domain list, served by
+# dnsmasq on 127.0.0.1:53; Postfix reads it through a resolv.conf bound
+# over /etc/resolv.conf in its own mount namespace), with mynetworks moved
+# off loopback so that smtp-source's mail is checked; mtad also scans for
+# viruses (built-in) and scores with the site's Bayes database (trained on
+# samples/), which Postfix has no counterpart for without content filters.
 #
 # Usage: [CHAIN=1] bench/mtad-vs-postfix.sh [MESSAGES] [IDLE] [POSTFIX_IDLE]
 #   MESSAGES per run (default 5000); IDLE sessions held by mtad (default
@@ -19,7 +24,8 @@
 #   of PSS apiece, so 5,000 would take 8 GB)
 # Needs: root; postfix (apt, for smtp-source and the scratch Postfix of
 # ../shared/proto/postfix-scratch.sh), linux-perf; a release build
-# (cargo build --release -p mta).
+# (cargo build --release -p mta); for CHAIN=1 also dnsmasq (dnsmasq-base)
+# and a release bsfilter (cargo build --release -p bsfilter).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -50,6 +56,19 @@ RULES
   printf 'spammer.example REJECT\n' > "$T/sender_access"
   mkdir -p "$W/pmconf"; : > "$W/pmconf/main.cf"
   for t in client_access sender_access; do postmap -c "$W/pmconf" "hash:$T/$t"; done
+  # the DNS lists: one listed client (not the benchmark's), nothing else
+  if ss -lun | grep -q '127.0.0.1:53 '; then echo "127.0.0.1:53 is taken: stop what listens there" >&2; exit 1; fi
+  dnsmasq --keep-in-foreground --port=53 --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
+    --local=/bl.bench.test/ --local=/dbl.bench.test/ --address=/2.0.0.127.bl.bench.test/127.0.0.2 \
+    --pid-file="$W/dnsmasq.pid" 2> "$W/dnsmasq.log" & DNSMASQ_PID=$!
+  echo "nameserver 127.0.0.1" > "$W/resolv.conf"
+  # the site's Bayes database, trained on the samples
+  BSF="${BSFILTER_BIN:-$ROOT/target/release/bsfilter}"
+  [ -x "$BSF" ] || { echo "build first: cargo build --release -p bsfilter" >&2; exit 1; }
+  "$BSF" --homedir "$T/sitedb" --add-spam "$ROOT"/samples/spam/*.eml
+  "$BSF" --homedir "$T/sitedb" --add-clean "$ROOT"/samples/ham/*.eml
+  "$BSF" --homedir "$T/sitedb" --update "$ROOT"/samples/ham/*.eml > /dev/null || true
+  chmod -R a+rX "$T/sitedb"
 fi
 ulimit -n "$(ulimit -Hn)"  # the idle sessions: one descriptor each, on both ends
 
@@ -89,14 +108,18 @@ idle() { # NAME PID PORT SESSIONS
 }
 
 # --- Postfix (local(8) into an mbox as vmail) ---
-bash "$PROTO/postfix-scratch.sh" start local > /dev/null
+if [ "$CHAIN" = 1 ]; then
+  unshare -m sh -c "mount --bind '$W/resolv.conf' /etc/resolv.conf && bash '$PROTO/postfix-scratch.sh' start local" > /dev/null
+else
+  bash "$PROTO/postfix-scratch.sh" start local > /dev/null
+fi
 if [ "$CHAIN" = 1 ]; then
   postconf -c "$PF/etc" -e mynetworks=10.255.255.255/32 \
-    "smtpd_recipient_restrictions=permit_mynetworks, reject_unauth_destination, check_client_access hash:$T/client_access, check_sender_access hash:$T/sender_access" \
+    "smtpd_recipient_restrictions=permit_mynetworks, reject_unauth_destination, check_client_access hash:$T/client_access, check_sender_access hash:$T/sender_access, reject_rbl_client bl.bench.test, reject_rhsbl_sender dbl.bench.test" \
     "header_checks=regexp:$T/header_checks" "body_checks=regexp:$T/body_checks"
   postfix -c "$PF/etc" reload > /dev/null 2>&1; sleep 1
 fi
-trap 'bash "$PROTO/postfix-scratch.sh" stop > /dev/null 2>&1 || true; [ -n "${MTAD_PID:-}" ] && kill "$MTAD_PID" 2> /dev/null || true' EXIT
+trap 'bash "$PROTO/postfix-scratch.sh" stop > /dev/null 2>&1 || true; [ -n "${MTAD_PID:-}" ] && kill "$MTAD_PID" 2> /dev/null; [ -n "${DNSMASQ_PID:-}" ] && kill "$DNSMASQ_PID" 2> /dev/null || true' EXIT
 MASTER=$(tr -d ' ' < "$PF/spool/pid/master.pid")
 export TO=vmail@localhost
 for s in 10 50; do
@@ -135,6 +158,11 @@ check_client_access = ["hash:$T/client_access"]
 check_sender_access = ["hash:$T/sender_access"]
 header_checks = ["regexp:$T/header_checks"]
 body_checks = ["regexp:$T/body_checks"]
+resolver = "127.0.0.1:53"
+reject_rbl_client = ["bl.bench.test"]
+reject_rhsbl_sender = ["dbl.bench.test"]
+virus_scanner = "builtin"
+site_bayes_db = "$T/sitedb"
 EOF
 fi
 "$MTAD" --config "$W/mailkit.toml" 2> "$W/mtad.log" & MTAD_PID=$!
