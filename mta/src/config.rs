@@ -41,6 +41,10 @@
 //! reject_rhsbl_sender = ["dbl.example.org"]
 //! reject_rhsbl_helo = []
 //! rbl_reply = { "bl.example.net" = "$rbl_code Listed at $rbl_domain${rbl_reason?: $rbl_reason}" }
+//! greylist = false                   # postgrey's: a first attempt waits
+//! greylist_delay = 300                # seconds before a retry passes
+//! greylist_max_age = 3024000          # seconds a passed triplet is remembered (35 days)
+//! greylist_clients = ["regexp:/etc/mailkit/s25r.regexp"]   # only these clients (empty: all)
 //! header_checks = ["regexp:/etc/postfix/header_checks"]
 //! mime_header_checks = [...]          # unset: the header_checks tables
 //! nested_header_checks = [...]        # unset: the header_checks tables
@@ -206,6 +210,12 @@ pub struct MtadConfig {
     pub reject_rhsbl_helo: Vec<crate::policy::dnsbl::List>,
     /// Reply templates by list zone (Postfix's `rbl_reply_maps`).
     pub rbl_reply: std::collections::HashMap<String, String>,
+    /// Greylisting (postgrey's): off unless true.
+    pub greylist: bool,
+    pub greylist_delay: Seconds,
+    pub greylist_max_age: LongSeconds,
+    /// Only clients these tables list are greylisted (empty: every client).
+    pub greylist_clients: Vec<String>,
     pub header_checks: Vec<String>,
     /// Unset: the header_checks tables, as Postfix.
     pub mime_header_checks: Option<Vec<String>>,
@@ -294,6 +304,10 @@ impl Default for MtadConfig {
             reject_rhsbl_sender: Vec::new(),
             reject_rhsbl_helo: Vec::new(),
             rbl_reply: Default::default(),
+            greylist: false,
+            greylist_delay: Seconds(Duration::from_secs(300)),
+            greylist_max_age: LongSeconds(Duration::from_secs(35 * 86400)),
+            greylist_clients: Vec::new(),
             header_checks: Vec::new(),
             mime_header_checks: None,
             nested_header_checks: None,

@@ -460,3 +460,21 @@ fn every_refusal_can_say_where_to_ask() {
          550-5.1.1 see https://mail.example.jp/refused\r\n550 5.1.1 or write to postmaster@example.jp"
     );
 }
+
+#[test]
+fn greylisting_delays_the_first_attempt_only() {
+    let site = Site::start("greylist = true\ngreylist_delay = 0\n");
+    let attempt = |client: &str, from: &str| rcpt(&site, client, "client.example.org", from, "alice@example.jp").0;
+    assert_eq!(
+        attempt("127.0.0.9", "a@example.org"),
+        "450 4.7.1 <alice@example.jp>: Recipient address rejected: Greylisted, try again in 0 seconds"
+    );
+    // the retry, from another address of the same /24
+    let retry = attempt("127.0.0.10", "a@example.org");
+    assert!(retry.starts_with("250"), "{retry}");
+    let other = attempt("127.0.0.9", "b@example.org");
+    assert!(other.starts_with("450"), "another sender waits: {other}");
+    let trusted = attempt("127.0.0.1", "c@example.org");
+    assert!(trusted.starts_with("250"), "mynetworks never waits: {trusted}");
+    site.wait_for_log("cause=\"greylist\"");
+}

@@ -6,6 +6,7 @@
 //!
 //! - [`access`] — `check_{client,helo,sender,recipient}_access`;
 //! - [`dnsbl`] — DNS allow and block lists;
+//! - [`greylist`] — a first attempt waits (all clients, or those tables name);
 //! - [`content`] — header and body rules at the end of DATA;
 //! - [`virus`] — virus scanning (clamd or built-in) at the end of DATA;
 //! - [`bayes`] — the site-wide spam score at the end of DATA;
@@ -25,6 +26,7 @@ pub mod action;
 pub mod bayes;
 pub mod content;
 pub mod dnsbl;
+pub mod greylist;
 pub mod table;
 pub mod virus;
 
@@ -173,6 +175,13 @@ impl Chain {
             .collect();
         if !lists.is_empty() {
             stages.push(Box::new(lists));
+        }
+        if config.greylist {
+            stages.push(Box::new(greylist::Greylist::new(
+                config.greylist_delay.0,
+                config.greylist_max_age.0,
+                open("greylist_clients", &config.greylist_clients)?,
+            )));
         }
         let shared = |key: &str, specs: &[String]| -> Result<Vec<Arc<table::Table>>, String> {
             Ok(open(key, specs)?.into_iter().map(Arc::new).collect())
