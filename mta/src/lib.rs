@@ -5,7 +5,8 @@
 //! - [`config`]: the `[mtad]` section (with Postfix's names beside ours);
 //! - [`smtp`]: the protocol's syntax, sans-IO: DATA/BDAT content, replies;
 //! - [`session`]: one connection's SMTP state and commands, sans-IO;
-//! - [`policy`]: the chain of stages a session consults (tables, lists, rules);
+//! - [`policy`]: the filter chain a session consults (access tables, DNS lists, greylisting,
+//!   header/body rules, virus scanning, the site-wide Bayes score);
 //! - [`server`]: the listeners and the socket side of sessions; `run` takes a listener;
 //! - [`envelope`]: a message's sender, recipients and DSN requests;
 //! - [`queue`]: the durable spool (synced before the 250) and delivery state;
