@@ -6,16 +6,16 @@
 //! recipient it stopped.
 //!
 //! Search order, in a table of exact keys (`hash:` and its kin):
-//! - client: its name (when confirmed) and each parent domain, then its
-//!   address and each shorter network (`61.49.138.219`, `61.49.138`,
+//! - client: its name (`unknown` when not confirmed, looked up as Postfix
+//!   does) and each parent domain, then its address and each shorter network (`61.49.138.219`, `61.49.138`,
 //!   `61.49`, `61`; IPv6 by `:` groups);
 //! - HELO: the name and each parent domain;
 //! - sender, recipient: `user@domain`, the domain and each parent
 //!   (Postfix's default `parent_domain_matches_subdomains`), then `user@`;
 //!   the null sender is `<>`.
 //!
-//! In `cidr:` and `regexp:` tables only whole keys are looked up (the
-//! client's name, then its address; the HELO name; the address). The first
+//! In `cidr:`, `regexp:` and `pcre:` tables only whole keys are looked up
+//! (the client's name, then its address; the HELO name; the address). The first
 //! key found decides for that table; `DUNNO` stops the search in it.
 
 use std::future::Future;
@@ -75,13 +75,16 @@ impl Access {
                     .client_addr
                     .map(|a| a.to_canonical().to_string())
                     .unwrap_or_default();
-                let known_name = (!facts.client_name.is_empty() && facts.client_name != "unknown")
-                    .then_some(facts.client_name.as_str());
-                let mut keys: Vec<String> = known_name.map(domain_keys).unwrap_or_default();
+                // a client without a confirmed name is `unknown`, and that
+                // is looked up too, as Postfix does (S25R tables use it)
+                let name = if facts.client_name.is_empty() {
+                    "unknown"
+                } else {
+                    facts.client_name.as_str()
+                };
+                let mut keys = domain_keys(name);
                 keys.extend(address_keys(&addr));
-                let mut whole: Vec<String> = known_name.map(str::to_owned).into_iter().collect();
-                whole.push(addr.clone());
-                let name = known_name.unwrap_or("unknown");
+                let whole = vec![name.to_owned(), addr.clone()];
                 (format!("{name}[{addr}]"), keys, whole)
             }
             Subject::Helo => {
@@ -234,6 +237,37 @@ fn mail_keys(address: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_client_is_looked_up_as_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "unknown 450 4.7.1 no reverse name\n").unwrap();
+        let access = Access::new(
+            Subject::Client,
+            vec![Table::open(&format!("hash:{}", path.display())).unwrap()],
+        );
+        let mut facts = Facts {
+            client_addr: Some("192.0.2.9".parse().unwrap()),
+            client_name: "unknown".into(),
+            recipients: vec!["a@example.jp".into()],
+            ..Default::default()
+        };
+        // Postfix 3.7 answers the same (checked with postmap'd table and swaks)
+        let Verdict::Several(v) = access.verdict(&facts) else {
+            panic!()
+        };
+        assert_eq!(
+            v,
+            [Verdict::Reject(super::super::Reply::new(
+                450,
+                [4, 7, 1],
+                "<unknown[192.0.2.9]>: Client host rejected: no reverse name"
+            ))]
+        );
+        facts.client_name = "mail.example.jp".into();
+        assert_eq!(access.verdict(&facts), Verdict::Several(vec![]));
+    }
 
     #[test]
     fn search_orders() {
