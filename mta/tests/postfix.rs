@@ -354,6 +354,28 @@ fn the_same_tables_give_the_same_replies_as_postfix() {
             "alice@example.jp",
             None,
         ),
+        // DEFER_IF_PERMIT: the lists end in a permit; DEFER_IF_REJECT: a later REJECT
+        (
+            "127.0.0.9",
+            "client.example.org",
+            "x@deferme.example",
+            "alice@example.jp",
+            None,
+        ),
+        (
+            "127.0.0.12",
+            "client.example.org",
+            "x@spammer.example",
+            "alice@example.jp",
+            None,
+        ),
+        (
+            "127.0.0.12",
+            "client.example.org",
+            "a@example.org",
+            "alice@example.jp",
+            None,
+        ),
         (
             "127.0.0.9",
             "client.example.org",
@@ -417,6 +439,11 @@ fn the_same_tables_give_the_same_replies_as_postfix() {
         };
         let theirs = talk((postfix.address.as_str(), postfix.port));
         let ours = talk(("127.0.0.1", site.port));
+        let deferred =
+            from.ends_with("@deferme.example") || (*client == "127.0.0.12" && from.ends_with("@spammer.example"));
+        if deferred {
+            assert!(ours.starts_with("450 4.7.1"), "{client} <{from}>: {ours}");
+        }
         assert_eq!(
             ours,
             theirs,

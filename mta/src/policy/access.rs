@@ -128,6 +128,11 @@ impl Access {
                     "{text}"
                 );
             };
+            // DEFER_IF_*: access_map_defer_code, as DEFER
+            let deferral = |text: Option<String>| {
+                let prefix = format!("<{what}>: {} rejected: ", self.subject.class());
+                Action::reply(450, None, text.as_deref(), &prefix, "Access denied")
+            };
             match Action::parse(&value, 554, 450) {
                 Action::Ok => return Verdict::Several(effects.into_iter().chain([Verdict::Accept]).collect()),
                 Action::Dunno => {}
@@ -137,6 +142,8 @@ impl Access {
                     effects.push(Verdict::Reject(reply));
                     return Verdict::Several(effects);
                 }
+                Action::DeferIfReject(text) => effects.push(Verdict::DeferIfReject(deferral(text))),
+                Action::DeferIfPermit(text) => effects.push(Verdict::DeferIfPermit(deferral(text))),
                 Action::Discard(text) => {
                     log("discard", text.as_deref().unwrap_or(""));
                     effects.push(Verdict::Discard);

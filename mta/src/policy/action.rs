@@ -16,6 +16,9 @@ pub enum Action {
         status: Option<[u16; 3]>,
         text: Option<String>,
     },
+    /// Postfix's DEFER_IF_REJECT and DEFER_IF_PERMIT, with their text.
+    DeferIfReject(Option<String>),
+    DeferIfPermit(Option<String>),
     Discard(Option<String>),
     Hold(Option<String>),
     /// Log the text, go on.
@@ -49,6 +52,8 @@ impl Action {
             "REJECT" => refuse(reject_code, text),
             "DEFER" => refuse(defer_code, text),
             w if is_reply_code(w) => refuse(w.parse().unwrap_or(reject_code), text),
+            "DEFER_IF_REJECT" => Action::DeferIfReject(text),
+            "DEFER_IF_PERMIT" => Action::DeferIfPermit(text),
             "DISCARD" => Action::Discard(text),
             "HOLD" => Action::Hold(text),
             "WARN" => Action::Warn(text),

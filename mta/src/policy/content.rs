@@ -317,7 +317,8 @@ impl Walk {
                 self.effects.push(Verdict::Redirect(to));
                 self.keep(line);
             }
-            Action::Unknown(what) => {
+            Action::DeferIfReject(_) | Action::DeferIfPermit(_) | Action::Unknown(_) => {
+                let what = value.trim();
                 tracing::warn!(table = %table, action = %what, "unsupported content action skipped");
                 self.keep(line);
             }

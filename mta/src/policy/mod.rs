@@ -84,6 +84,11 @@ pub enum Verdict {
     Rewrite(Vec<u8>),
     /// Each of these in order, as if given by stages one after another.
     Several(Vec<Verdict>),
+    /// Postfix's DEFER_IF_REJECT: a later refusal is answered with this
+    /// (temporary) reply instead.
+    DeferIfReject(Reply),
+    /// Postfix's DEFER_IF_PERMIT: if nothing later refuses, this reply.
+    DeferIfPermit(Reply),
 }
 
 /// What a whole chain decided at one point.
@@ -97,6 +102,9 @@ pub struct Decision {
     pub redirect: Option<String>,
     /// The message as the stages changed it, if they did.
     pub message: Option<Vec<u8>>,
+    /// A DEFER_IF_REJECT or DEFER_IF_PERMIT waiting for the outcome.
+    defer_if_reject: Option<(String, Reply)>,
+    defer_if_permit: Option<(String, Reply)>,
 }
 
 /// One stage of the chain.
@@ -243,6 +251,13 @@ impl Chain {
                 rewritten = Some(changed);
             }
         }
+        // a permit (OK, or no stage refusing) with a DEFER_IF_PERMIT pending
+        if decision.reject.is_none()
+            && !decision.discard
+            && let Some(deferred) = decision.defer_if_permit.take()
+        {
+            decision.reject = Some(deferred);
+        }
         decision
     }
 }
@@ -253,8 +268,19 @@ fn apply(stage: &str, verdict: Verdict, decision: &mut Decision) -> bool {
         Verdict::Continue => false,
         Verdict::Accept => true,
         Verdict::Reject(reply) => {
-            decision.reject = Some((stage.to_owned(), reply));
+            decision.reject = match decision.defer_if_reject.take() {
+                Some(deferred) if reply.code >= 500 => Some(deferred),
+                _ => Some((stage.to_owned(), reply)),
+            };
             true
+        }
+        Verdict::DeferIfReject(reply) => {
+            decision.defer_if_reject.get_or_insert((stage.to_owned(), reply));
+            false
+        }
+        Verdict::DeferIfPermit(reply) => {
+            decision.defer_if_permit.get_or_insert((stage.to_owned(), reply));
+            false
         }
         Verdict::Discard => {
             decision.discard = true;
@@ -293,6 +319,50 @@ mod tests {
         fn check<'a>(&'a self, _: Point, _: &'a Facts) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
             Box::pin(async move { self.1.clone() })
         }
+    }
+
+    #[tokio::test]
+    async fn defer_if_reject_and_defer_if_permit() {
+        let later = Reply::new(554, [5, 7, 1], "listed");
+        let soft = Reply::new(450, [4, 7, 1], "try later");
+        let decide = |verdicts: Vec<Verdict>| async move {
+            let stages: Vec<Box<dyn Stage>> = verdicts
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| Box::new(Fixed(["a", "b", "c"][i], v)) as Box<dyn Stage>)
+                .collect();
+            Chain::new(stages).decide(Point::Rcpt, &Facts::default()).await.reject
+        };
+        // a later 5xx becomes the deferral
+        let got = decide(vec![
+            Verdict::DeferIfReject(soft.clone()),
+            Verdict::Reject(later.clone()),
+        ])
+        .await;
+        assert_eq!(got, Some(("a".into(), soft.clone())));
+        // nothing refuses: no deferral
+        assert_eq!(
+            decide(vec![Verdict::DeferIfReject(soft.clone()), Verdict::Continue]).await,
+            None
+        );
+        // a permit, explicit or at the end, is deferred
+        assert_eq!(
+            decide(vec![Verdict::DeferIfPermit(soft.clone()), Verdict::Accept]).await,
+            Some(("a".into(), soft.clone()))
+        );
+        assert_eq!(
+            decide(vec![Verdict::DeferIfPermit(soft.clone()), Verdict::Continue]).await,
+            Some(("a".into(), soft.clone()))
+        );
+        // a refusal stays a refusal
+        assert_eq!(
+            decide(vec![
+                Verdict::DeferIfPermit(soft.clone()),
+                Verdict::Reject(later.clone())
+            ])
+            .await,
+            Some(("b".into(), later))
+        );
     }
 
     #[tokio::test]

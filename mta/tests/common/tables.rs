@@ -27,12 +27,14 @@ impl Tables {
             (
                 "client_access",
                 "# the seed's entries\n150.59.112.17 OK\n61.49.138.219 REJECT\n\
-                 127.0.0.5 OK\n127.0.0.6 DISCARD\n127.0.0.7 HOLD\n127.0.0.8 DUNNO\n127.0.0 PREPEND X-Net: loopback\n",
+                 127.0.0.5 OK\n127.0.0.6 DISCARD\n127.0.0.7 HOLD\n127.0.0.8 DUNNO\n127.0.0.12 DEFER_IF_REJECT maybe later\n\
+                 127.0.0 PREPEND X-Net: loopback\n",
             ),
             ("helo_access", "bad.helo.example REJECT go away\n"),
             (
                 "sender_access",
-                "spammer.example REJECT\nfriend@spammer.example OK\ninfo@ 550 5.7.1 no info senders\n",
+                "spammer.example REJECT\nfriend@spammer.example OK\ninfo@ 550 5.7.1 no info senders\n\
+                 deferme.example DEFER_IF_PERMIT not yet\n",
             ),
             ("recipient_access", "bob@example.jp REDIRECT alice@example.jp\n"),
             ("header_checks", HEADER_CHECKS),
