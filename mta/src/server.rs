@@ -270,6 +270,8 @@ async fn drive(
             }
             Step::Decide(point, facts) => {
                 let decision = ctx.chain.decide(point, &facts).await;
+                // the facts share the message: let it go before it is queued
+                drop(facts);
                 session.decided(decision)
             }
             Step::Commit(submission) => {

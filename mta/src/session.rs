@@ -107,10 +107,15 @@ struct Transaction {
 #[derive(Debug)]
 enum Pending {
     Connect,
-    Helo { ehlo: bool, host: String },
+    Helo {
+        ehlo: bool,
+        host: String,
+    },
     Mail(Box<Transaction>),
     Rcpt(Recipient),
-    Data(Vec<u8>),
+    /// The message, shared with the facts the chain is asked with (they
+    /// are dropped before [`Session::decided`], so it is not copied).
+    Data(Arc<Vec<u8>>),
 }
 
 pub struct Session {
@@ -823,7 +828,6 @@ impl Session {
         let mut facts = self.facts();
         let message = Arc::new(message);
         facts.message = Some(message.clone());
-        let message = Arc::try_unwrap(message).unwrap_or_else(|m| (*m).clone());
         self.pending = Some(Pending::Data(message));
         Step::Decide(Point::Data, Box::new(facts))
     }
@@ -855,7 +859,11 @@ impl Session {
             }
             Pending::Data(message) => {
                 self.take_effects(&decision);
-                self.commit(decision.message.unwrap_or(message))
+                self.commit(
+                    decision
+                        .message
+                        .unwrap_or_else(|| Arc::try_unwrap(message).unwrap_or_else(|m| (*m).clone())),
+                )
             }
         }
     }

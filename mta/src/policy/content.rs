@@ -37,7 +37,7 @@ use std::sync::Arc;
 use unicode_normalization::UnicodeNormalization;
 
 use super::action::Action;
-use super::table::Table;
+use super::table::{Lookups, Table};
 use super::{Facts, Point, Stage, Verdict};
 
 /// Postfix's `body_checks_size_limit`: what of each part is looked at.
@@ -99,16 +99,29 @@ impl ContentChecks {
 
     /// The verdict on `message`.
     pub fn verdict(&self, message: &[u8], facts: &Facts) -> Verdict {
-        let lookups: Vec<Vec<(String, super::table::Lookups)>> =
-            [Class::Header, Class::MimeHeader, Class::NestedHeader, Class::Body]
-                .iter()
-                .map(|&c| {
-                    self.tables(c)
-                        .iter()
-                        .map(|t| (t.name().to_owned(), t.lookups()))
-                        .collect()
-                })
-                .collect();
+        // each table read once per message (mime and nested header checks
+        // are the header tables unless configured apart)
+        let mut taken: Vec<(*const Table, Lookups)> = Vec::new();
+        let lookups: Vec<Vec<(&str, Lookups)>> = [Class::Header, Class::MimeHeader, Class::NestedHeader, Class::Body]
+            .iter()
+            .map(|&c| {
+                self.tables(c)
+                    .iter()
+                    .map(|t| {
+                        let at = Arc::as_ptr(t);
+                        let l = match taken.iter().find(|(p, _)| *p == at) {
+                            Some((_, l)) => l.clone(),
+                            None => {
+                                let l = t.lookups();
+                                taken.push((at, l.clone()));
+                                l
+                            }
+                        };
+                        (t.name(), l)
+                    })
+                    .collect()
+            })
+            .collect();
         let mut walk = Walk {
             out: Vec::with_capacity(message.len()),
             changed: false,
@@ -243,14 +256,7 @@ impl Walk {
     /// Asks the tables of `class` about `key` (`line` without its line
     /// end, or what decoding made of it) and acts on `line`; whether the
     /// walk ends.
-    fn line(
-        &mut self,
-        class: Class,
-        line: &[u8],
-        key: &[u8],
-        lookups: &[Vec<(String, super::table::Lookups)>],
-        facts: &Facts,
-    ) -> bool {
+    fn line(&mut self, class: Class, line: &[u8], key: &[u8], lookups: &[Vec<(&str, Lookups)>], facts: &Facts) -> bool {
         let found = lookups[class as usize]
             .iter()
             .find_map(|(name, l)| l.get(key).map(|v| (name, v)));

@@ -245,6 +245,7 @@ impl Table {
 
 /// A table's entries as they were when taken: lookups of one message see
 /// one version of the table.
+#[derive(Clone)]
 pub struct Lookups(Arc<Entries>);
 
 impl Lookups {
