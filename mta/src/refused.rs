@@ -79,15 +79,15 @@ fn field(line: &str, name: &str) -> Option<String> {
 
 /// Validates `--since`: a date, or a date and time, as RFC 3339 begins.
 pub fn valid_since(since: &str) -> bool {
+    // bytes, not str slices: a non-ASCII character must not split a slice
     let b = since.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     b.len() >= 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && since[..4]
-            .bytes()
-            .chain(since[5..7].bytes())
-            .chain(since[8..10].bytes())
-            .all(|c| c.is_ascii_digit())
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10)
         && (b.len() == 10 || b[10] == b'T')
 }
 
@@ -120,5 +120,18 @@ mod tests {
         assert_eq!(parse(&journal, "alice@example.jp", None), Some(r));
         assert!(valid_since("2026-12-02") && valid_since("2026-12-02T09:30"));
         assert!(!valid_since("yesterday") && !valid_since("2026-12-2"));
+    }
+
+    proptest::proptest! {
+        /// Any line and any --since: an answer, never a panic.
+        #[test]
+        fn hostile_lines_and_times(
+            line in "\\PC{0,120}( event=\"reject\")?( to=<a@b>)?( reply=\\PC{0,20})?",
+            since in "[0-9-]{0,5}\\PC{0,12}",
+        ) {
+            let _ = valid_since(&since);
+            let _ = parse(&line, "a@b", valid_since(&since).then_some(since.as_str()));
+            let _ = parse(&line, &since, None);
+        }
     }
 }
