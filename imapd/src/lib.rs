@@ -4,6 +4,7 @@
 //! - [`config`]: the `[imapd]` section of the toolkit's TOML file;
 //! - [`mailbox`]: one mbox folder with UIDs and flags in Dovecot's headers;
 //! - [`mime`]: MIME structure with byte ranges (sections, BODYSTRUCTURE);
+//! - [`address`]: address lists as ENVELOPE shows them;
 //! - [`imap`]: the protocol: sessions, FETCH, SEARCH, sequence sets;
 //! - [`pop3`]: POP3 sessions over the INBOX;
 //! - [`training`]: the queue that teaches users' filters from their moves;
@@ -14,6 +15,7 @@
 //! Folder names and layout come from lda ([`lda::folders`]); listening,
 //! TLS, logins and limits from the [`daemon`] crate.
 
+pub mod address;
 pub mod config;
 pub mod imap;
 pub mod mailbox;

@@ -558,11 +558,24 @@ impl Folder {
     }
 }
 
+/// A UIDVALIDITY for a new folder: the time in seconds, as Dovecot and
+/// UW-IMAP choose it, but never one this process gave before — a folder
+/// deleted and created again within a second must not keep its
+/// UIDVALIDITY, or a client would take the new messages for the old
+/// ones under the same UIDs (RFC 3501 §2.3.1.1).
 fn new_uid_validity() -> u32 {
-    SystemTime::now()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static LAST: AtomicU32 = AtomicU32::new(0);
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_secs() as u32)
-        .max(1)
+        .max(1);
+    let previous = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last.wrapping_add(1)).max(1))
+        })
+        .expect("the closure always gives a value");
+    now.max(previous.wrapping_add(1)).max(1)
 }
 
 /// `UIDVALIDITY UIDLAST [KEYWORD…]` → (UIDVALIDITY, UIDNEXT, keywords).

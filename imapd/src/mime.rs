@@ -47,7 +47,7 @@ pub enum Kind {
 pub fn parse(data: &[u8], range: Range<usize>, default_type: (&str, &str), depth: usize) -> Node {
     let (header, body) = split_header(data, range);
     let fields = header_fields(&data[header.clone()]);
-    let (media_type, subtype, params) = match field(&fields, "content-type").and_then(|v| parse_content_type(&v)) {
+    let (media_type, subtype, mut params) = match field(&fields, "content-type").and_then(|v| parse_content_type(&v)) {
         Some(ct) => ct,
         None => (
             default_type.0.to_owned(),
@@ -59,6 +59,10 @@ pub fn parse(data: &[u8], range: Range<usize>, default_type: (&str, &str), depth
             },
         ),
     };
+    // RFC 2045 §5.2: text without a charset is US-ASCII (and Dovecot says so)
+    if media_type == "text" && !params.iter().any(|(k, _)| k == "charset") {
+        params.insert(0, ("charset".to_owned(), "us-ascii".to_owned()));
+    }
     let kind = if depth >= MAX_DEPTH {
         Kind::Leaf
     } else if media_type == "multipart" {
@@ -258,20 +262,29 @@ fn split_params(value: &str) -> Vec<String> {
 }
 
 impl Node {
-    /// The part `path` (1-based numbers, as in `BODY[1.2]`).
+    /// The part `path` of this message (1-based numbers, as in
+    /// `BODY[1.2]`): the message's body is part 1 unless it is a
+    /// multipart, whose parts are 1, 2, …; a message/rfc822 part's own
+    /// parts are numbered as the message inside it (RFC 3501 §6.4.5), so
+    /// for a message that *is* message/rfc822, `BODY[1]` is the whole
+    /// embedded message and `BODY[1.1]` that message's body.
     pub fn part(&self, path: &[u32]) -> Option<&Node> {
-        let Some((&first, rest)) = path.split_first() else {
-            return Some(self);
-        };
+        let (&first, rest) = path.split_first()?;
         let index = first.checked_sub(1)? as usize;
         let child = match &self.kind {
             Kind::Multipart(parts) => parts.get(index)?,
-            // a message's part numbers are those of its body
-            Kind::Message(inner) => return inner.part(path),
-            Kind::Leaf if index == 0 => self,
-            Kind::Leaf => return None,
+            _ if index == 0 => self,
+            _ => return None,
         };
-        child.part(rest)
+        if rest.is_empty() {
+            return Some(child);
+        }
+        match &child.kind {
+            Kind::Message(inner) => inner.part(rest),
+            Kind::Multipart(_) => child.part(rest),
+            // a leaf's only part is itself
+            Kind::Leaf => (rest == [1]).then_some(child),
+        }
     }
 
     /// For `BODY[n.HEADER]`/`TEXT`: the message a part number designates
@@ -373,8 +386,10 @@ impl Node {
     }
 }
 
+/// A body's size in text lines: its line ends, as Dovecot counts (a last
+/// line without one, before a boundary, is not counted).
 fn count_lines(body: &[u8]) -> usize {
-    body.iter().filter(|&&b| b == b'\n').count() + usize::from(!body.is_empty() && !body.ends_with(b"\n"))
+    body.iter().filter(|&&b| b == b'\n').count()
 }
 
 fn write_params(params: &[(String, String)], out: &mut Vec<u8>) {
@@ -419,106 +434,23 @@ fn write_disposition(fields: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
 
 /// An address list as ENVELOPE wants it: `((name adl mailbox host) …)`.
 fn write_addresses(value: Option<&[u8]>, out: &mut Vec<u8>) {
-    let addresses = value.map(parse_addresses).unwrap_or_default();
+    let addresses = value.map(crate::address::parse_list).unwrap_or_default();
     if addresses.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
     }
     out.push(b'(');
-    for (name, mailbox, host) in addresses {
+    for a in addresses {
         out.push(b'(');
-        nstring(out, name.as_deref());
-        out.extend_from_slice(b" NIL ");
-        nstring(out, mailbox.as_deref());
-        out.push(b' ');
-        nstring(out, host.as_deref());
+        for (i, value) in [a.name, a.route, a.mailbox, a.host].iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            nstring(out, value.as_deref());
+        }
         out.push(b')');
     }
     out.push(b')');
-}
-
-type Address = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// `Name <local@host>, other@host` → (name, local, host) triples; group
-/// syntax gives its start and end markers as RFC 3501 asks.
-fn parse_addresses(value: &[u8]) -> Vec<Address> {
-    let mut out = Vec::new();
-    for item in split_outside_quotes(value, b',') {
-        let mut item = trim_bytes(&item).to_vec();
-        if item.is_empty() {
-            continue;
-        }
-        // group: "name: a, b;" — the splitter keeps "name: a" together
-        if let Some(colon) = find_outside_quotes(&item, b':')
-            && !item[..colon].contains(&b'<')
-        {
-            out.push((None, Some(trim_bytes(&item[..colon]).to_vec()), None));
-            item = trim_bytes(&item[colon + 1..]).to_vec();
-        }
-        let group_end = item.ends_with(b";");
-        if group_end {
-            item.pop();
-        }
-        if !item.is_empty() {
-            let (name, spec) = match (
-                item.iter().position(|&b| b == b'<'),
-                item.iter().rposition(|&b| b == b'>'),
-            ) {
-                (Some(a), Some(b)) if a < b => {
-                    let name = trim_bytes(&item[..a]);
-                    let name = name
-                        .strip_prefix(b"\"")
-                        .and_then(|n| n.strip_suffix(b"\""))
-                        .unwrap_or(name);
-                    ((!name.is_empty()).then(|| name.to_vec()), item[a + 1..b].to_vec())
-                }
-                _ => (None, item.clone()),
-            };
-            let spec = trim_bytes(&spec);
-            let (mailbox, host) = match spec.iter().rposition(|&b| b == b'@') {
-                Some(at) => (spec[..at].to_vec(), Some(spec[at + 1..].to_vec())),
-                None => (spec.to_vec(), Some(b"MISSING_DOMAIN".to_vec())),
-            };
-            out.push((name, Some(mailbox), host));
-        }
-        if group_end {
-            out.push((None, None, None));
-        }
-    }
-    out
-}
-
-fn split_outside_quotes(value: &[u8], sep: u8) -> Vec<Vec<u8>> {
-    let mut out = vec![Vec::new()];
-    let (mut quoted, mut angle, mut escaped) = (false, false, false);
-    for &b in value {
-        if escaped {
-            escaped = false;
-        } else if b == b'\\' && quoted {
-            escaped = true;
-        } else if b == b'"' {
-            quoted = !quoted;
-        } else if !quoted && b == b'<' {
-            angle = true;
-        } else if !quoted && b == b'>' {
-            angle = false;
-        } else if b == sep && !quoted && !angle {
-            out.push(Vec::new());
-            continue;
-        }
-        out.last_mut().expect("never empty").push(b);
-    }
-    out
-}
-
-fn find_outside_quotes(value: &[u8], target: u8) -> Option<usize> {
-    let mut quoted = false;
-    value.iter().position(|&b| {
-        if b == b'"' {
-            quoted = !quoted;
-        }
-        !quoted && b == target
-    })
 }
 
 #[cfg(test)]
@@ -541,7 +473,7 @@ mod tests {
         let mut out = Vec::new();
         root.write_structure(MULTI, true, &mut out);
         let s = String::from_utf8(out).unwrap();
-        assert!(s.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\""), "{s}");
+        assert!(s.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 5 0 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\""), "{s}");
         assert!(s.ends_with(" \"MIXED\" (\"BOUNDARY\" \"xx\") NIL NIL NIL)"), "{s}");
         let mut env = Vec::new();
         root.write_envelope(MULTI, &mut env);

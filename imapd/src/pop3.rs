@@ -3,8 +3,9 @@
 //! A session works on the INBOX as it was at login. DELE marks; QUIT
 //! removes the marked messages and sets `\Seen` on the retrieved ones in one
 //! update under the mailbox locks (mail that arrived meanwhile is kept).
-//! UIDL is Dovecot's default format (`%08Xu%08Xv`: UID and UIDVALIDITY), so
-//! clients moving from Dovecot don't fetch everything again.
+//! UIDL is Dovecot's default format (`%08Xu%08Xv`: UID and UIDVALIDITY,
+//! which Dovecot's `%X` writes in lower-case hex), so clients moving from
+//! Dovecot, which compare UIDLs as strings, don't fetch everything again.
 //!
 //! Like [`crate::imap::Session`], a [`Pop3Session`] turns one line into
 //! response bytes; [`crate::server`] does the socket.
@@ -325,10 +326,16 @@ impl Pop3Session {
             "LIST" | "UIDL" => {
                 let value = |i: usize| match command {
                     "LIST" => drop.messages[i].size().to_string(),
-                    _ => format!("{:08X}{:08X}", drop.messages[i].uid, drop.uid_validity),
+                    _ => format!("{:08x}{:08x}", drop.messages[i].uid, drop.uid_validity),
                 };
                 if args.trim().is_empty() {
-                    ok("+OK".into());
+                    let live = drop.messages.len() - drop.deleted.len();
+                    // (Dovecot's first lines, word for word)
+                    ok(if command == "LIST" {
+                        format!("+OK {live} messages:")
+                    } else {
+                        "+OK".into()
+                    });
                     for i in (0..drop.messages.len()).filter(|i| !drop.deleted.contains(i)) {
                         ok(format!("{} {}", i + 1, value(i)));
                     }

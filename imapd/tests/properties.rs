@@ -69,6 +69,26 @@ proptest! {
     }
 
     #[test]
+    fn address_lists_of_anything(value in prop::collection::vec(
+        prop::sample::select(b"ab@.,;:<>()\"\\[] \t\r\n\x80=?".to_vec()), 0..120)
+    ) {
+        let list = imapd::address::parse_list(&value);
+        prop_assert!(list.len() <= value.len() / 2 + 1, "{} entries from {} bytes", list.len(), value.len());
+        // group markers come in pairs, never nested
+        let mut open = false;
+        for a in &list {
+            let marker = a.name.is_none() && a.route.is_none() && a.host.is_none();
+            if marker {
+                prop_assert_eq!(a.mailbox.is_some(), !open, "{:?}", list);
+                open = a.mailbox.is_some();
+            } else {
+                prop_assert!(a.mailbox.is_some() && a.host.is_some(), "{:?}", a);
+            }
+        }
+        prop_assert!(!open);
+    }
+
+    #[test]
     fn mailbox_names_round_trip_and_stay_inside(name in "\\PC{0,30}", raw in prop::collection::vec(any::<u8>(), 0..300)) {
         let encoded = names::encode_mutf7(&name);
         prop_assert_eq!(names::decode_mutf7(&encoded), Some(name));

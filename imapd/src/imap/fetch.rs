@@ -4,7 +4,7 @@ use imap_types::fetch::{MessageDataItemName, Section};
 
 use crate::mailbox::{self, Message, SYSTEM_FLAGS};
 use crate::mime::{self, Node};
-use crate::wire::{literal, nstring};
+use crate::wire::{astring, literal};
 
 /// The message as clients see it (CRLF line ends) and its MIME tree,
 /// made only when an item needs them (FETCH FLAGS needs neither).
@@ -264,7 +264,7 @@ fn section_name(section: Option<&Section<'_>>) -> String {
                 if i > 0 {
                     list.push(b' ');
                 }
-                nstring(&mut list, Some(n.as_ref()));
+                astring(&mut list, &n.as_ref().to_ascii_uppercase());
             }
             format!("{} ({})", prefixed(p, kind), String::from_utf8_lossy(&list))
         }

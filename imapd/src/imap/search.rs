@@ -1,6 +1,10 @@
 //! SEARCH: every RFC 3501 key. Text keys match the decoded message
 //! (headers and text parts in UTF-8, through bsfilter's decoder: every
-//! charset it repairs is searchable), case-insensitively.
+//! charset it repairs is searchable), case-insensitively. A header key
+//! also matches the header's own text after the colon (RFC 3501 §6.4.4),
+//! where the decoder's value differs from it: the angle brackets of a
+//! Message-ID or References, a group's name in To, a comment — a client
+//! looking a message up by `<id@host>` must find it.
 
 use bsfilter::decode::DecodedMessage;
 use chrono::Datelike;
@@ -57,7 +61,7 @@ fn matches(
     let text = |needle: &[u8], decoded: &mut Option<DecodedMessage>, what: Field<'_>| {
         let needle = (scope.decode)(needle).to_lowercase();
         let d = decoded.get_or_insert_with(|| DecodedMessage::parse(&m.content));
-        contains(d, what, &needle)
+        contains(d, &m.content, what, &needle)
     };
     let date = |d: &chrono::NaiveDate| {
         bsfilter::time::days_from_civil(i64::from(d.year()), i64::from(d.month()), i64::from(d.day()))
@@ -120,13 +124,21 @@ enum Field<'a> {
     Text,
 }
 
-fn contains(d: &DecodedMessage, what: Field<'_>, needle: &str) -> bool {
+/// Does `needle` (lower case) occur in `what` of the message `raw`,
+/// decoded as `d`?
+fn contains(d: &DecodedMessage, raw: &[u8], what: Field<'_>, needle: &str) -> bool {
     let in_headers = |name: Option<&str>| {
-        d.headers
+        let decoded = d
+            .headers
             .iter()
             .filter(|h| name.is_none_or(|n| h.name == n))
             // HEADER name "" matches every message with that field
-            .any(|h| needle.is_empty() || h.value.to_lowercase().contains(needle))
+            .any(|h| needle.is_empty() || h.value.to_lowercase().contains(needle));
+        decoded
+            || crate::mime::header_fields(raw)
+                .iter()
+                .filter(|(n, _)| name.is_none_or(|wanted| n == wanted))
+                .any(|(_, value)| needle.is_empty() || String::from_utf8_lossy(value).to_lowercase().contains(needle))
     };
     let in_body = || d.texts.iter().any(|t| t.text.to_lowercase().contains(needle));
     match what {

@@ -54,6 +54,12 @@ struct Selected {
     folder: Folder,
     /// UIDs that are `\Recent` in this session.
     recent: HashSet<u32>,
+    /// Keywords announced in FLAGS (a client learns of new ones before
+    /// they appear in a FETCH).
+    keywords: Vec<String>,
+    /// The view still holds messages another session expunged, not yet
+    /// reported.
+    holds_expunged: bool,
 }
 
 pub struct Session {
@@ -537,8 +543,9 @@ impl Session {
             Err(e) => return self.folder_error(tag, e),
         };
         let keywords = folder_keywords(&folder);
-        self.untagged(&format!("FLAGS ({FLAGS}{keywords})"));
-        self.untagged(&format!("OK [PERMANENTFLAGS ({FLAGS}{keywords} \\*)] Flags permitted."));
+        let listed: String = keywords.iter().map(|k| format!(" {k}")).collect();
+        self.untagged(&format!("FLAGS ({FLAGS}{listed})"));
+        self.untagged(&format!("OK [PERMANENTFLAGS ({FLAGS}{listed} \\*)] Flags permitted."));
         self.untagged(&format!("{} EXISTS", folder.messages.len()));
         self.untagged(&format!("{} RECENT", recent.len()));
         if let Some(first) = folder.messages.iter().position(|m| !m.has(SEEN)) {
@@ -560,6 +567,8 @@ impl Session {
             read_only,
             folder,
             recent,
+            keywords,
+            holds_expunged: false,
         });
     }
 
@@ -568,7 +577,7 @@ impl Session {
     /// protocol allows (`allow_expunge`); otherwise the old view stays.
     fn refresh(&mut self, allow_expunge: bool) {
         let Some(sel) = &self.selected else { return };
-        if Stamp::of(&sel.path) == Some(sel.folder.stamp) {
+        if Stamp::of(&sel.path) == Some(sel.folder.stamp) && !(sel.holds_expunged && allow_expunge) {
             return;
         }
         let loaded = if sel.read_only {
@@ -585,8 +594,12 @@ impl Session {
     }
 
     /// Makes `new` the selected folder's view, writing the untagged
-    /// responses for what changed: EXPUNGE, EXISTS, RECENT, and FETCH
-    /// FLAGS for changed messages except `quiet` ones, plus `always` ones.
+    /// responses for what changed: FLAGS for new keywords, EXPUNGE, EXISTS,
+    /// RECENT, and FETCH FLAGS for changed messages except `quiet` ones,
+    /// plus `always` ones. Where expunges may not be reported
+    /// (`allow_expunge` false: during FETCH, STORE, SEARCH, COPY), the
+    /// messages another session expunged stay in the view, under their
+    /// numbers, until a command that may report them.
     fn apply(
         &mut self,
         new: Folder,
@@ -607,7 +620,7 @@ impl Session {
                 (Some(o), Some(n)) if o.uid == n.uid => {
                     let differs = o.flags != n.flags || o.keywords != n.keywords;
                     if always.contains(&n.uid) || (differs && !quiet.contains(&n.uid)) {
-                        changed.push(j);
+                        changed.push(n.uid);
                     }
                     i += 1;
                     j += 1;
@@ -626,25 +639,47 @@ impl Session {
                 }
             }
         }
-        if !gone.is_empty() && !allow_expunge {
-            return;
-        }
         let mut out = Vec::new();
-        for &i in gone.iter().rev() {
+        let keywords = folder_keywords(&new);
+        let fresh: Vec<&String> = keywords
+            .iter()
+            .filter(|k| !sel.keywords.iter().any(|s| s.eq_ignore_ascii_case(k)))
+            .collect();
+        if !fresh.is_empty() {
+            let fresh: Vec<String> = fresh.into_iter().cloned().collect();
+            sel.keywords.extend(fresh);
+            let listed: String = sel.keywords.iter().map(|k| format!(" {k}")).collect();
+            out.extend_from_slice(format!("* FLAGS ({FLAGS}{listed})\r\n").as_bytes());
+            out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({FLAGS}{listed} \\*)] Flags permitted.\r\n").as_bytes(),
+            );
+        }
+        let report_expunges = allow_expunge || gone.is_empty();
+        for &i in gone.iter().rev().filter(|_| report_expunges) {
             out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
         }
+        let mut view = new;
+        sel.holds_expunged = !report_expunges;
+        if !report_expunges {
+            view.messages
+                .extend(gone.iter().map(|&i| sel.folder.messages[i].clone()));
+            view.messages.sort_by_key(|m| m.uid);
+        }
         sel.recent.extend(new_recent);
-        for j in changed {
-            let m = &new.messages[j];
+        for uid in changed {
+            let Ok(j) = view.messages.binary_search_by_key(&uid, |m| m.uid) else {
+                continue;
+            };
+            let m = &view.messages[j];
             let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
             out.extend_from_slice(format!("* {} FETCH (FLAGS {flags} UID {})\r\n", j + 1, m.uid).as_bytes());
         }
-        if added || !gone.is_empty() {
-            out.extend_from_slice(format!("* {} EXISTS\r\n", new.messages.len()).as_bytes());
-            let recent = new.messages.iter().filter(|m| sel.recent.contains(&m.uid)).count();
+        if added || (report_expunges && !gone.is_empty()) {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", view.messages.len()).as_bytes());
+            let recent = view.messages.iter().filter(|m| sel.recent.contains(&m.uid)).count();
             out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
         }
-        sel.folder = new;
+        sel.folder = view;
         self.out.extend_from_slice(&out);
     }
 
@@ -822,9 +857,22 @@ impl Session {
         let full = format!("{reference}{pattern}");
         let mut entries: Vec<(String, Vec<&'static str>)> = Vec::new();
         if lsub {
-            for name in self.subscriptions() {
-                if pattern::matches(&full, &name) {
-                    entries.push((name, Vec::new()));
+            let subscribed = self.subscriptions();
+            for name in &subscribed {
+                if pattern::matches(&full, name) {
+                    entries.push((name.clone(), Vec::new()));
+                    continue;
+                }
+                // RFC 3501 §6.3.9: where `%` stops short of a subscribed
+                // name, its unsubscribed parent is listed, \Noselect
+                let parents = name.match_indices('/').map(|(i, _)| &name[..i]);
+                for parent in parents {
+                    if pattern::matches(&full, parent)
+                        && !subscribed.iter().any(|s| s == parent)
+                        && !entries.iter().any(|(n, _)| n == parent)
+                    {
+                        entries.push((parent.to_owned(), vec!["\\Noselect"]));
+                    }
                 }
             }
         } else {
@@ -1285,19 +1333,21 @@ fn claim_recent(folder: &mut Folder) -> HashSet<u32> {
     recent
 }
 
-fn folder_keywords(folder: &Folder) -> String {
-    let mut seen: Vec<&str> = Vec::new();
+/// The keywords in use in `folder`, beyond the `$Junk` and `$NotJunk` of
+/// [`FLAGS`].
+fn folder_keywords(folder: &Folder) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
     for m in &folder.messages {
         for k in &m.keywords {
             if !seen.iter().any(|s| s.eq_ignore_ascii_case(k))
                 && !k.eq_ignore_ascii_case("$Junk")
                 && !k.eq_ignore_ascii_case("$NotJunk")
             {
-                seen.push(k);
+                seen.push(k.clone());
             }
         }
     }
-    seen.iter().map(|k| format!(" {k}")).collect()
+    seen
 }
 
 /// System flags as bits, keywords as names.

@@ -244,6 +244,22 @@ impl Client {
         }
     }
 
+    /// Every line up to and including the tagged answer to the command
+    /// sent last.
+    pub fn lines(&mut self) -> Vec<String> {
+        let tag = format!("t{} ", self.tag);
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "closed before {tag}");
+            let done = line.starts_with(&tag);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
     /// Sends a command; returns the untagged lines, panicking unless OK.
     pub fn run(&mut self, command: &str) -> Vec<String> {
         self.tag += 1;

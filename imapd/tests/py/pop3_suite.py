@@ -48,7 +48,7 @@ listing = p.list()[1]
 sizes = [int(line.split()[1]) for line in listing]
 assert sum(sizes) == octets, (sizes, octets)
 uidls = [line.split()[1] for line in p.uidl()[1]]
-assert len(set(uidls)) == 3 and all(re.fullmatch(rb"[0-9A-F]{16}", u) for u in uidls), uidls
+assert len(set(uidls)) == 3 and all(re.fullmatch(rb"[0-9a-f]{16}", u) for u in uidls), uidls
 assert p.uidl(2).split()[2] == uidls[1]
 lines = p.retr(1)[1]
 assert lines[0] == b"Subject: hello", lines

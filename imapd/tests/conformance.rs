@@ -1,0 +1,467 @@
+//! Protocol answers compared with Dovecot's on the same mbox files: the
+//! same commands go to our server (over TCP) and to Dovecot 2.3's own
+//! imap and pop3 programs (pre-authenticated over pipes), and the
+//! answers must be the same bytes — ENVELOPE, body sections inside
+//! message/rfc822 and digests, BODYSTRUCTURE, SEARCH on headers, LSUB,
+//! POP3 UIDL. Then what Dovecot cannot be asked through one pipe: STORE
+//! after another session's EXPUNGE, UIDVALIDITY of a recreated mailbox,
+//! new keywords announced. Runs as root (as CI does): Dovecot's programs
+//! run as nobody.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use common::{Client, Site};
+use e2e_tests::dovecot::{self, Dovecot, Preauth};
+
+const NOBODY: u32 = 65534;
+
+/// Messages with what the conformance suite found wrong: addresses with
+/// comments, routes and groups; a message that is message/rfc822; one
+/// with a multipart inside a message/rfc822 part; a digest whose parts
+/// have empty MIME headers; headers for SEARCH. The nested multiparts
+/// have epilogues: without one, Dovecot counts the line end after the
+/// inner close delimiter into the enclosing part, where RFC 2046 §5.1.1
+/// gives it to the outer delimiter (as we do).
+const MESSAGES: &[&str] = &[
+    "From: user@domain (Real Name)\n\
+     To: group2: (foo) ;, \"Quoted, Name\" <q@x.org>, <@route1,@route2:r@y.org>, groupname: a@b.c, d@e.f;\n\
+     Cc: undisclosed-recipients:;\n\
+     Subject: envelope test\n\
+     Message-ID: <a0@loop.test>\n\
+     Content-Type: message/rfc822\n\
+     \n\
+     From: inner@example.com\n\
+     Subject: inner subject\n\
+     \n\
+     inner body line\n",
+    "From: =?UTF-8?B?5bGx55Sw?= <yamada@example.jp>\n\
+     Sender: John Q. Public <jqp@[192.0.2.1]>\n\
+     Reply-To: \"a \\\"quoted\\\" name\" <r@example.jp>, plain@example.jp (Comment (nested))\n\
+     To: nodomain, <>, \"john doe\"@example.org\n\
+     Subject: =?ISO-2022-JP?B?GyRCJEgkKhsoQg==?=\n\
+     Date: Tue, 1 Dec 2026 10:00:00 +0900\n\
+     Message-ID: <b1@loop.test>\n\
+     In-Reply-To: <a0@loop.test>\n\
+     References: <a0@loop.test> <z9@loop.test>\n\
+     MIME-Version: 1.0\n\
+     Content-Type: multipart/mixed; boundary=\"outer\"\n\
+     \n\
+     preamble\n\
+     --outer\n\
+     Content-Type: text/plain; charset=utf-8\n\
+     \n\
+     first part\n\
+     --outer\n\
+     Content-Type: message/rfc822\n\
+     Content-Description: forwarded\n\
+     \n\
+     From: fwd@example.com\n\
+     Subject: forwarded message\n\
+     Content-Type: multipart/alternative; boundary=\"inner\"\n\
+     \n\
+     --inner\n\
+     Content-Type: text/plain\n\
+     \n\
+     plain text\n\
+     --inner\n\
+     Content-Type: text/html\n\
+     \n\
+     <p>html</p>\n\
+     --inner--\n\
+     epilogue\n\
+     --outer--\n",
+    "From: digest-owner@example.com\n\
+     To: list@example.com\n\
+     Subject: digest\n\
+     MIME-Version: 1.0\n\
+     Content-Type: multipart/mixed; boundary=\"m\"\n\
+     \n\
+     --m\n\
+     Content-Type: multipart/digest; boundary=\"d\"\n\
+     \n\
+     --d\n\
+     \n\
+     From: one@example.com\n\
+     Subject: first of the digest\n\
+     \n\
+     one's body\n\
+     --d\n\
+     \n\
+     From: two@example.com\n\
+     Subject: second of the digest\n\
+     \n\
+     two's body\n\
+     --d--\n\
+     end of the digest\n\
+     --m--\n",
+    "From: plain@example.com\n\
+     To: someone@example.com\n\
+     Subject: a plain message\n\
+     \n\
+     just text\n",
+];
+
+/// The commands whose answers must be Dovecot's, after an EXAMINE.
+const COMMANDS: &[&str] = &[
+    "FETCH 1:* (ENVELOPE)",
+    "FETCH 1:* (BODYSTRUCTURE)",
+    "FETCH 1:* (BODY)",
+    "FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.HEADER] BODY.PEEK[1.TEXT] BODY.PEEK[1.HEADER.FIELDS (Subject)] BODY.PEEK[1.1] BODY.PEEK[1.MIME])",
+    "FETCH 2 (BODY.PEEK[2] BODY.PEEK[2.MIME] BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.1] BODY.PEEK[2.2] BODY.PEEK[2.1.MIME] BODY.PEEK[2.HEADER.FIELDS.NOT (From)])",
+    "FETCH 3 (BODY.PEEK[1] BODY.PEEK[1.1] BODY.PEEK[1.1.MIME] BODY.PEEK[1.1.HEADER] BODY.PEEK[1.2.TEXT] BODY.PEEK[1.2.1])",
+    "FETCH 4 (BODY.PEEK[1] BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS (To)])",
+    "SEARCH TO groupname",
+    "SEARCH TO group2",
+    "SEARCH CC undisclosed-recipients",
+    "SEARCH FROM \"Real Name\"",
+    "SEARCH HEADER Message-ID \"<a0@loop.test>\"",
+    "SEARCH HEADER Message-ID a0@loop.test",
+    "SEARCH HEADER References \"<z9@loop.test>\"",
+    "SEARCH HEADER In-Reply-To \"<a0@loop.test>\"",
+    "SEARCH HEADER Date \"1 Dec 2026\"",
+    "SEARCH HEADER Reply-To \"quoted\"",
+    "SEARCH HEADER Subject \"a plain\"",
+    "SEARCH HEADER X-None \"\"",
+];
+
+fn mbox(messages: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in messages {
+        out.extend_from_slice(b"From sender@example.com Tue Dec  1 10:00:00 2026\n");
+        out.extend_from_slice(m.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A scratch site (alice on our server) and a Dovecot configuration with
+/// the user `dove` whose home holds a copy of what the caller puts there.
+struct Pair {
+    site: Site,
+    dovecot_dir: PathBuf,
+    dove_home: PathBuf,
+    _dovecot: Dovecot,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        assert!(e2e_tests::is_root(), "this test runs as root (as CI does)");
+        let site = Site::start();
+        let root = site.dir.path();
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dove_home = root.join("dove");
+        std::fs::create_dir_all(dove_home.join("mail")).unwrap();
+        let passwd = root.join("dovecot-passwd");
+        std::fs::write(
+            &passwd,
+            format!("dove:{{PLAIN}}x:{NOBODY}:{NOBODY}::{}::\n", dove_home.display()),
+        )
+        .unwrap();
+        let dovecot_dir = root.join("dovecot");
+        let dovecot = Dovecot::start(&dovecot_dir, &passwd, "mbox:~/mail:INBOX=~/inbox");
+        Pair {
+            site,
+            dovecot_dir,
+            dove_home,
+            _dovecot: dovecot,
+        }
+    }
+
+    /// Puts the same file at alice's and dove's `relative` path.
+    fn put(&self, relative: &str, data: &[u8]) {
+        for home in [self.site.home("alice"), self.dove_home.clone()] {
+            let path = home.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, data).unwrap();
+        }
+        chown_tree(&self.dove_home, NOBODY);
+    }
+
+    /// Each command's answer from our server and from Dovecot's, one
+    /// command at a time, after an EXAMINE of INBOX.
+    fn imap(&self, commands: &[&str]) -> (Vec<Answer>, Vec<Answer>) {
+        let stream = TcpStream::connect(("127.0.0.1", self.site.port)).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        dovecot::read_through(&mut reader, "* OK");
+        let mut ours = |line: &str, last: &str| {
+            writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+            dovecot::read_through(&mut reader, last)
+        };
+        let mut dovecot = Preauth::start(&self.dovecot_dir, "imap", "dove", NOBODY, &self.dove_home);
+        dovecot.read_through("* PREAUTH");
+        ours("t0 LOGIN alice secret", "t0 ");
+        let mut answers = (Vec::new(), Vec::new());
+        for (i, command) in ["EXAMINE INBOX"].iter().chain(commands).enumerate() {
+            let tag = format!("t{} ", i + 1);
+            let line = format!("{tag}{command}");
+            let (o, t) = (ours(&line, &tag), dovecot.exchange(&line, &tag));
+            if i > 0 {
+                answers.0.push(Answer::of(&o));
+                answers.1.push(Answer::of(&t));
+            }
+        }
+        answers
+    }
+
+    /// What our POP3 server and Dovecot's answer to `commands` (after
+    /// logging in): the data lines and the `+OK` lines that carry data
+    /// (`+OK 2 …`), not the free texts.
+    fn pop3(&self, commands: &[&str]) -> (Vec<String>, Vec<String>) {
+        let stream = TcpStream::connect(("127.0.0.1", self.site.pop3_port)).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        dovecot::read_through(&mut reader, "+OK");
+        let mut ours = |line: &str, last: &str| {
+            writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+            dovecot::read_through(&mut reader, last)
+        };
+        ours("USER alice", "+OK");
+        ours("PASS secret", "+OK");
+        // (pre-authenticated, Dovecot's pop3 sends no greeting)
+        let mut dovecot = Preauth::start(&self.dovecot_dir, "pop3", "dove", NOBODY, &self.dove_home);
+        let mut answers = (Vec::new(), Vec::new());
+        for command in commands {
+            // a listing ends with its dot, a single answer is one line
+            let last = if command.contains(' ') || *command == "STAT" {
+                "+OK"
+            } else {
+                "."
+            };
+            let data = |bytes: Vec<u8>| -> Vec<String> {
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .filter(|l| {
+                        !l.starts_with("+OK")
+                            || l[3..].starts_with(' ') && l[4..].starts_with(|c: char| c.is_ascii_digit())
+                    })
+                    .map(str::to_owned)
+                    .collect()
+            };
+            answers.0.extend(data(ours(command, last)));
+            answers.1.extend(data(dovecot.exchange(command, last)));
+        }
+        answers
+    }
+}
+
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid);
+        }
+    }
+}
+
+/// One command's untagged responses (exact bytes) and its status word.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    untagged: String,
+    status: String,
+}
+
+impl Answer {
+    /// The responses to one command, its tagged line last.
+    fn of(output: &[u8]) -> Answer {
+        let text = String::from_utf8_lossy(output);
+        let text = text.strip_suffix("\r\n").unwrap_or(&text);
+        let (untagged, tagged) = text.rsplit_once("\r\n").map_or(("", text), |(u, t)| (u, t));
+        Answer {
+            untagged: if untagged.is_empty() {
+                String::new()
+            } else {
+                format!("{untagged}\r\n")
+            },
+            status: tagged.split(' ').nth(1).unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+#[test]
+fn fetch_and_search_answer_as_dovecot_does() {
+    let pair = Pair::start();
+    pair.put("inbox", &mbox(MESSAGES));
+    let (ours, theirs) = pair.imap(COMMANDS);
+    let mut differences = Vec::new();
+    for ((command, o), t) in COMMANDS.iter().zip(&ours).zip(&theirs) {
+        // BODYSTRUCTURE's names are case-insensitive: we write them in
+        // upper case (as UW-IMAP), Dovecot in lower
+        let same = if command.contains("(BODY") {
+            o.untagged.to_lowercase() == t.untagged.to_lowercase()
+        } else {
+            o == t
+        };
+        if !same {
+            differences.push(format!(
+                "{command}\n  ours:    {:?} {}\n  Dovecot: {:?} {}",
+                o.untagged, o.status, t.untagged, t.status
+            ));
+        }
+        assert_eq!(o.status, "OK", "{command}: {o:?}");
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // and the answers say something: the cases are really there
+    let search = |c: &str| &ours[COMMANDS.iter().position(|x| *x == c).unwrap()].untagged;
+    assert_eq!(search("SEARCH TO groupname"), "* SEARCH 1\r\n");
+    assert_eq!(search("SEARCH HEADER Message-ID \"<a0@loop.test>\""), "* SEARCH 1\r\n");
+    assert!(
+        ours[0].untagged.contains("((\"Real Name\" NIL \"user\" \"domain\"))"),
+        "{:?}",
+        ours[0]
+    );
+}
+
+#[test]
+fn lsub_shows_unsubscribed_parents_as_noselect() {
+    let pair = Pair::start();
+    pair.put("inbox", &mbox(&MESSAGES[3..]));
+    pair.put("mail/a/b/c", &mbox(&MESSAGES[3..]));
+    pair.put("mail/.subscriptions", b"a/b/c\n");
+    let commands = [
+        "LSUB \"\" a/%",
+        "LSUB \"\" *",
+        "LSUB \"\" %",
+        "LSUB a/ %",
+        "LSUB \"\" a/b/%",
+    ];
+    let (ours, theirs) = pair.imap(&commands);
+    // we quote every name, Dovecot only where an atom would not do
+    let unquoted = |a: &Answer| a.untagged.replace(" \"/\" \"", " \"/\" ").replace("\"\r\n", "\r\n");
+    assert_eq!(
+        ours.iter().map(unquoted).collect::<Vec<_>>(),
+        theirs.iter().map(unquoted).collect::<Vec<_>>()
+    );
+    assert_eq!(unquoted(&ours[0]), "* LSUB (\\Noselect) \"/\" a/b\r\n");
+}
+
+#[test]
+fn pop3_uidls_are_dovecots() {
+    let pair = Pair::start();
+    // our server gives the messages their UIDs first: the same file, with
+    // its X-IMAPbase and X-UID headers, then goes to Dovecot
+    pair.put("inbox", &mbox(MESSAGES));
+    let mut client = Client::connect(pair.site.port);
+    client.run("LOGIN alice secret");
+    client.run("SELECT INBOX");
+    client.run("LOGOUT");
+    let written = std::fs::read(pair.site.inbox("alice")).unwrap();
+    assert!(String::from_utf8_lossy(&written).contains("X-UID: 4"));
+    pair.put("inbox", &written);
+    let (ours, theirs) = pair.pop3(&["UIDL", "UIDL 2", "STAT", "LIST"]);
+    assert_eq!(ours, theirs);
+    assert!(ours.iter().any(|l| l.starts_with("1 0000000")), "{ours:?}");
+}
+
+#[test]
+fn store_answers_with_its_fetch_after_another_sessions_expunge() {
+    let site = Site::start();
+    let inbox = site.inbox("alice");
+    for i in 1..=3 {
+        site.deliver(
+            &inbox,
+            "carol@example.com",
+            format!("Subject: m{i}\n\nbody {i}\n").as_bytes(),
+        );
+    }
+    // (the second session takes \Recent)
+    let mut second = Client::connect(site.port);
+    second.run("LOGIN alice secret");
+    second.run("SELECT INBOX");
+    let mut first = Client::connect(site.port);
+    first.run("LOGIN alice secret");
+    first.run("SELECT INBOX");
+    second.run("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    second.run("EXPUNGE");
+
+    // message 2 is gone, but the first session may not be told during a
+    // STORE: its numbers stay, and its STORE still answers with the FETCH
+    first.send("STORE 1 FLAGS (\\Answered)");
+    let lines = first.lines();
+    assert_eq!(
+        lines,
+        ["* 1 FETCH (FLAGS (\\Answered) UID 1)\r\n", "t3 OK Store completed.\r\n"]
+    );
+    first.send("STORE 3 +FLAGS (\\Flagged)");
+    let lines = first.lines();
+    assert_eq!(lines[0], "* 3 FETCH (FLAGS (\\Flagged) UID 3)\r\n", "{lines:?}");
+    assert_eq!(lines.len(), 2, "the earlier FETCH is not sent again: {lines:?}");
+    // the next NOOP reports the expunge, and only it
+    first.send("NOOP");
+    let lines = first.lines();
+    assert_eq!(
+        lines[..lines.len() - 1],
+        ["* 2 EXPUNGE\r\n", "* 2 EXISTS\r\n", "* 0 RECENT\r\n"]
+    );
+    first.send("FETCH 2 (FLAGS)");
+    let lines = first.lines();
+    assert_eq!(lines[0], "* 2 FETCH (FLAGS (\\Flagged))\r\n", "{lines:?}");
+}
+
+#[test]
+fn a_mailbox_created_again_gets_a_new_uidvalidity() {
+    let site = Site::start();
+    let mut client = Client::connect(site.port);
+    client.run("LOGIN alice secret");
+    let validity = |client: &mut Client| {
+        let status = client.run("STATUS Box (UIDVALIDITY)").join("");
+        let value = status.split("UIDVALIDITY ").nth(1).unwrap();
+        value.trim_end_matches([')', '\r', '\n']).parse::<u32>().unwrap()
+    };
+    // several times in a row: most of them within the same second
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        client.run("CREATE Box");
+        seen.push(validity(&mut client));
+        client.run("DELETE Box");
+    }
+    let mut distinct = seen.clone();
+    distinct.dedup();
+    assert_eq!(distinct, seen, "a UIDVALIDITY came back: {seen:?}");
+}
+
+#[test]
+fn a_new_keyword_is_announced_before_a_fetch_uses_it() {
+    let site = Site::start();
+    site.deliver(&site.inbox("alice"), "carol@example.com", b"Subject: k\n\nbody\n");
+    let mut client = Client::connect(site.port);
+    client.run("LOGIN alice secret");
+    let select = client.run("SELECT INBOX").join("");
+    assert!(!select.contains("Work"), "{select}");
+    client.send("STORE 1 +FLAGS (Work)");
+    let lines = client.lines();
+    let flags = lines
+        .iter()
+        .position(|l| l.starts_with("* FLAGS (") && l.contains(" Work)"));
+    let permanent = lines
+        .iter()
+        .position(|l| l.starts_with("* OK [PERMANENTFLAGS (") && l.contains(" Work \\*)]"));
+    let fetch = lines
+        .iter()
+        .position(|l| l.starts_with("* 1 FETCH (FLAGS (") && l.contains("Work"));
+    assert!(
+        matches!((flags, permanent, fetch), (Some(a), Some(b), Some(c)) if a < c && b < c),
+        "{lines:?}"
+    );
+    // announced once: the next change of the same keyword says nothing new
+    client.send("STORE 1 -FLAGS (Work)");
+    let lines = client.lines();
+    assert!(!lines.iter().any(|l| l.starts_with("* FLAGS")), "{lines:?}");
+
+    // and a keyword set by another session is announced at its NOOP
+    let mut other = Client::connect(site.port);
+    other.run("LOGIN alice secret");
+    other.run("SELECT INBOX");
+    other.run("STORE 1 +FLAGS.SILENT (Later)");
+    client.send("NOOP");
+    let lines = client.lines();
+    let flags = lines
+        .iter()
+        .position(|l| l.starts_with("* FLAGS (") && l.contains(" Later)"));
+    let fetch = lines.iter().position(|l| l.contains("FETCH") && l.contains("Later"));
+    assert!(matches!((flags, fetch), (Some(a), Some(c)) if a < c), "{lines:?}");
+}
