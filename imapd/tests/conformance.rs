@@ -465,3 +465,102 @@ fn a_new_keyword_is_announced_before_a_fetch_uses_it() {
     let fetch = lines.iter().position(|l| l.contains("FETCH") && l.contains("Later"));
     assert!(matches!((flags, fetch), (Some(a), Some(c)) if a < c), "{lines:?}");
 }
+
+/// A conversation for SORT and THREAD: replies by References and by
+/// In-Reply-To, a Japanese subject in ISO-2022-JP answered in UTF-8
+/// without references (joined by subject), two replies to a message that
+/// is not here, a message without a Date or without a Message-ID, and a
+/// reference loop.
+const CONVERSATION: &[(&str, &str)] = &[
+    (
+        "Mon Nov 30 09:00:01 2026",
+        "From: alice@a.example\nTo: zed@z.example\nSubject: Meeting\nMessage-ID: <m1@x>\nDate: Mon, 30 Nov 2026 09:00:00 +0000\n\nshall we meet?\n",
+    ),
+    (
+        "Mon Nov 30 10:00:01 2026",
+        "From: Bob <bob@b.example>\nTo: alice@a.example\nCc: carol@c.example\nSubject: Re: Meeting\nMessage-ID: <m2@x>\nIn-Reply-To: <m1@x>\nDate: Mon, 30 Nov 2026 10:00:00 +0000\n\nyes\n",
+    ),
+    (
+        "Sun Nov 29 08:00:01 2026",
+        "From: carol@c.example\nTo: yan@y.example\nSubject: =?ISO-2022-JP?B?GyRCMnE1RBsoQg==?=\nMessage-ID: <j1@x>\nDate: Sun, 29 Nov 2026 17:00:00 +0900\n\nJapanese meeting, a long body to make it the largest message here\n",
+    ),
+    (
+        "Tue Dec  1 07:00:01 2026",
+        "From: \"Dave\" <dave@d.example>\nTo: carol@c.example\nSubject: Re: =?UTF-8?B?5Lya6K2w?=\nMessage-ID: <j2@x>\nDate: Tue, 1 Dec 2026 07:00:00 +0000\n\nreply\n",
+    ),
+    (
+        "Mon Nov 30 11:00:01 2026",
+        "From: eve@e.example\nTo: alice@a.example\nSubject: Re: Meeting\nMessage-ID: <m3@x>\nReferences: <m1@x> <m2@x>\nDate: Mon, 30 Nov 2026 11:00:00 +0000\n\nme too\n",
+    ),
+    (
+        "Sat Nov 28 10:00:01 2026",
+        "From: frank@f.example\nTo: x@x.example\nSubject: Re: Lost parent\nMessage-ID: <l1@x>\nReferences: <missing@x>\nDate: Sat, 28 Nov 2026 10:00:00 +0000\n\nfirst\n",
+    ),
+    (
+        "Sat Nov 28 11:00:01 2026",
+        "From: grace@g.example\nTo: x@x.example\nSubject: Re: Lost parent\nMessage-ID: <l2@x>\nReferences: <missing@x>\nDate: Sat, 28 Nov 2026 11:00:00 +0000\n\nsecond\n",
+    ),
+    (
+        "Fri Nov 27 12:00:01 2026",
+        "From: =?UTF-8?B?5bGx55Sw?= <yamada@h.example>\nTo: w@w.example\nSubject: [list] Fwd: other topic\nMessage-ID: <o1@x>\n\nno date\n",
+    ),
+    (
+        "Fri Nov 27 13:00:01 2026",
+        "From: ivan@i.example\nTo: w@w.example\nSubject: other topic (fwd)\nReferences: <o1@x>\nDate: Fri, 27 Nov 2026 13:00:00 +0000\n\nno id\n",
+    ),
+    (
+        "Thu Nov 26 10:00:01 2026",
+        "From: judy@j.example\nTo: v@v.example\nSubject: loop one\nMessage-ID: <p1@x>\nReferences: <p2@x>\nDate: Thu, 26 Nov 2026 10:00:00 +0000\n\nloop\n",
+    ),
+    (
+        "Thu Nov 26 11:00:01 2026",
+        "From: ken@k.example\nTo: v@v.example\nSubject: loop two\nMessage-ID: <p2@x>\nReferences: <p1@x>\nDate: Thu, 26 Nov 2026 11:00:00 +0000\n\nloop\n",
+    ),
+];
+
+#[test]
+fn sort_thread_and_esearch_answer_as_dovecot_does() {
+    let pair = Pair::start();
+    let mut mbox = Vec::new();
+    for (date, message) in CONVERSATION {
+        mbox.extend_from_slice(format!("From sender@example.com {date}\n{message}\n").as_bytes());
+    }
+    pair.put("inbox", &mbox);
+    let commands = [
+        "SORT (SUBJECT) UTF-8 ALL",
+        "SORT (REVERSE SUBJECT) UTF-8 ALL",
+        "SORT (DATE) UTF-8 ALL",
+        "SORT (REVERSE DATE) UTF-8 ALL",
+        "SORT (ARRIVAL) UTF-8 ALL",
+        "SORT (FROM) UTF-8 ALL",
+        "SORT (TO) UTF-8 ALL",
+        "SORT (CC DATE) UTF-8 ALL",
+        "SORT (SIZE) UTF-8 ALL",
+        "SORT (REVERSE SIZE) UTF-8 ALL",
+        "SORT (DISPLAYFROM) UTF-8 ALL",
+        "SORT (DISPLAYTO) UTF-8 ALL",
+        "SORT (SUBJECT DATE) UTF-8 SUBJECT meeting",
+        "UID SORT (DATE) UTF-8 1:5",
+        "THREAD ORDEREDSUBJECT UTF-8 ALL",
+        "THREAD REFERENCES UTF-8 ALL",
+        "UID THREAD REFERENCES UTF-8 ALL",
+        "THREAD REFERENCES UTF-8 SUBJECT meeting",
+        "SEARCH RETURN (MIN MAX COUNT ALL) SUBJECT meeting",
+        "SEARCH RETURN () ALL",
+        "UID SEARCH RETURN (COUNT) SUBJECT nothing-matches",
+        "UID SEARCH RETURN (MIN MAX) FROM example",
+    ];
+    let (ours, theirs) = pair.imap(&commands);
+    let mut differences = Vec::new();
+    for ((command, o), t) in commands.iter().zip(&ours).zip(&theirs) {
+        if o != t {
+            differences.push(format!("{command}\n  ours:    {o:?}\n  Dovecot: {t:?}"));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert_eq!(ours[0].status, "OK");
+    // the cases are there: replies under their parent, the Japanese
+    // subjects joined, the lost parent's replies side by side under it,
+    // the loop cut
+    assert_eq!(ours[15].untagged, "* THREAD (11 10)(8 9)((6)(7))(3 4)(1 2 5)\r\n");
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use imapd::config::ImapdConfig;
 use imapd::imap::Session;
+use imapd::imap::sort::Facts;
 use imapd::mailbox::{Folder, Stamp};
 use imapd::{Context, mime};
 use lda::folders as names;
@@ -73,7 +74,8 @@ proptest! {
         prop::sample::select(b"ab@.,;:<>()\"\\[] \t\r\n\x80=?".to_vec()), 0..120)
     ) {
         let list = imapd::address::parse_list(&value);
-        prop_assert!(list.len() <= value.len() / 2 + 1, "{} entries from {} bytes", list.len(), value.len());
+        // every entry takes a byte, but a group left open is closed at the end
+        prop_assert!(list.len() <= value.len() + 1, "{} entries from {} bytes", list.len(), value.len());
         // group markers come in pairs, never nested
         let mut open = false;
         for a in &list {
@@ -86,6 +88,57 @@ proptest! {
             }
         }
         prop_assert!(!open);
+    }
+
+    #[test]
+    fn extended_heads_of_anything(input in prop::collection::vec(
+        prop::sample::select(b"a UIDSORTHREADSEARCHRETURN()\"{}1*\r\n".to_vec()), 0..80)
+    ) {
+        if let Some(Ok(parsed)) = imapd::imap::extended::parse(&input) {
+            prop_assert!(parsed.search.len() <= input.len() + 32);
+        }
+    }
+
+    /// Whatever the references (loops, repeats, missing and shared
+    /// IDs), every message is in the threads once.
+    #[test]
+    fn threads_hold_every_message_once(
+        messages in prop::collection::vec((
+            prop::option::of(0u8..6),
+            prop::collection::vec(0u8..6, 0..4),
+            0u8..3,
+            0i64..5,
+        ), 0..12)
+    ) {
+        let facts: Vec<Facts> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, (id, refs, subject, sent))| Facts {
+                number: i as u32 + 1,
+                base_subject: ["", "A", "B"][*subject as usize].to_owned(),
+                is_reply: i % 2 == 1,
+                sent: *sent,
+                arrival: 0,
+                size: 0,
+                from: String::new(),
+                to: String::new(),
+                cc: String::new(),
+                display_from: String::new(),
+                display_to: String::new(),
+                message_id: id.map(|n| format!("{n}@x")),
+                references: refs.iter().map(|n| format!("{n}@x")).collect(),
+            })
+            .collect();
+        for threads in [imapd::imap::thread::references(&facts), imapd::imap::thread::ordered_subject(&facts)] {
+            let mut numbers: Vec<u32> = threads
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|n| !n.is_empty())
+                .map(|n| n.parse().unwrap())
+                .collect();
+            numbers.sort();
+            prop_assert_eq!(numbers, (1..=facts.len() as u32).collect::<Vec<_>>(), "{}", threads);
+            prop_assert_eq!(threads.matches('(').count(), threads.matches(')').count());
+        }
     }
 
     #[test]

@@ -6,13 +6,20 @@
 //! - [`session`]: state, login, dispatch; mailbox and message commands;
 //! - [`fetch`]: FETCH items;
 //! - [`search`]: SEARCH keys;
+//! - [`extended`]: the heads of SORT, THREAD and SEARCH RETURN, which
+//!   imap-codec 1.0 does not parse;
+//! - [`sort`]: SORT keys and the base subject;
+//! - [`thread`]: THREAD's two algorithms;
 //! - [`pattern`]: LIST and LSUB patterns;
 //! - [`sequence`]: sequence sets to message positions.
 
+pub mod extended;
 pub mod fetch;
 pub mod pattern;
 pub mod search;
 pub mod sequence;
 pub mod session;
+pub mod sort;
+pub mod thread;
 
 pub use session::{Session, Step};

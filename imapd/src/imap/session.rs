@@ -23,10 +23,13 @@ use lda::dir::{Kind, MboxPath};
 use lda::folders::{self, Layout};
 use lda::users::User;
 
+use super::extended::{self, Extended, Return};
 use super::fetch::{self, View};
 use super::pattern;
 use super::search::{self, Scope};
 use super::sequence::{compact, positions};
+use super::sort::{self, Facts};
+use super::thread;
 use crate::Context;
 use crate::mailbox::{DELETED, Folder, FolderError, Message, SEEN, Stamp};
 use crate::training::Lesson;
@@ -152,7 +155,8 @@ impl Session {
 
     fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN",
+            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -189,6 +193,10 @@ impl Session {
         let tag = tag_of(input);
         if let Some(step) = self.handle_unparsed(&tag, input) {
             return step;
+        }
+        if let Some(parsed) = extended::parse(input) {
+            self.bad_commands = 0;
+            return self.extended(&tag, parsed);
         }
         let command = match CommandCodec::default().decode(input) {
             Ok((_, command)) => command,
@@ -1026,6 +1034,21 @@ impl Session {
     }
 
     fn search(&mut self, tag: &str, charset: Option<&str>, criteria: &SearchKey<'_>, uid: bool) {
+        let Some(found) = self.matching(tag, charset, criteria) else {
+            return;
+        };
+        let numbers = self.numbers(&found, uid);
+        let line: String = std::iter::once("SEARCH".to_owned())
+            .chain(numbers.iter().map(u32::to_string))
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.untagged(&line);
+        self.tagged(tag, "OK Search completed.");
+    }
+
+    /// The positions of the selected messages matching `criteria`, or
+    /// None with a tagged NO written.
+    fn matching(&mut self, tag: &str, charset: Option<&str>, criteria: &SearchKey<'_>) -> Option<Vec<usize>> {
         // any charset encoding_rs knows (ISO-2022-JP, Shift_JIS, EUC-JP…);
         // the BADCHARSET list names the ones Japanese clients send
         let decode: Box<SearchDecoder> = match charset {
@@ -1033,10 +1056,11 @@ impl Session {
             Some(label) => match encoding_rs::Encoding::for_label(label.as_bytes()) {
                 Some(encoding) => Box::new(move |b: &[u8]| encoding.decode_without_bom_handling(b).0.into_owned()),
                 None => {
-                    return self.tagged(
+                    self.tagged(
                         tag,
                         "NO [BADCHARSET (UTF-8 US-ASCII ISO-2022-JP SHIFT_JIS EUC-JP)] Unsupported charset.",
                     );
+                    return None;
                 }
             },
         };
@@ -1048,21 +1072,109 @@ impl Session {
             decode: &*decode,
         };
         match search::search(criteria, &scope) {
-            Ok(found) => {
-                let numbers: Vec<String> = found
-                    .iter()
-                    .map(|&i| if uid { sel.folder.messages[i].uid } else { i as u32 + 1 }.to_string())
-                    .collect();
-                let line = if numbers.is_empty() {
-                    "SEARCH".to_owned()
-                } else {
-                    format!("SEARCH {}", numbers.join(" "))
-                };
-                self.untagged(&line);
-                self.tagged(tag, "OK Search completed.");
+            Ok(found) => Some(found),
+            Err(e) => {
+                self.tagged(tag, &format!("NO {e}"));
+                None
             }
-            Err(e) => self.tagged(tag, &format!("NO {e}")),
         }
+    }
+
+    /// Sequence numbers (or UIDs) of message positions.
+    fn numbers(&self, positions: &[usize], uid: bool) -> Vec<u32> {
+        let messages = &self.selected.as_ref().expect("selected").folder.messages;
+        positions
+            .iter()
+            .map(|&i| if uid { messages[i].uid } else { i as u32 + 1 })
+            .collect()
+    }
+
+    /// SORT, THREAD and SEARCH RETURN: the search keys are imap-codec's,
+    /// the rest [`extended`]'s.
+    fn extended(&mut self, tag: &str, parsed: Result<Extended, String>) -> Step {
+        let command = match parsed {
+            Ok(command) => command,
+            Err(e) => return self.bad(tag, &format!("{e}.")),
+        };
+        if self.user.is_none() {
+            self.tagged(tag, "BAD Log in first.");
+            return Step::Continue;
+        }
+        if self.selected.is_none() {
+            self.tagged(tag, "BAD Select a mailbox first.");
+            return Step::Continue;
+        }
+        let (charset, criteria) = match CommandCodec::default().decode(&command.search) {
+            Ok((
+                _,
+                Command {
+                    body: CommandBody::Search { charset, criteria, .. },
+                    ..
+                },
+            )) => (charset.map(|c| c.as_ref().to_ascii_uppercase()), criteria),
+            _ => return self.bad(tag, "Syntax error in the search keys."),
+        };
+        self.refresh(command.uid);
+        let Some(found) = self.matching(tag, charset.as_deref(), &criteria) else {
+            return Step::Continue;
+        };
+        let numbers = self.numbers(&found, command.uid);
+        let facts = || {
+            let messages = &self.selected.as_ref().expect("selected").folder.messages;
+            found
+                .iter()
+                .zip(&numbers)
+                .map(|(&i, &n)| Facts::of(&messages[i], n))
+                .collect::<Vec<_>>()
+        };
+        let (line, done) = match command.kind {
+            extended::Kind::Sort(criteria) => {
+                let mut facts = facts();
+                sort::sort(&mut facts, &criteria);
+                let sorted: Vec<String> = facts.iter().map(|f| f.number.to_string()).collect();
+                (
+                    std::iter::once("SORT".to_owned())
+                        .chain(sorted)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    "OK Sort completed.",
+                )
+            }
+            extended::Kind::Thread(algorithm) => {
+                let facts = facts();
+                let threads = match algorithm {
+                    extended::Algorithm::OrderedSubject => thread::ordered_subject(&facts),
+                    extended::Algorithm::References => thread::references(&facts),
+                };
+                let line = if threads.is_empty() {
+                    "THREAD".to_owned()
+                } else {
+                    format!("THREAD {threads}")
+                };
+                (line, "OK Thread completed.")
+            }
+            extended::Kind::Esearch(options) => {
+                let mut line = format!("ESEARCH (TAG \"{tag}\")");
+                if command.uid {
+                    line.push_str(" UID");
+                }
+                // in Dovecot's order, whatever the request's
+                let order = [Return::Min, Return::Max, Return::All, Return::Count];
+                for option in order.into_iter().filter(|o| options.contains(o)) {
+                    match (option, numbers.first(), numbers.last()) {
+                        (Return::Min, Some(min), _) => line.push_str(&format!(" MIN {min}")),
+                        (Return::Max, _, Some(max)) => line.push_str(&format!(" MAX {max}")),
+                        (Return::Count, ..) => line.push_str(&format!(" COUNT {}", numbers.len())),
+                        (Return::All, Some(_), _) => line.push_str(&format!(" ALL {}", compact(&numbers))),
+                        _ => {}
+                    }
+                }
+                (line, "OK Search completed.")
+            }
+        };
+        self.untagged(&line);
+        self.tagged(tag, done);
+        Step::Continue
     }
 
     fn fetch(&mut self, tag: &str, set: &SequenceSet, items: MacroOrMessageDataItemNames<'_>, uid: bool) {

@@ -22,6 +22,15 @@ def ok(result):
     return data
 
 
+def no_or_bad(fn, *args):
+    """A refusal: NO, or BAD (which imaplib raises)."""
+    try:
+        typ, data = fn(*args)
+    except imaplib.IMAP4.error as e:
+        return "BAD " + str(e)
+    return typ
+
+
 def no(fn, *args):
     try:
         typ, data = fn(*args)
@@ -139,6 +148,24 @@ assert ok(m.search("SHIFT_JIS", "BODY")) == [b"2"]
 m.literal = "こんにちは".encode("euc_jp")
 assert ok(m.search("EUC-JP", "TEXT")) == [b"2"]
 assert "BADCHARSET" in str(no(m.search, "X-NO-SUCH-CHARSET", "ALL"))
+
+# --- SORT, THREAD, ESEARCH (RFC 5256, 4731) ---
+caps = m.capabilities
+for cap in ("SORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "ESEARCH"):
+    assert cap in caps, caps
+# (delivered within a second: equal arrival times keep their order)
+assert ok(m.sort("(ARRIVAL)", "UTF-8", "ALL")) == [b"1 2 3"]
+assert ok(m.sort("(REVERSE SIZE)", "UTF-8", "ALL"))[0].split()[0] == b"2"
+m.literal = "日本語".encode()
+assert ok(m.sort("(SUBJECT)", "UTF-8", "SUBJECT")) == [b"2"]
+threads = ok(m.thread("REFERENCES", "UTF-8", "ALL"))[0]
+assert threads.count(b"(") == 3 and all(n in threads for n in (b"1", b"2", b"3")), threads
+assert ok(m.uid("THREAD", "ORDEREDSUBJECT", "UTF-8", "UID", "2:*"))[0] in (b"(2)(3)", b"(3)(2)")
+typ, data = m._simple_command("SEARCH", "RETURN", "(MIN COUNT)", "UNSEEN")
+assert typ == "OK", typ
+esearch = m.untagged_responses.pop("ESEARCH")
+assert esearch[0].endswith(b"MIN 1 COUNT 3"), esearch
+assert "BAD" in str(no_or_bad(m._simple_command, "SORT", "(COLOUR)", "UTF-8", "ALL"))
 nested = "NOT " * 200 + "ALL"
 try:
     typ, _ = m._simple_command("SEARCH", nested)
