@@ -10,6 +10,7 @@
 //! - [`training`]: the queue that teaches users' filters from their moves;
 //! - [`server`]: the protocol loops: command framing, literals, IDLE, STARTTLS;
 //!   `run` takes a listener;
+//! - [`watch`]: changes to mailbox files pushed to IDLE (inotify);
 //! - [`wire`]: IMAP strings.
 //!
 //! Folder names and layout come from lda ([`lda::folders`]); listening,
@@ -23,6 +24,7 @@ pub mod mime;
 pub mod pop3;
 pub mod server;
 pub mod training;
+pub mod watch;
 pub mod wire;
 
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct Context {
     /// The certificate, when TLS is configured (STARTTLS, STLS, imaps, pop3s).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub trainer: training::Trainer,
+    /// Changes to mailbox files, for IDLE.
+    pub watcher: watch::Watcher,
     pub limits: Arc<ConnectionLimits>,
     pub shutdown: Shutdown,
 }
@@ -76,6 +80,7 @@ impl Context {
         };
         Context {
             trainer: training::Trainer::start(config.clone()),
+            watcher: watch::Watcher::default(),
             folders: mailbox::Folders::new(timeouts, spool),
             auth: Authenticator::new(passwd_file, AuthPolicy::default()),
             limits: ConnectionLimits::new(imapd.limits()),

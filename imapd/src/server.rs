@@ -39,6 +39,8 @@ pub const MAX_LITERAL_BEFORE_LOGIN: usize = 8 * 1024;
 pub const MAX_POP3_LINE: usize = 4096;
 /// How often an IDLE session looks for changes.
 pub const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often IDLE looks at a file inotify watches (a safety net).
+pub const IDLE_WATCHED_POLL: Duration = Duration::from_secs(30);
 /// Autologout of a silent client (RFC 3501: at least 30 minutes).
 pub const AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
 /// Autologout before login (Dovecot gives 1 minute; a slow client on a
@@ -243,19 +245,33 @@ async fn imap(mut conn: Connection, mut session: Session, ctx: &Context) -> std:
     }
 }
 
-/// IDLE until `DONE`: changes are reported as they are found. False when
+/// IDLE until `DONE`: changes are reported as they happen (inotify, see
+/// [`crate::watch`]), with a look every [`IDLE_POLL`] where the file
+/// cannot be watched and every [`IDLE_WATCHED_POLL`] where it can (a
+/// change inotify cannot see: a file system over the network). False when
 /// the connection is to close.
 async fn idle(conn: &mut Connection, session: &mut Session, ctx: &Context) -> std::io::Result<bool> {
     conn.send(b"+ idling\r\n").await?;
+    let mut changes = session.selected_file().and_then(|file| ctx.watcher.watch(&file));
+    let poll = if changes.is_some() {
+        IDLE_WATCHED_POLL
+    } else {
+        IDLE_POLL
+    };
+    let changed = async |changes: &mut Option<crate::watch::Changes>| match changes {
+        Some(c) => c.changed().await,
+        None => std::future::pending().await,
+    };
     let mut line = Vec::new();
-    let mut idle_for = Duration::ZERO;
+    let started = tokio::time::Instant::now();
     loop {
         let read = tokio::select! {
             _ = ctx.shutdown.triggered() => {
                 conn.send(b"* BYE Server shutting down.\r\n").await?;
                 return Ok(false);
             }
-            read = tokio::time::timeout(IDLE_POLL, conn.read_line(&mut line, MAX_LINE)) => read,
+            () = changed(&mut changes) => Err(()),
+            read = tokio::time::timeout(poll, conn.read_line(&mut line, MAX_LINE)) => read.map_err(|_| ()),
         };
         match read {
             Ok(Ok(Line::Complete)) => break,
@@ -265,9 +281,8 @@ async fn idle(conn: &mut Connection, session: &mut Session, ctx: &Context) -> st
             }
             Ok(Ok(Line::Closed)) => return Ok(false),
             Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                idle_for += IDLE_POLL;
-                if idle_for >= AUTOLOGOUT {
+            Err(()) => {
+                if started.elapsed() >= AUTOLOGOUT {
                     conn.send(b"* BYE Autologout.\r\n").await?;
                     return Ok(false);
                 }

@@ -122,6 +122,11 @@ impl Session {
         }
     }
 
+    /// The selected mailbox's file, for IDLE to watch.
+    pub fn selected_file(&self) -> Option<std::path::PathBuf> {
+        self.selected.as_ref().map(|s| s.path.full())
+    }
+
     pub fn is_authenticated(&self) -> bool {
         self.user.is_some()
     }
