@@ -69,6 +69,8 @@ pub struct Message {
     /// Where its state headers sit in the file, when they can be rewritten
     /// in place (one block at the end of the header).
     pub state_block: Option<StateBlock>,
+    /// CONDSTORE's mod-sequence of its flags (see [`carry_modseqs`]).
+    pub modseq: u64,
 }
 
 /// The byte range of a message's state headers in the mbox file.
@@ -111,6 +113,8 @@ pub struct Folder {
     pub stamp: Stamp,
     /// UIDs or state headers are missing: writing the file would add them.
     pub needs_write: bool,
+    /// CONDSTORE's HIGHESTMODSEQ (see [`carry_modseqs`]).
+    pub highest_modseq: u64,
 }
 
 /// Identity and size of the file a [`Folder`] was read from.
@@ -257,6 +261,7 @@ impl Folders {
                     a.uid != b.uid || a.flags != b.flags || a.keywords != b.keywords || a.recent != b.recent
                 });
         if changed {
+            carry_modseqs(Some(&before), &mut folder);
             let io = |e| FolderError::Io(key.clone(), e);
             if let Some(patches) = folder.in_place_patches(&before) {
                 // Flags only: written over the old headers, same length, so
@@ -292,11 +297,16 @@ impl Folders {
                 return Ok(folder.clone());
             }
         }
+        let previous = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.get(path).cloned()
+        };
         let mut data = Vec::with_capacity(stamp.len as usize);
         let file = locked.file();
         file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
         file.read_to_end(&mut data).map_err(io)?;
-        let folder = Folder::parse(&data, stamp);
+        let mut folder = Folder::parse(&data, stamp);
+        carry_modseqs(previous.as_ref(), &mut folder);
         self.remember(path, &folder);
         Ok(folder)
     }
@@ -371,6 +381,7 @@ impl Folder {
                 from_line: Arc::from(String::from_utf8_lossy(stored.from_line).as_ref()),
                 content: Arc::new(state.content),
                 state_block,
+                modseq: 0,
             });
         }
         if !base_seen {
@@ -553,9 +564,63 @@ impl Folder {
             from_line,
             content: Arc::new(split_state(&content).content),
             state_block: None,
+            modseq: 0,
         });
         uid
     }
+}
+
+/// Gives `folder`'s messages their CONDSTORE mod-sequences from the state
+/// `previous` of the same file: a message whose flags and keywords are
+/// unchanged keeps its own, every changed or new one takes the next, and
+/// an expunge raises HIGHESTMODSEQ too (a client comparing it sees that
+/// the mailbox changed). A folder with another UIDVALIDITY is a new one.
+///
+/// The mod-sequences live with the parsed folder, in memory: mbox has no
+/// field for them. When that state is lost (a restart, the folder cache
+/// starting over) the folder starts again from the clock in microseconds,
+/// above every mod-sequence handed out before (that would take a million
+/// changes a second since then), with every message at that value: a
+/// client's CHANGEDSINCE then returns every message — a full resync,
+/// never a missed change.
+pub fn carry_modseqs(previous: Option<&Folder>, folder: &mut Folder) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// The highest start given in this process (the clock may stand still).
+    static LAST_START: AtomicU64 = AtomicU64::new(0);
+    let Some(previous) = previous.filter(|p| p.highest_modseq > 0 && p.uid_validity == folder.uid_validity) else {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        let last = LAST_START
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
+            .expect("the closure always gives a value");
+        let start = now.max(last + 1);
+        folder.messages.iter_mut().for_each(|m| m.modseq = start);
+        folder.highest_modseq = start;
+        return;
+    };
+    let mut next = previous.highest_modseq;
+    let mut kept = 0;
+    for m in &mut folder.messages {
+        match previous.messages.binary_search_by_key(&m.uid, |p| p.uid) {
+            Ok(i) if previous.messages[i].flags == m.flags && previous.messages[i].keywords == m.keywords => {
+                m.modseq = previous.messages[i].modseq;
+                kept += 1;
+            }
+            _ => {
+                next += 1;
+                m.modseq = next;
+            }
+        }
+    }
+    let expunged = previous
+        .messages
+        .iter()
+        .any(|p| folder.messages.binary_search_by_key(&p.uid, |m| m.uid).is_err());
+    if expunged && kept == folder.messages.len() {
+        next += 1;
+    }
+    folder.highest_modseq = next;
 }
 
 /// A UIDVALIDITY for a new folder: the time in seconds, as Dovecot and

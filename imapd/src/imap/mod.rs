@@ -6,6 +6,8 @@
 //! - [`session`]: state, login, dispatch; mailbox and message commands;
 //! - [`fetch`]: FETCH items;
 //! - [`search`]: SEARCH keys;
+//! - [`condstore`]: the modifiers of CONDSTORE and QRESYNC, which
+//!   imap-codec 1.0 does not parse;
 //! - [`extended`]: the heads of SORT, THREAD and SEARCH RETURN, which
 //!   imap-codec 1.0 does not parse;
 //! - [`sort`]: SORT keys and the base subject;
@@ -13,6 +15,7 @@
 //! - [`pattern`]: LIST and LSUB patterns;
 //! - [`sequence`]: sequence sets to message positions.
 
+pub mod condstore;
 pub mod extended;
 pub mod fetch;
 pub mod pattern;

@@ -104,6 +104,7 @@ mod tests {
                 from_line: std::sync::Arc::from("From a@b Sat Nov 28 04:03:56 2026"),
                 content: std::sync::Arc::new(Vec::new()),
                 state_block: None,
+                modseq: 0,
             })
             .collect();
         for text in ["1", "*", "2:4", "4:2", "1:*", "3,8:*", "7", "9:30", "5:6"] {

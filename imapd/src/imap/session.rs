@@ -23,6 +23,7 @@ use lda::dir::{Kind, MboxPath};
 use lda::folders::{self, Layout};
 use lda::users::User;
 
+use super::condstore::{self, Modifiers, Qresync};
 use super::extended::{self, Extended, Return};
 use super::fetch::{self, View};
 use super::pattern;
@@ -84,6 +85,13 @@ pub struct Session {
     pause: Option<Duration>,
     /// A FETCH whose responses are still to be written.
     pending_fetch: Option<PendingFetch>,
+    /// CONDSTORE is on (ENABLE, or any command that uses it: RFC 7162
+    /// §3.1): every FETCH with FLAGS carries MODSEQ.
+    condstore: bool,
+    /// QRESYNC is on (ENABLE QRESYNC): expunges are told as VANISHED.
+    qresync: bool,
+    /// The CONDSTORE modifiers of the command being run.
+    modifiers: Option<Modifiers>,
 }
 
 /// The rest of a FETCH: written a few messages at a time, as the client
@@ -93,6 +101,8 @@ struct PendingFetch {
     tag: String,
     items: Vec<MessageDataItemName<'static>>,
     targets: VecDeque<usize>,
+    /// Each answer carries `MODSEQ (n)`.
+    modseq: bool,
 }
 
 /// Output gathered before the server writes it, during a long FETCH.
@@ -119,6 +129,9 @@ impl Session {
             permit,
             pause: None,
             pending_fetch: None,
+            condstore: false,
+            qresync: false,
+            modifiers: None,
         }
     }
 
@@ -161,7 +174,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -202,6 +215,23 @@ impl Session {
         if let Some(parsed) = extended::parse(input) {
             self.bad_commands = 0;
             return self.extended(&tag, parsed);
+        }
+        if let Some(parsed) = condstore::parse(input) {
+            let modified = match parsed {
+                Ok(m) => m,
+                Err(e) => return self.bad(&tag, &format!("{e}.")),
+            };
+            let Ok((_, command)) = CommandCodec::default().decode(&modified.input) else {
+                return self.bad(&tag, "Syntax error in command.");
+            };
+            self.bad_commands = 0;
+            if self.user.is_some() {
+                self.condstore = true;
+            }
+            self.modifiers = Some(modified.modifiers);
+            let step = self.dispatch(command);
+            self.modifiers = None;
+            return step;
         }
         let command = match CommandCodec::default().decode(input) {
             Ok((_, command)) => command,
@@ -332,8 +362,18 @@ impl Session {
                 let date = date.map(|d| d.as_ref().timestamp());
                 self.append(tag, &mailbox, &flags, date, message.as_ref());
             }
-            CommandBody::Enable { .. } => {
-                self.untagged("ENABLED");
+            CommandBody::Enable { capabilities } => {
+                let mut enabled = Vec::new();
+                for name in capabilities.as_ref().iter().map(|c| c.to_string().to_ascii_uppercase()) {
+                    match name.as_str() {
+                        "CONDSTORE" if !self.condstore => self.condstore = true,
+                        "QRESYNC" if !self.qresync => (self.condstore, self.qresync) = (true, true),
+                        _ => continue,
+                    }
+                    enabled.push(name);
+                }
+                let line = std::iter::once("ENABLED".to_owned()).chain(enabled).collect::<Vec<_>>();
+                self.untagged(&line.join(" "));
                 self.tagged(tag, "OK Enabled.");
             }
             CommandBody::Idle => {
@@ -566,6 +606,14 @@ impl Session {
         }
         self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid.", folder.uid_validity));
         self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID.", folder.uid_next));
+        self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest.", folder.highest_modseq));
+        if let Some(Modifiers::Select(Some(q))) = &self.modifiers
+            && self.qresync
+            && q.uid_validity == folder.uid_validity
+        {
+            let q = q.clone();
+            self.resync(&folder, &recent, &q);
+        }
         self.tagged(
             tag,
             if read_only {
@@ -583,6 +631,31 @@ impl Session {
             keywords,
             holds_expunged: false,
         });
+    }
+
+    /// QRESYNC's part of SELECT (RFC 7162 §3.2.5): the UIDs the client may
+    /// hold that are gone, and every message changed since its modseq.
+    fn resync(&mut self, folder: &Folder, recent: &HashSet<u32>, q: &Qresync) {
+        let last = folder.uid_next.saturating_sub(1);
+        let known = q
+            .known_uids
+            .as_deref()
+            .and_then(|u| condstore::uid_ranges(u, last))
+            .unwrap_or_else(|| vec![(1, last)]);
+        let present: Vec<u32> = folder.messages.iter().map(|m| m.uid).collect();
+        let gone = condstore::absent(&present, &known);
+        if !gone.is_empty() {
+            self.untagged(&format!("VANISHED (EARLIER) {gone}"));
+        }
+        for (i, m) in folder.messages.iter().enumerate().filter(|(_, m)| m.modseq > q.modseq) {
+            let flags = fetch::flags_list(m, recent.contains(&m.uid));
+            self.untagged(&format!(
+                "{} FETCH (UID {} FLAGS {flags} MODSEQ ({}))",
+                i + 1,
+                m.uid,
+                m.modseq
+            ));
+        }
     }
 
     /// Re-reads the selected folder if its file changed and reports the
@@ -668,8 +741,13 @@ impl Session {
             );
         }
         let report_expunges = allow_expunge || gone.is_empty();
-        for &i in gone.iter().rev().filter(|_| report_expunges) {
-            out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+        if report_expunges && self.qresync && !gone.is_empty() {
+            let uids: Vec<u32> = gone.iter().map(|&i| sel.folder.messages[i].uid).collect();
+            out.extend_from_slice(format!("* VANISHED {}\r\n", compact(&uids)).as_bytes());
+        } else {
+            for &i in gone.iter().rev().filter(|_| report_expunges) {
+                out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+            }
         }
         let mut view = new;
         sel.holds_expunged = !report_expunges;
@@ -685,7 +763,12 @@ impl Session {
             };
             let m = &view.messages[j];
             let flags = fetch::flags_list(m, sel.recent.contains(&m.uid));
-            out.extend_from_slice(format!("* {} FETCH (FLAGS {flags} UID {})\r\n", j + 1, m.uid).as_bytes());
+            let modseq = if self.condstore {
+                format!(" MODSEQ ({})", m.modseq)
+            } else {
+                String::new()
+            };
+            out.extend_from_slice(format!("* {} FETCH (FLAGS {flags} UID {}{modseq})\r\n", j + 1, m.uid).as_bytes());
         }
         if added || (report_expunges && !gone.is_empty()) {
             out.extend_from_slice(format!("* {} EXISTS\r\n", view.messages.len()).as_bytes());
@@ -941,6 +1024,7 @@ impl Session {
                 StatusDataItemName::Deleted => {
                     format!("DELETED {}", folder.messages.iter().filter(|m| m.has(DELETED)).count())
                 }
+                StatusDataItemName::HighestModSeq => format!("HIGHESTMODSEQ {}", folder.highest_modseq),
                 _ => continue,
             };
             values.push(value);
@@ -1194,8 +1278,31 @@ impl Session {
         if uid && !items.iter().any(|i| matches!(i, MessageDataItemName::Uid)) {
             items.insert(0, MessageDataItemName::Uid);
         }
+        let (changed_since, vanished, modseq_item, raw_set) = match &self.modifiers {
+            Some(Modifiers::Fetch {
+                set,
+                changed_since,
+                vanished,
+                modseq,
+            }) => (*changed_since, *vanished, *modseq, set.clone()),
+            _ => (None, false, false, String::new()),
+        };
+        let condstore = self.condstore;
         let sel = self.selected.as_mut().expect("selected");
-        let targets = positions(set, &sel.folder.messages, uid);
+        let mut targets = positions(set, &sel.folder.messages, uid);
+        if vanished && uid && self.qresync {
+            let last = sel.folder.uid_next.saturating_sub(1);
+            let present: Vec<u32> = sel.folder.messages.iter().map(|m| m.uid).collect();
+            let ranges = condstore::uid_ranges(&raw_set, last).unwrap_or_default();
+            let gone = condstore::absent(&present, &ranges);
+            if !gone.is_empty() {
+                self.out
+                    .extend_from_slice(format!("* VANISHED (EARLIER) {gone}\r\n").as_bytes());
+            }
+        }
+        if let Some(since) = changed_since {
+            targets.retain(|&i| sel.folder.messages[i].modseq > since);
+        }
         // fetching a body without PEEK sets \Seen
         if !sel.read_only && items.iter().any(fetch::sets_seen) {
             let unseen: HashSet<u32> = targets
@@ -1205,14 +1312,19 @@ impl Session {
                 .map(|m| m.uid)
                 .collect();
             if !unseen.is_empty() {
-                let _ = self.ctx.folders.update(&sel.path, |f| {
+                let written = self.ctx.folders.update(&sel.path, |f| {
                     for m in f.messages.iter_mut().filter(|m| unseen.contains(&m.uid)) {
                         m.flags |= SEEN;
                     }
                 });
+                let modseqs = written.map(|(f, ())| f).unwrap_or_default();
                 for m in sel.folder.messages.iter_mut().filter(|m| unseen.contains(&m.uid)) {
                     m.flags |= SEEN;
+                    if let Ok(j) = modseqs.messages.binary_search_by_key(&m.uid, |n| n.uid) {
+                        m.modseq = modseqs.messages[j].modseq;
+                    }
                 }
+                sel.folder.highest_modseq = sel.folder.highest_modseq.max(modseqs.highest_modseq);
                 if !items.iter().any(|i| matches!(i, MessageDataItemName::Flags)) {
                     items.push(MessageDataItemName::Flags);
                 }
@@ -1236,10 +1348,14 @@ impl Session {
             );
             return;
         }
+        let modseq = modseq_item
+            || changed_since.is_some()
+            || (condstore && unique.iter().any(|i| matches!(i, MessageDataItemName::Flags)));
         self.pending_fetch = Some(PendingFetch {
             tag: tag.to_owned(),
             items: unique,
             targets: targets.into(),
+            modseq,
         });
         self.continue_output();
     }
@@ -1265,6 +1381,9 @@ impl Session {
                 if let Err(e) = fetch::write_item(item, m, &mut view, sel.recent.contains(&m.uid), &mut self.out) {
                     tracing::warn!("FETCH: {e}");
                 }
+            }
+            if pending.modseq {
+                self.out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
             }
             self.out.extend_from_slice(b")\r\n");
         }
@@ -1304,9 +1423,20 @@ impl Session {
             mark_junk(&mut keywords, class);
         }
         let path = sel.path.clone();
+        let unchanged_since = match self.modifiers {
+            Some(Modifiers::Store { unchanged_since }) => Some(unchanged_since),
+            _ => None,
+        };
+        // RFC 7162 §3.1.3: a message changed since UNCHANGEDSINCE is left
+        // alone and named in MODIFIED (checked under the mailbox lock)
+        let mut modified: Vec<u32> = Vec::new();
         let result = self.ctx.folders.update(&path, |f| {
             let mut learned = Vec::new();
             for m in f.messages.iter_mut().filter(|m| targets.contains(&m.uid)) {
+                if unchanged_since.is_some_and(|n| m.modseq > n) {
+                    modified.push(m.uid);
+                    continue;
+                }
                 match kind {
                     StoreType::Replace => {
                         m.flags = system;
@@ -1348,12 +1478,40 @@ impl Session {
             self.train(content, class, format!("STORE {keyword} on {name} UID {uid}"));
         }
         let none = HashSet::new();
+        let targets: HashSet<u32> = targets.into_iter().filter(|u| !modified.contains(u)).collect();
         let (quiet, always) = match response {
             StoreResponse::Silent => (&targets, &none),
             StoreResponse::Answer => (&none, &targets),
         };
+        let silent = matches!(response, StoreResponse::Silent);
         self.apply(new, HashSet::new(), false, quiet, always);
-        self.tagged(tag, "OK Store completed.");
+        if silent && self.condstore {
+            // RFC 7162 §3.1.3: .SILENT still tells the new mod-sequences
+            let messages = &self.selected.as_ref().expect("selected").folder.messages;
+            let mut lines = String::new();
+            for (i, m) in messages.iter().enumerate().filter(|(_, m)| targets.contains(&m.uid)) {
+                let uid_item = if uid { format!("UID {} ", m.uid) } else { String::new() };
+                lines.push_str(&format!("* {} FETCH ({uid_item}MODSEQ ({}))\r\n", i + 1, m.modseq));
+            }
+            self.out.extend_from_slice(lines.as_bytes());
+        }
+        if modified.is_empty() {
+            self.tagged(tag, "OK Store completed.");
+        } else {
+            let messages = &self.selected.as_ref().expect("selected").folder.messages;
+            let mut numbers: Vec<u32> = modified
+                .iter()
+                .filter_map(|u| {
+                    let i = messages.binary_search_by_key(u, |m| m.uid).ok()?;
+                    Some(if uid { *u } else { i as u32 + 1 })
+                })
+                .collect();
+            numbers.sort_unstable();
+            self.tagged(
+                tag,
+                &format!("OK [MODIFIED {}] Conditional STORE failed.", compact(&numbers)),
+            );
+        }
     }
 
     fn copy(&mut self, tag: &str, set: &SequenceSet, mailbox: &Mailbox<'_>, uid: bool, is_move: bool) {

@@ -1,0 +1,212 @@
+//! CONDSTORE and QRESYNC (RFC 7162): what changed since a mod-sequence,
+//! conditional STORE, VANISHED; the same script run against Dovecot 2.3's
+//! own imap on the same mbox gives the same messages; and a server that
+//! lost its mod-sequences (a restart) makes a client resync everything
+//! rather than miss a change.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use common::{Client, Site};
+use e2e_tests::dovecot::{self, Dovecot, Preauth};
+
+const NOBODY: u32 = 65534;
+
+fn mbox(n: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 1..=n {
+        out.extend_from_slice(
+            format!("From a@b Tue Dec  1 10:00:0{i} 2026\nSubject: message {i}\nMessage-ID: <{i}@x>\n\nbody {i}\n\n")
+                .as_bytes(),
+        );
+    }
+    out
+}
+
+/// The number after `word ` in `text`.
+fn number_after(text: &str, word: &str) -> u64 {
+    let at = text.find(word).unwrap_or_else(|| panic!("no {word} in {text}")) + word.len();
+    text[at..]
+        .trim_start_matches([' ', '('])
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The message numbers of the FETCH responses in `text`.
+fn fetched(text: &str) -> Vec<u32> {
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("* ")?
+                .split_once(" FETCH ")
+                .map(|(n, _)| n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// What one server answers: the lines of each step.
+fn script(mut send: impl FnMut(&str, &str) -> String) -> Vec<String> {
+    let mut answers = Vec::new();
+    answers.push(send("s1 ENABLE CONDSTORE", "s1 "));
+    let select = send("s2 SELECT INBOX", "s2 ");
+    let h = number_after(&select, "HIGHESTMODSEQ");
+    answers.push(send("s3 STORE 2 +FLAGS.SILENT (\\Flagged)", "s3 "));
+    answers.push(send(&format!("s4 FETCH 1:* (FLAGS) (CHANGEDSINCE {h})"), "s4 "));
+    answers.push(send(
+        &format!("s5 STORE 1:3 (UNCHANGEDSINCE {h}) +FLAGS (\\Seen)"),
+        "s5 ",
+    ));
+    answers.push(send(&format!("s6 UID FETCH 1:* (UID) (CHANGEDSINCE {h})"), "s6 "));
+    let status = send("s7 STATUS INBOX (HIGHESTMODSEQ)", "s7 ");
+    assert!(number_after(&status, "HIGHESTMODSEQ") > h, "{status}");
+    answers.push(send("s8 FETCH 1:* (FLAGS) (CHANGEDSINCE 1)", "s8 "));
+    answers
+}
+
+#[test]
+fn changed_since_and_unchanged_since_select_the_messages_dovecot_does() {
+    assert!(e2e_tests::is_root(), "this test runs as root (as CI does)");
+    let site = Site::start();
+    let root = site.dir.path();
+    std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(site.home("alice")).unwrap();
+    std::fs::write(site.inbox("alice"), mbox(4)).unwrap();
+    let dove_home = root.join("dove");
+    std::fs::create_dir_all(dove_home.join("mail")).unwrap();
+    std::fs::write(dove_home.join("inbox"), mbox(4)).unwrap();
+    for path in [&dove_home, &dove_home.join("mail"), &dove_home.join("inbox")] {
+        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let passwd = root.join("dovecot-passwd");
+    std::fs::write(
+        &passwd,
+        format!("dove:{{PLAIN}}x:{NOBODY}:{NOBODY}::{}::\n", dove_home.display()),
+    )
+    .unwrap();
+    let dovecot_dir = root.join("dovecot");
+    let _dovecot = Dovecot::start(&dovecot_dir, &passwd, "mbox:~/mail:INBOX=~/inbox");
+
+    let stream = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    dovecot::read_through(&mut reader, "* OK");
+    let mut ours = |line: &str, last: &str| {
+        writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        String::from_utf8(dovecot::read_through(&mut reader, last)).unwrap()
+    };
+    ours("s0 LOGIN alice secret", "s0 ");
+    let ours = script(ours);
+    let mut theirs = Preauth::start(&dovecot_dir, "imap", "dove", NOBODY, &dove_home);
+    theirs.read_through("* PREAUTH");
+    let theirs = script(|line, last| String::from_utf8(theirs.exchange(line, last)).unwrap());
+
+    let enabled = |a: &str| a.lines().next().unwrap_or_default().to_owned();
+    assert_eq!(enabled(&ours[0]), "* ENABLED CONDSTORE");
+    assert_eq!(enabled(&ours[0]), enabled(&theirs[0]));
+    for (step, (o, t)) in ours.iter().zip(&theirs).enumerate().skip(1) {
+        assert_eq!(fetched(o), fetched(t), "step {step}:\n ours:    {o}\n Dovecot: {t}");
+    }
+    // the cases are there: only message 2 changed; STORE skipped it
+    assert_eq!(fetched(&ours[2]), [2]);
+    assert!(
+        ours[3].contains("OK [MODIFIED 2]") && theirs[3].contains("[MODIFIED 2]"),
+        "{}\n{}",
+        ours[3],
+        theirs[3]
+    );
+    assert_eq!(fetched(&ours[3]), [1, 3]);
+    assert!(ours[2].contains("MODSEQ ("), "{}", ours[2]);
+    assert_eq!(fetched(&ours[5]), [1, 2, 3, 4]);
+}
+
+#[test]
+fn qresync_tells_what_vanished_and_what_changed() {
+    let site = Site::start();
+    std::fs::create_dir_all(site.home("alice")).unwrap();
+    std::fs::write(site.inbox("alice"), mbox(5)).unwrap();
+    let mut first = Client::connect(site.port);
+    first.run("LOGIN alice secret");
+    first.run("ENABLE QRESYNC");
+    let select = first.run("SELECT INBOX").join("");
+    let (validity, h) = (
+        number_after(&select, "UIDVALIDITY"),
+        number_after(&select, "HIGHESTMODSEQ"),
+    );
+
+    // another session flags 2 and expunges 3; a delivery adds 6
+    let mut other = Client::connect(site.port);
+    other.run("LOGIN alice secret");
+    other.run("SELECT INBOX");
+    other.run("STORE 2 +FLAGS.SILENT (\\Flagged)");
+    other.run("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    other.run("EXPUNGE");
+    site.deliver(&site.inbox("alice"), "carol@example.com", b"Subject: six\n\nbody 6\n");
+
+    // the first session is told of the expunge as VANISHED, not EXPUNGE
+    let noop = first.run("NOOP").join("");
+    assert!(noop.contains("* VANISHED 3\r\n") && !noop.contains("EXPUNGE"), "{noop}");
+    assert!(
+        noop.contains("* 2 FETCH (FLAGS (\\Flagged \\Recent) UID 2 MODSEQ ("),
+        "{noop}"
+    );
+    let vanished = first
+        .run(&format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h} VANISHED)"))
+        .join("");
+    assert!(vanished.starts_with("* VANISHED (EARLIER) 3\r\n"), "{vanished}");
+    assert_eq!(fetched(&vanished), [2, 5], "{vanished}");
+
+    // a client coming back with what it knew resyncs in one SELECT
+    let mut again = Client::connect(site.port);
+    again.run("LOGIN alice secret");
+    again.run("ENABLE QRESYNC");
+    let resync = again
+        .run(&format!("SELECT INBOX (QRESYNC ({validity} {h} 1:5))"))
+        .join("");
+    assert!(resync.contains("* VANISHED (EARLIER) 3\r\n"), "{resync}");
+    let changed: Vec<u32> = fetched(&resync);
+    assert_eq!(changed, [2, 5], "message 2 (flagged) and the delivery: {resync}");
+    // with a UIDVALIDITY that is not the folder's, nothing is claimed
+    let stale = again
+        .run(&format!("SELECT INBOX (QRESYNC ({} {h}))", validity + 1))
+        .join("");
+    assert!(!stale.contains("VANISHED") && fetched(&stale).is_empty(), "{stale}");
+}
+
+#[test]
+fn a_restarted_server_makes_clients_resync_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("alice");
+    std::fs::create_dir_all(home.join("mail")).unwrap();
+    std::fs::write(
+        dir.path().join("passwd"),
+        format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
+    )
+    .unwrap();
+    std::fs::write(home.join("inbox"), mbox(3)).unwrap();
+    let highest = {
+        let (server, port) = common::spawn_imapd(dir.path(), "");
+        let _server = common::KillOnDrop(server);
+        let mut client = Client::connect(port);
+        client.run("LOGIN alice secret");
+        client.run("SELECT INBOX (CONDSTORE)");
+        client.run("STORE 1 +FLAGS (\\Answered)");
+        let status = client.run("STATUS INBOX (HIGHESTMODSEQ)").join("");
+        number_after(&status, "HIGHESTMODSEQ")
+    };
+    // the mod-sequences were in that process's memory: the new one must
+    // not let the client believe nothing changed
+    let (server, port) = common::spawn_imapd(dir.path(), "");
+    let _server = common::KillOnDrop(server);
+    let mut client = Client::connect(port);
+    client.run("LOGIN alice secret");
+    let select = client.run("SELECT INBOX (CONDSTORE)").join("");
+    assert!(number_after(&select, "HIGHESTMODSEQ") > highest, "{select}");
+    let all = client
+        .run(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"))
+        .join("");
+    assert_eq!(fetched(&all), [1, 2, 3], "{all}");
+}
