@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # imapd beside Dovecot on the same mbox files, same machine, same run:
-# IMAP (imap-bench.py, imap-clients.py) and POP3 (pop3-check.py: RETR of
+# IMAP (imap-bench.py, imap-resync.py, imap-clients.py) and POP3 (pop3-check.py: RETR of
 # the 1,000-message INBOX of user u1, plain and over TLS).
 #
 # Usage: bench/imapd-vs-dovecot.sh [MESSAGES] [CLIENTS] [SECONDS]
@@ -35,6 +35,8 @@ place testuser "$W/big.mbox" vmail
 for i in $(seq 1 "$CLIENTS"); do place "u$i" "$W/small.mbox" vmail; done
 echo "== Dovecot: $N messages"; cold
 python3 "$PROTO/imap-bench.py" 127.0.0.1 10143 testuser testpass --move 100 --copy 100 --fetch-each 200
+echo "== Dovecot: CONDSTORE resync"
+python3 "$ROOT/bench/imap-resync.py" 127.0.0.1 10143 testuser testpass 10
 echo "== Dovecot: $CLIENTS clients"
 python3 "$ROOT/bench/imap-clients.py" 127.0.0.1 10143 u pass "$CLIENTS" "$SECONDS_RUN"
 echo "== Dovecot: POP3"
@@ -52,6 +54,8 @@ for i in $(seq 1 "$CLIENTS"); do mkdir -p "$W/home/u$i/mail"; cp "$W/small.mbox"
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 echo "== ours: $N messages"; cold
 python3 "$PROTO/imap-bench.py" 127.0.0.1 "$PORT" testuser testpass --move 100 --copy 100 --fetch-each 200
+echo "== ours: CONDSTORE resync"
+python3 "$ROOT/bench/imap-resync.py" 127.0.0.1 "$PORT" testuser testpass 10
 echo "== ours: $CLIENTS clients"
 python3 "$ROOT/bench/imap-clients.py" 127.0.0.1 "$PORT" u pass "$CLIENTS" "$SECONDS_RUN"
 echo "== ours: POP3"

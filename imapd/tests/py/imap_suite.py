@@ -166,6 +166,25 @@ assert typ == "OK", typ
 esearch = m.untagged_responses.pop("ESEARCH")
 assert esearch[0].endswith(b"MIN 1 COUNT 3"), esearch
 assert "BAD" in str(no_or_bad(m._simple_command, "SORT", "(COLOUR)", "UTF-8", "ALL"))
+
+# --- CONDSTORE (RFC 7162), in a session of its own (once on, every
+# STORE answers with MODSEQ, even .SILENT) ---
+for cap in ("CONDSTORE", "QRESYNC"):
+    assert cap in caps, caps
+c = connect()
+ok(c.login("alice", "secret"))
+typ, _ = c._simple_command("ENABLE", "CONDSTORE")
+assert typ == "OK" and c.untagged_responses.pop("ENABLED") == [b"CONDSTORE"], typ
+ok(c.select("INBOX"))
+highest = int(c.untagged_responses["HIGHESTMODSEQ"][0])
+assert ok(c.fetch("1:*", "(FLAGS) (CHANGEDSINCE %d)" % highest)) == [None]
+ok(m.store("2", "+FLAGS", "(\\Flagged)"))
+changed = ok(c.fetch("1:*", "(FLAGS) (CHANGEDSINCE %d)" % highest))
+# (the change is news to this session too: its unsolicited FETCH, then
+# the answer)
+assert changed and all(x.startswith(b"2 (") and b"MODSEQ (" in x for x in changed), changed
+ok(m.store("2", "-FLAGS", "(\\Flagged)"))
+c.logout()
 nested = "NOT " * 200 + "ALL"
 try:
     typ, _ = m._simple_command("SEARCH", nested)
