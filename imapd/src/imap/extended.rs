@@ -16,7 +16,8 @@ pub struct Extended {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    Sort(Vec<SortCriterion>),
+    /// With ESORT's RETURN options (RFC 5267), if given.
+    Sort(Vec<SortCriterion>, Option<Vec<Return>>),
     Thread(Algorithm),
     /// ESEARCH's RETURN options (an empty list means ALL).
     Esearch(Vec<Return>),
@@ -85,14 +86,23 @@ pub fn parse(input: &[u8]) -> Option<Result<Extended, String>> {
     }))
 }
 
-/// `(criteria) charset`, the charset copied into `search`.
+/// `[RETURN (options)] (criteria) charset`, the charset copied into
+/// `search`.
 fn sort_head(cursor: &mut Cursor<'_>, search: &mut Vec<u8>) -> Result<Kind, String> {
+    let start = cursor.pos;
+    let options = if cursor.word().is_some_and(|w| w.eq_ignore_ascii_case(b"RETURN")) {
+        let options = cursor.list().ok_or("RETURN needs a parenthesised list")?;
+        Some(return_options(&options)?)
+    } else {
+        cursor.pos = start;
+        None
+    };
     let criteria = cursor
         .list()
         .ok_or("SORT needs a parenthesised list of sort criteria")?;
     let criteria = sort_criteria(&criteria)?;
     charset(cursor, search, "SORT")?;
-    Ok(Kind::Sort(criteria))
+    Ok(Kind::Sort(criteria, options))
 }
 
 /// `algorithm charset`, the charset copied into `search`.
@@ -229,18 +239,23 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(sort.uid);
+        let esort = parse(b"z SORT RETURN (MIN ALL) (DATE) UTF-8 ALL\r\n").unwrap().unwrap();
+        assert!(matches!(esort.kind, Kind::Sort(_, Some(ref o)) if *o == [Return::Min, Return::All]));
         assert_eq!(
             sort.kind,
-            Kind::Sort(vec![
-                SortCriterion {
-                    reverse: true,
-                    key: SortKey::Date
-                },
-                SortCriterion {
-                    reverse: false,
-                    key: SortKey::Subject
-                },
-            ])
+            Kind::Sort(
+                vec![
+                    SortCriterion {
+                        reverse: true,
+                        key: SortKey::Date
+                    },
+                    SortCriterion {
+                        reverse: false,
+                        key: SortKey::Subject
+                    },
+                ],
+                None
+            )
         );
         assert_eq!(sort.search, b"a SEARCH CHARSET UTF-8 FROM {3}\r\nbob\r\n");
         let thread = parse(b"b THREAD REFERENCES US-ASCII ALL\r\n").unwrap().unwrap();

@@ -6,8 +6,9 @@
 //! - [`session`]: state, login, dispatch; mailbox and message commands;
 //! - [`fetch`]: FETCH items;
 //! - [`search`]: SEARCH keys;
-//! - [`condstore`]: the modifiers of CONDSTORE and QRESYNC, which
-//!   imap-codec 1.0 does not parse;
+//! - [`modifiers`]: the modifiers of CONDSTORE and QRESYNC and STATUS
+//!   SIZE, which imap-codec 1.0 does not parse;
+//! - [`within`]: WITHIN's OLDER and YOUNGER search keys;
 //! - [`extended`]: the heads of SORT, THREAD and SEARCH RETURN, which
 //!   imap-codec 1.0 does not parse;
 //! - [`sort`]: SORT keys and the base subject;
@@ -15,14 +16,15 @@
 //! - [`pattern`]: LIST and LSUB patterns;
 //! - [`sequence`]: sequence sets to message positions.
 
-pub mod condstore;
 pub mod extended;
 pub mod fetch;
+pub mod modifiers;
 pub mod pattern;
 pub mod search;
 pub mod sequence;
 pub mod session;
 pub mod sort;
 pub mod thread;
+pub mod within;
 
 pub use session::{Session, Step};

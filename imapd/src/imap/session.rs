@@ -23,14 +23,15 @@ use lda::dir::{Kind, MboxPath};
 use lda::folders::{self, Layout};
 use lda::users::User;
 
-use super::condstore::{self, Modifiers, Qresync};
 use super::extended::{self, Extended, Return};
 use super::fetch::{self, View};
+use super::modifiers::{self, Modifiers, Qresync};
 use super::pattern;
 use super::search::{self, Scope};
 use super::sequence::{compact, positions};
 use super::sort::{self, Facts};
 use super::thread;
+use super::within;
 use crate::Context;
 use crate::mailbox::{DELETED, Folder, FolderError, Message, SEEN, Stamp};
 use crate::training::Lesson;
@@ -174,7 +175,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -212,11 +213,19 @@ impl Session {
         if let Some(step) = self.handle_unparsed(&tag, input) {
             return step;
         }
+        let within;
+        let input = match self.within(input) {
+            Some(rewritten) => {
+                within = rewritten;
+                &within[..]
+            }
+            None => input,
+        };
         if let Some(parsed) = extended::parse(input) {
             self.bad_commands = 0;
             return self.extended(&tag, parsed);
         }
-        if let Some(parsed) = condstore::parse(input) {
+        if let Some(parsed) = modifiers::parse(input) {
             let modified = match parsed {
                 Ok(m) => m,
                 Err(e) => return self.bad(&tag, &format!("{e}.")),
@@ -225,7 +234,8 @@ impl Session {
                 return self.bad(&tag, "Syntax error in command.");
             };
             self.bad_commands = 0;
-            if self.user.is_some() {
+            // (a CONDSTORE modifier turns CONDSTORE on: RFC 7162 §3.1)
+            if self.user.is_some() && !matches!(modified.modifiers, Modifiers::StatusSize) {
                 self.condstore = true;
             }
             self.modifiers = Some(modified.modifiers);
@@ -244,6 +254,25 @@ impl Session {
         };
         self.bad_commands = 0;
         self.dispatch(command)
+    }
+
+    /// A SEARCH, SORT or THREAD of the selected mailbox with WITHIN's
+    /// keys replaced ([`within`]), or None.
+    fn within(&self, input: &[u8]) -> Option<Vec<u8>> {
+        let sel = self.selected.as_ref()?;
+        let head = String::from_utf8_lossy(&input[..input.len().min(64)]).to_ascii_uppercase();
+        let mut words = head.split(' ').skip(1);
+        let command = match words.next()? {
+            "UID" => words.next()?,
+            other => other,
+        };
+        if !matches!(command, "SEARCH" | "SORT" | "THREAD") {
+            return None;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        within::rewrite(input, &sel.folder.messages, now)
     }
 
     fn bad(&mut self, tag: &str, text: &str) -> Step {
@@ -640,10 +669,10 @@ impl Session {
         let known = q
             .known_uids
             .as_deref()
-            .and_then(|u| condstore::uid_ranges(u, last))
+            .and_then(|u| modifiers::uid_ranges(u, last))
             .unwrap_or_else(|| vec![(1, last)]);
         let present: Vec<u32> = folder.messages.iter().map(|m| m.uid).collect();
-        let gone = condstore::absent(&present, &known);
+        let gone = modifiers::absent(&present, &known);
         if !gone.is_empty() {
             self.untagged(&format!("VANISHED (EARLIER) {gone}"));
         }
@@ -1029,6 +1058,10 @@ impl Session {
             };
             values.push(value);
         }
+        if matches!(self.modifiers, Some(Modifiers::StatusSize)) {
+            let size: usize = folder.messages.iter().map(Message::size).sum();
+            values.push(format!("SIZE {size}"));
+        }
         let mut line = b"STATUS ".to_vec();
         wire::string(&mut line, name.as_bytes());
         line.extend_from_slice(format!(" ({})", values.join(" ")).as_bytes());
@@ -1217,7 +1250,7 @@ impl Session {
                 .collect::<Vec<_>>()
         };
         let (line, done) = match command.kind {
-            extended::Kind::Sort(criteria) => {
+            extended::Kind::Sort(criteria, None) => {
                 let mut facts = facts();
                 sort::sort(&mut facts, &criteria);
                 let sorted: Vec<String> = facts.iter().map(|f| f.number.to_string()).collect();
@@ -1226,6 +1259,15 @@ impl Session {
                         .chain(sorted)
                         .collect::<Vec<_>>()
                         .join(" "),
+                    "OK Sort completed.",
+                )
+            }
+            extended::Kind::Sort(criteria, Some(options)) => {
+                let mut facts = facts();
+                sort::sort(&mut facts, &criteria);
+                let sorted: Vec<u32> = facts.iter().map(|f| f.number).collect();
+                (
+                    esearch_line(tag, command.uid, &options, &sorted, true),
                     "OK Sort completed.",
                 )
             }
@@ -1242,24 +1284,10 @@ impl Session {
                 };
                 (line, "OK Thread completed.")
             }
-            extended::Kind::Esearch(options) => {
-                let mut line = format!("ESEARCH (TAG \"{tag}\")");
-                if command.uid {
-                    line.push_str(" UID");
-                }
-                // in Dovecot's order, whatever the request's
-                let order = [Return::Min, Return::Max, Return::All, Return::Count];
-                for option in order.into_iter().filter(|o| options.contains(o)) {
-                    match (option, numbers.first(), numbers.last()) {
-                        (Return::Min, Some(min), _) => line.push_str(&format!(" MIN {min}")),
-                        (Return::Max, _, Some(max)) => line.push_str(&format!(" MAX {max}")),
-                        (Return::Count, ..) => line.push_str(&format!(" COUNT {}", numbers.len())),
-                        (Return::All, Some(_), _) => line.push_str(&format!(" ALL {}", compact(&numbers))),
-                        _ => {}
-                    }
-                }
-                (line, "OK Search completed.")
-            }
+            extended::Kind::Esearch(options) => (
+                esearch_line(tag, command.uid, &options, &numbers, false),
+                "OK Search completed.",
+            ),
         };
         self.untagged(&line);
         self.tagged(tag, done);
@@ -1293,8 +1321,8 @@ impl Session {
         if vanished && uid && self.qresync {
             let last = sel.folder.uid_next.saturating_sub(1);
             let present: Vec<u32> = sel.folder.messages.iter().map(|m| m.uid).collect();
-            let ranges = condstore::uid_ranges(&raw_set, last).unwrap_or_default();
-            let gone = condstore::absent(&present, &ranges);
+            let ranges = modifiers::uid_ranges(&raw_set, last).unwrap_or_default();
+            let gone = modifiers::absent(&present, &ranges);
             if !gone.is_empty() {
                 self.out
                     .extend_from_slice(format!("* VANISHED (EARLIER) {gone}\r\n").as_bytes());
@@ -1593,6 +1621,33 @@ impl Session {
             self.tagged(tag, &format!("OK [{code}] Copy completed."));
         }
     }
+}
+
+/// `ESEARCH (TAG "t") [UID] MIN … MAX … ALL … COUNT …` (RFC 4731) for
+/// `numbers`; for ESORT (RFC 5267, `sorted`) MIN and MAX are the first and
+/// last in sort order and ALL keeps that order.
+fn esearch_line(tag: &str, uid: bool, options: &[Return], numbers: &[u32], sorted: bool) -> String {
+    let mut line = format!("ESEARCH (TAG \"{tag}\")");
+    if uid {
+        line.push_str(" UID");
+    }
+    let (min, max) = if sorted {
+        (numbers.first(), numbers.last())
+    } else {
+        (numbers.iter().min(), numbers.iter().max())
+    };
+    // in Dovecot's order, whatever the request's
+    let order = [Return::Min, Return::Max, Return::All, Return::Count];
+    for option in order.into_iter().filter(|o| options.contains(o)) {
+        match (option, min, max) {
+            (Return::Min, Some(min), _) => line.push_str(&format!(" MIN {min}")),
+            (Return::Max, _, Some(max)) => line.push_str(&format!(" MAX {max}")),
+            (Return::Count, ..) => line.push_str(&format!(" COUNT {}", numbers.len())),
+            (Return::All, Some(_), _) => line.push_str(&format!(" ALL {}", compact(numbers))),
+            _ => {}
+        }
+    }
+    line
 }
 
 /// Turns a SEARCH string from the client's charset into UTF-8.

@@ -1,7 +1,8 @@
-//! The modifiers of CONDSTORE and QRESYNC (RFC 7162), which imap-codec
-//! 1.0 does not parse: `SELECT box (CONDSTORE)`, `SELECT box (QRESYNC
-//! (validity modseq [uids]))`, `FETCH set items (CHANGEDSINCE n
-//! [VANISHED])` and the `MODSEQ` item, `STORE set (UNCHANGEDSINCE n) …`.
+//! What imap-codec 1.0 does not parse inside commands it knows: the
+//! modifiers of CONDSTORE and QRESYNC (RFC 7162) — `SELECT box
+//! (CONDSTORE)`, `SELECT box (QRESYNC (validity modseq [uids]))`, `FETCH
+//! set items (CHANGEDSINCE n [VANISHED])` and the `MODSEQ` item, `STORE
+//! set (UNCHANGEDSINCE n) …` — and STATUS=SIZE's `SIZE` item (RFC 8438).
 //! They are taken off the command here; the rest goes to imap-codec.
 
 /// A command with its modifiers taken off.
@@ -26,6 +27,8 @@ pub enum Modifiers {
     Store {
         unchanged_since: u64,
     },
+    /// STATUS with the SIZE item.
+    StatusSize,
 }
 
 /// `QRESYNC (uidvalidity modseq [known-uids])`.
@@ -61,6 +64,7 @@ pub fn parse(input: &[u8]) -> Option<Result<Modified, String>> {
         "SELECT" | "EXAMINE" => select(rest)?,
         "FETCH" => fetch(rest)?,
         "STORE" => store(rest)?,
+        "STATUS" => status(rest)?,
         _ => return None,
     };
     Some(result.map(|(rest, modifiers)| Modified {
@@ -170,6 +174,25 @@ fn fetch(rest: &str) -> Parsed {
             vanished,
             modseq,
         },
+    )))
+}
+
+/// `mailbox (items)` with SIZE among the items.
+fn status(rest: &str) -> Parsed {
+    let rest = rest.trim_end();
+    let open = matching_open(rest)?;
+    let items: Vec<&str> = rest[open + 1..rest.len() - 1].split_whitespace().collect();
+    if !items.iter().any(|i| i.eq_ignore_ascii_case("SIZE")) {
+        return None;
+    }
+    let mut kept: Vec<&str> = items.into_iter().filter(|i| !i.eq_ignore_ascii_case("SIZE")).collect();
+    if kept.is_empty() {
+        // imap-codec wants one item; MESSAGES costs nothing
+        kept.push("MESSAGES");
+    }
+    Some(Ok((
+        format!("{} ({})", &rest[..open].trim_end(), kept.join(" ")),
+        Modifiers::StatusSize,
     )))
 }
 
@@ -358,6 +381,11 @@ mod tests {
         assert_eq!(absent(&[2, 3, 7], &[(1, 8)]), "1,4:6,8");
         assert_eq!(absent(&[2, 3, 7], &[(2, 3), (3, 3)]), "");
         assert_eq!(absent(&[], &[(1, 2), (2, 5)]), "1:5");
+        let m = modified("p STATUS INBOX (SIZE MESSAGES)\r\n");
+        assert_eq!(
+            (m.input.as_slice(), m.modifiers),
+            (&b"p STATUS INBOX (MESSAGES)\r\n"[..], Modifiers::StatusSize)
+        );
         // none of them: imap-codec's
         for plain in [
             "g SELECT INBOX\r\n",
