@@ -3,7 +3,7 @@
 //! imap and pop3 programs (pre-authenticated over pipes), and the
 //! answers must be the same bytes — ENVELOPE, body sections inside
 //! message/rfc822 and digests, BODYSTRUCTURE, SEARCH on headers, LSUB,
-//! SORT, THREAD, ESEARCH, ESORT, WITHIN, STATUS=SIZE, POP3 UIDL. Then what Dovecot cannot be asked through one pipe: STORE
+//! SORT, THREAD, ESEARCH, ESORT, WITHIN, SEARCHRES, STATUS=SIZE, POP3 UIDL. Then what Dovecot cannot be asked through one pipe: STORE
 //! after another session's EXPUNGE, UIDVALIDITY of a recreated mailbox,
 //! new keywords announced. Runs as root (as CI does): Dovecot's programs
 //! run as nobody.
@@ -519,7 +519,7 @@ const CONVERSATION: &[(&str, &str)] = &[
 ];
 
 #[test]
-fn sort_thread_esearch_within_and_status_size_answer_as_dovecot_does() {
+fn sort_thread_and_the_search_extensions_answer_as_dovecot_does() {
     let pair = Pair::start();
     let mut mbox = Vec::new();
     for (date, message) in CONVERSATION {
@@ -556,6 +556,13 @@ fn sort_thread_esearch_within_and_status_size_answer_as_dovecot_does() {
         "SEARCH OR OLDER 345600 YOUNGER 172800",
         "UID SEARCH RETURN (COUNT) YOUNGER 1",
         "STATUS INBOX (MESSAGES SIZE)",
+        "SEARCH RETURN (SAVE) SUBJECT meeting",
+        "FETCH $ (FLAGS)",
+        "UID FETCH $ (FLAGS)",
+        "SEARCH NOT $",
+        "UID SEARCH RETURN (ALL) $",
+        "SEARCH RETURN (SAVE MIN) FROM example",
+        "SEARCH $",
     ];
     let (ours, theirs) = pair.imap(&commands);
     let mut differences = Vec::new();

@@ -55,6 +55,8 @@ pub enum Return {
     Max,
     Count,
     All,
+    /// SEARCHRES (RFC 5182): keep the result for `$`.
+    Save,
 }
 
 /// Reads `input` (a whole command, literals included) if it is one of
@@ -161,6 +163,7 @@ fn return_options(words: &[Vec<u8>]) -> Result<Vec<Return>, String> {
             b"MAX" => Return::Max,
             b"COUNT" => Return::Count,
             b"ALL" => Return::All,
+            b"SAVE" => Return::Save,
             other => return Err(format!("Unknown RETURN option {}", String::from_utf8_lossy(other))),
         };
         if !out.contains(&option) {
@@ -274,7 +277,7 @@ mod tests {
             b"h SORT (REVERSE) UTF-8 ALL\r\n",
             b"i SORT (COLOUR) UTF-8 ALL\r\n",
             b"j THREAD NEWEST UTF-8 ALL\r\n",
-            b"k SEARCH RETURN (SAVE) ALL\r\n",
+            b"k SEARCH RETURN (NEWEST) ALL\r\n",
             b"l SORT (DATE\r\n",
         ] {
             assert!(

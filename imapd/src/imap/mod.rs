@@ -8,7 +8,8 @@
 //! - [`search`]: SEARCH keys;
 //! - [`modifiers`]: the modifiers of CONDSTORE and QRESYNC and STATUS
 //!   SIZE, which imap-codec 1.0 does not parse;
-//! - [`within`]: WITHIN's OLDER and YOUNGER search keys;
+//! - [`uidkeys`]: search keys that stand for a set of messages (WITHIN's
+//!   OLDER and YOUNGER, SEARCHRES's `$`);
 //! - [`extended`]: the heads of SORT, THREAD and SEARCH RETURN, which
 //!   imap-codec 1.0 does not parse;
 //! - [`sort`]: SORT keys and the base subject;
@@ -25,6 +26,6 @@ pub mod sequence;
 pub mod session;
 pub mod sort;
 pub mod thread;
-pub mod within;
+pub mod uidkeys;
 
 pub use session::{Session, Step};

@@ -31,7 +31,7 @@ use super::search::{self, Scope};
 use super::sequence::{compact, positions};
 use super::sort::{self, Facts};
 use super::thread;
-use super::within;
+use super::uidkeys;
 use crate::Context;
 use crate::mailbox::{DELETED, Folder, FolderError, Message, SEEN, Stamp};
 use crate::training::Lesson;
@@ -93,6 +93,8 @@ pub struct Session {
     qresync: bool,
     /// The CONDSTORE modifiers of the command being run.
     modifiers: Option<Modifiers>,
+    /// SEARCHRES's saved result (`$`), as UIDs.
+    saved: Vec<u32>,
 }
 
 /// The rest of a FETCH: written a few messages at a time, as the client
@@ -133,6 +135,7 @@ impl Session {
             condstore: false,
             qresync: false,
             modifiers: None,
+            saved: Vec::new(),
         }
     }
 
@@ -175,7 +178,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -213,11 +216,27 @@ impl Session {
         if let Some(step) = self.handle_unparsed(&tag, input) {
             return step;
         }
-        let within;
-        let input = match self.within(input) {
-            Some(rewritten) => {
-                within = rewritten;
-                &within[..]
+        let rewritten;
+        let saved_set = self
+            .selected
+            .as_ref()
+            .and_then(|sel| uidkeys::saved_set(input, &self.saved, &sel.folder.messages));
+        let input = match saved_set {
+            Some(uidkeys::SavedSet::Empty) => {
+                self.tagged(&tag, "OK No messages in the saved result.");
+                return Step::Continue;
+            }
+            Some(uidkeys::SavedSet::Command(command)) => {
+                rewritten = command;
+                &rewritten[..]
+            }
+            None => input,
+        };
+        let keys;
+        let input = match self.uid_keys(input) {
+            Some(replaced) => {
+                keys = replaced;
+                &keys[..]
             }
             None => input,
         };
@@ -256,9 +275,9 @@ impl Session {
         self.dispatch(command)
     }
 
-    /// A SEARCH, SORT or THREAD of the selected mailbox with WITHIN's
-    /// keys replaced ([`within`]), or None.
-    fn within(&self, input: &[u8]) -> Option<Vec<u8>> {
+    /// A SEARCH, SORT or THREAD of the selected mailbox with its WITHIN
+    /// and SEARCHRES keys replaced ([`uidkeys`]), or None.
+    fn uid_keys(&self, input: &[u8]) -> Option<Vec<u8>> {
         let sel = self.selected.as_ref()?;
         let head = String::from_utf8_lossy(&input[..input.len().min(64)]).to_ascii_uppercase();
         let mut words = head.split(' ').skip(1);
@@ -272,7 +291,7 @@ impl Session {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        within::rewrite(input, &sel.folder.messages, now)
+        uidkeys::rewrite(input, &sel.folder.messages, now, &self.saved)
     }
 
     fn bad(&mut self, tag: &str, text: &str) -> Step {
@@ -420,10 +439,12 @@ impl Session {
                     self.expunge_silently();
                 }
                 self.selected = None;
+                self.saved.clear();
                 self.tagged(tag, "OK Close completed.");
             }
             CommandBody::Unselect => {
                 self.selected = None;
+                self.saved.clear();
                 self.tagged(tag, "OK Unselect completed.");
             }
             CommandBody::Expunge => self.expunge(tag, None),
@@ -608,6 +629,7 @@ impl Session {
 
     fn select(&mut self, tag: &str, mailbox: &Mailbox<'_>, read_only: bool) {
         self.selected = None;
+        self.saved.clear();
         let Some((name, path)) = self.resolve(tag, mailbox) else {
             return;
         };
@@ -1202,6 +1224,28 @@ impl Session {
         }
     }
 
+    /// SEARCH RETURN (SAVE …): keeps the result as UIDs — all of it, or
+    /// with MIN and/or MAX alone, just those (RFC 5182 §2.1).
+    fn save(&mut self, found: &[usize], options: &[Return]) {
+        let messages = &self.selected.as_ref().expect("selected").folder.messages;
+        let uids: Vec<u32> = found.iter().map(|&i| messages[i].uid).collect();
+        let whole = options.iter().any(|o| matches!(o, Return::All | Return::Count))
+            || !options.iter().any(|o| matches!(o, Return::Min | Return::Max));
+        self.saved = if whole {
+            uids
+        } else {
+            let mut kept = Vec::new();
+            if options.contains(&Return::Min) {
+                kept.extend(uids.first());
+            }
+            if options.contains(&Return::Max) {
+                kept.extend(uids.last());
+            }
+            kept.dedup();
+            kept
+        };
+    }
+
     /// Sequence numbers (or UIDs) of message positions.
     fn numbers(&self, positions: &[usize], uid: bool) -> Vec<u32> {
         let messages = &self.selected.as_ref().expect("selected").folder.messages;
@@ -1284,10 +1328,20 @@ impl Session {
                 };
                 (line, "OK Thread completed.")
             }
-            extended::Kind::Esearch(options) => (
-                esearch_line(tag, command.uid, &options, &numbers, false),
-                "OK Search completed.",
-            ),
+            extended::Kind::Esearch(options) => {
+                if options.contains(&Return::Save) {
+                    self.save(&found, &options);
+                }
+                if options == [Return::Save] {
+                    // RFC 5182 §2.1: SAVE alone answers nothing
+                    self.tagged(tag, "OK Search completed, result saved.");
+                    return Step::Continue;
+                }
+                (
+                    esearch_line(tag, command.uid, &options, &numbers, false),
+                    "OK Search completed.",
+                )
+            }
         };
         self.untagged(&line);
         self.tagged(tag, done);
