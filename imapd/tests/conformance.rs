@@ -583,3 +583,65 @@ fn sort_thread_and_the_search_extensions_answer_as_dovecot_does() {
     // the loop cut
     assert_eq!(ours[15].untagged, "* THREAD (11 10)(8 9)((6)(7))(3 4)(1 2 5)\r\n");
 }
+
+#[test]
+fn extended_list_answers_as_dovecot_does() {
+    let pair = Pair::start();
+    pair.put("inbox", &mbox(&MESSAGES[3..]));
+    pair.put("mail/Archive", &mbox(&MESSAGES[2..]));
+    pair.put("mail/Work/2026", &mbox(&MESSAGES[1..]));
+    pair.put("mail/.subscriptions", b"Archive\nGone\n");
+    let commands = [
+        "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN UIDNEXT))",
+        "LIST (SUBSCRIBED) \"\" \"*\"",
+        "LIST \"\" (\"INBOX\" \"Work/*\")",
+        "LIST \"\" \"%\" RETURN (SUBSCRIBED CHILDREN)",
+        "LIST (SUBSCRIBED) \"\" \"*\" RETURN (STATUS (MESSAGES))",
+    ];
+    let (ours, theirs) = pair.imap(&commands);
+    // the same mailboxes with the same marks and the same status values;
+    // the order of lines, of status items and the other attributes are
+    // each server's (Dovecot says \NoInferiors of an mbox file, we say
+    // \HasNoChildren)
+    for ((command, o), t) in commands.iter().zip(&ours).zip(&theirs) {
+        assert_eq!(listing(&o.untagged), listing(&t.untagged), "{command}\n{o:?}\n{t:?}");
+        assert_eq!(o.status, "OK", "{command}");
+    }
+    assert!(
+        ours[1].untagged.contains("(\\NonExistent \\Subscribed) \"/\" \"Gone\""),
+        "{:?}",
+        ours[1]
+    );
+}
+
+/// LIST and STATUS lines as (name, marks that matter, status items),
+/// sorted.
+fn listing(untagged: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let unquote = |s: &str| s.trim().trim_matches('"').to_owned();
+    let mut out: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    for line in untagged.lines() {
+        if let Some(rest) = line.strip_prefix("* LIST (") {
+            let (attrs, name) = rest.split_once(") \"/\" ").unwrap();
+            let mut marks: Vec<String> = attrs
+                .split(' ')
+                .filter(|a| matches!(*a, "\\Noselect" | "\\NonExistent" | "\\Subscribed"))
+                .map(str::to_owned)
+                .collect();
+            marks.sort();
+            out.push((unquote(name), marks, Vec::new()));
+        } else if let Some(rest) = line.strip_prefix("* STATUS ") {
+            let (name, items) = rest.rsplit_once(" (").unwrap();
+            let words: Vec<&str> = items.trim_end_matches(')').split(' ').collect();
+            let mut items: Vec<String> = words.chunks(2).map(|p| p.join(" ")).collect();
+            items.sort();
+            let name = unquote(name);
+            let entry = out
+                .iter_mut()
+                .find(|(n, ..)| *n == name)
+                .expect("STATUS after its LIST");
+            entry.2 = items;
+        }
+    }
+    out.sort();
+    out
+}

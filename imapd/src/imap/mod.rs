@@ -15,10 +15,13 @@
 //! - [`sort`]: SORT keys and the base subject;
 //! - [`thread`]: THREAD's two algorithms;
 //! - [`pattern`]: LIST and LSUB patterns;
+//! - [`list`]: LIST-EXTENDED, LIST-STATUS and SPECIAL-USE's LIST options,
+//!   which imap-codec 1.0 does not parse;
 //! - [`sequence`]: sequence sets to message positions.
 
 pub mod extended;
 pub mod fetch;
+pub mod list;
 pub mod modifiers;
 pub mod pattern;
 pub mod search;

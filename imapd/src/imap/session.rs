@@ -25,6 +25,7 @@ use lda::users::User;
 
 use super::extended::{self, Extended, Return};
 use super::fetch::{self, View};
+use super::list::{self, ListExtended};
 use super::modifiers::{self, Modifiers, Qresync};
 use super::pattern;
 use super::search::{self, Scope};
@@ -178,7 +179,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -243,6 +244,15 @@ impl Session {
         if let Some(parsed) = extended::parse(input) {
             self.bad_commands = 0;
             return self.extended(&tag, parsed);
+        }
+        if let Some(parsed) = list::parse(input) {
+            self.bad_commands = 0;
+            match parsed {
+                Err(e) => return self.bad(&tag, &format!("{e}.")),
+                Ok(_) if self.user.is_none() => self.tagged(&tag, "BAD Log in first."),
+                Ok(command) => self.list_extended(&tag, command),
+            }
+            return Step::Continue;
         }
         if let Some(parsed) = modifiers::parse(input) {
             let modified = match parsed {
@@ -1023,18 +1033,7 @@ impl Session {
                 }
             }
         } else {
-            entries.push(("INBOX".to_owned(), vec!["\\HasNoChildren"]));
-            for (name, selectable, children) in self.layout().folders() {
-                let mut attrs = Vec::new();
-                if !selectable {
-                    attrs.push("\\Noselect");
-                }
-                attrs.push(if children { "\\HasChildren" } else { "\\HasNoChildren" });
-                if let Some(special) = self.special_use(&name) {
-                    attrs.push(special);
-                }
-                entries.push((name, attrs));
-            }
+            entries = self.mailboxes();
             entries.retain(|(name, _)| pattern::matches(&full, name));
         }
         for (name, attrs) in entries {
@@ -1047,18 +1046,125 @@ impl Session {
         self.tagged(tag, &format!("OK {} completed.", if lsub { "Lsub" } else { "List" }));
     }
 
+    /// INBOX and every folder, with their LIST attributes.
+    fn mailboxes(&self) -> Vec<(String, Vec<&'static str>)> {
+        let mut entries = vec![("INBOX".to_owned(), vec!["\\HasNoChildren"])];
+        for (name, selectable, children) in self.layout().folders() {
+            let mut attrs = Vec::new();
+            if !selectable {
+                attrs.push("\\Noselect");
+            }
+            attrs.push(if children { "\\HasChildren" } else { "\\HasNoChildren" });
+            if let Some(special) = self.special_use(&name) {
+                attrs.push(special);
+            }
+            entries.push((name, attrs));
+        }
+        entries
+    }
+
+    /// LIST-EXTENDED, LIST-STATUS and SPECIAL-USE's options.
+    fn list_extended(&mut self, tag: &str, list: ListExtended) {
+        let mut items = Vec::new();
+        let mut size = false;
+        for item in list.status.iter().flatten() {
+            items.push(match item.as_str() {
+                "MESSAGES" => StatusDataItemName::Messages,
+                "RECENT" => StatusDataItemName::Recent,
+                "UIDNEXT" => StatusDataItemName::UidNext,
+                "UIDVALIDITY" => StatusDataItemName::UidValidity,
+                "UNSEEN" => StatusDataItemName::Unseen,
+                "DELETED" => StatusDataItemName::Deleted,
+                "HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+                "SIZE" => {
+                    size = true;
+                    continue;
+                }
+                other => {
+                    self.bad(tag, &format!("Unknown status item {other}."));
+                    return;
+                }
+            });
+        }
+        let subscribed = self.subscriptions();
+        let existing = self.mailboxes();
+        let mut listed: Vec<String> = Vec::new();
+        for pattern in &list.patterns {
+            let full = format!("{}{pattern}", list.reference);
+            let mut entries: Vec<(String, Vec<&'static str>)> = if list.subscribed {
+                subscribed
+                    .iter()
+                    .filter(|name| pattern::matches(&full, name))
+                    .map(|name| {
+                        let attrs = existing
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map_or_else(|| vec!["\\NonExistent"], |(_, a)| a.clone());
+                        (name.clone(), attrs)
+                    })
+                    .collect()
+            } else {
+                existing
+                    .iter()
+                    .filter(|(n, _)| pattern::matches(&full, n))
+                    .cloned()
+                    .collect()
+            };
+            if list.special_use {
+                entries.retain(|(name, _)| self.special_use(name).is_some());
+            }
+            for (name, mut attrs) in entries {
+                if listed.contains(&name) {
+                    continue;
+                }
+                if (list.subscribed || list.return_subscribed) && subscribed.contains(&name) {
+                    attrs.push("\\Subscribed");
+                }
+                let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
+                wire::string(&mut line, name.as_bytes());
+                line.extend_from_slice(b"\r\n");
+                self.out.extend_from_slice(&line);
+                let selectable = !attrs.iter().any(|a| matches!(*a, "\\Noselect" | "\\NonExistent"));
+                if list.status.is_some() && selectable {
+                    let path = self.layout().path(&name);
+                    // (RFC 5819: a mailbox whose status cannot be had is
+                    // listed without it)
+                    if let Ok(status) = self.status_line(&name, &path, &items, size) {
+                        self.out.extend_from_slice(&status);
+                    }
+                }
+                listed.push(name);
+            }
+        }
+        self.tagged(tag, "OK List completed.");
+    }
+
     fn status(&mut self, tag: &str, mailbox: &Mailbox<'_>, items: &[StatusDataItemName]) {
         let Some((name, path)) = self.resolve(tag, mailbox) else {
             return;
         };
-        self.ensure_inbox(&name, &path);
-        let folder = match self.ctx.folders.read(&path) {
-            Ok(f) if f.needs_write => match self.ctx.folders.update(&path, |_| ()) {
-                Ok((f, ())) => f,
-                Err(_) => f,
-            },
-            Ok(f) => f,
-            Err(e) => return self.folder_error(tag, e),
+        let size = matches!(self.modifiers, Some(Modifiers::StatusSize));
+        match self.status_line(&name, &path, items, size) {
+            Ok(line) => {
+                self.out.extend_from_slice(&line);
+                self.tagged(tag, "OK Status completed.");
+            }
+            Err(e) => self.folder_error(tag, e),
+        }
+    }
+
+    /// `* STATUS name (…)` with CRLF, for STATUS and LIST-STATUS.
+    fn status_line(
+        &self,
+        name: &str,
+        path: &MboxPath,
+        items: &[StatusDataItemName],
+        size: bool,
+    ) -> Result<Vec<u8>, FolderError> {
+        self.ensure_inbox(name, path);
+        let folder = match self.ctx.folders.read(path)? {
+            f if f.needs_write => self.ctx.folders.update(path, |_| ()).map_or(f, |(f, ())| f),
+            f => f,
         };
         let mut values = Vec::new();
         for item in items {
@@ -1080,17 +1186,14 @@ impl Session {
             };
             values.push(value);
         }
-        if matches!(self.modifiers, Some(Modifiers::StatusSize)) {
+        if size {
             let size: usize = folder.messages.iter().map(Message::size).sum();
             values.push(format!("SIZE {size}"));
         }
-        let mut line = b"STATUS ".to_vec();
+        let mut line = b"* STATUS ".to_vec();
         wire::string(&mut line, name.as_bytes());
-        line.extend_from_slice(format!(" ({})", values.join(" ")).as_bytes());
-        self.out.extend_from_slice(b"* ");
-        self.out.extend_from_slice(&line);
-        self.out.extend_from_slice(b"\r\n");
-        self.tagged(tag, "OK Status completed.");
+        line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+        Ok(line)
     }
 
     fn append(&mut self, tag: &str, mailbox: &Mailbox<'_>, flags: &[Flag<'_>], date: Option<i64>, message: &[u8]) {

@@ -97,6 +97,13 @@ assert b'"Work/2026"' in listing and b'"&j,dg0TDhMPww6w-"' in listing, listing
 only = ok(m.list('""', "W%"))
 assert len(only) == 1 and b'"Work"' in only[0], only
 assert ok(m.list('""', '""')) == [b'(\\Noselect) "/" ""']
+# SPECIAL-USE's selection option (RFC 6154) and LIST-STATUS (RFC 5819)
+typ, _ = m._simple_command("LIST", "(SPECIAL-USE)", '""', '"*"')
+special = m.untagged_responses.pop("LIST")
+assert typ == "OK" and len(special) == 2, special
+assert any(b"\\Junk" in l for l in special) and any(b"\\Trash" in l for l in special), special
+typ, _ = m._simple_command("LIST", '""', '"Spam"', "RETURN", "(STATUS (MESSAGES))")
+assert typ == "OK" and m.untagged_responses.pop("STATUS") == [b'"Spam" (MESSAGES 0)'], m.untagged_responses
 
 # --- SELECT and FETCH ---
 data = ok(m.select("INBOX"))
