@@ -3,6 +3,8 @@
 //!
 //! - [`config`]: the `[imapd]` section of the toolkit's TOML file;
 //! - [`mailbox`]: one mbox folder with UIDs and flags in Dovecot's headers;
+//! - [`modseq`]: the sidecar keeping CONDSTORE's mod-sequences across
+//!   restarts;
 //! - [`mime`]: MIME structure with byte ranges (sections, BODYSTRUCTURE);
 //! - [`address`]: address lists as ENVELOPE shows them;
 //! - [`imap`]: the protocol: sessions, FETCH, SEARCH, sequence sets;
@@ -21,6 +23,7 @@ pub mod config;
 pub mod imap;
 pub mod mailbox;
 pub mod mime;
+pub mod modseq;
 pub mod pop3;
 pub mod server;
 pub mod training;

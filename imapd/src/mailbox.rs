@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -187,7 +187,16 @@ pub struct Folders {
     timeouts: LockTimeouts,
     /// The `mail` group, for INBOXes in a spool.
     spool: Option<SpoolGroup>,
-    cache: Mutex<HashMap<PathBuf, Folder>>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    folders: HashMap<PathBuf, Folder>,
+    /// The HIGHESTMODSEQ of each sidecar written ([`crate::modseq`]),
+    /// kept when the folders are dropped: the first mod-sequence beyond
+    /// it removes the sidecar.
+    saved: HashMap<PathBuf, u64>,
 }
 
 /// Folders kept parsed, and their total size (the file sizes, about what
@@ -201,7 +210,7 @@ impl Folders {
         Folders {
             timeouts,
             spool,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -230,14 +239,14 @@ impl Folders {
         let key = path.full();
         if let Some(stamp) = Stamp::of(path) {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(folder) = cache.get(&key).filter(|f| f.stamp == stamp) {
+            if let Some(folder) = cache.folders.get(&key).filter(|f| f.stamp == stamp) {
                 return Ok(folder.clone());
             }
         } else {
             return Err(FolderError::NotFound(key));
         }
         let mut locked = self.lock(path)?;
-        self.load(&key, &mut locked)
+        self.load(path, &mut locked)
     }
 
     /// Reads the folder under its locks, applies `change`, and writes the
@@ -250,7 +259,7 @@ impl Folders {
     ) -> Result<(Folder, T), FolderError> {
         let key = path.full();
         let mut locked = self.lock(path)?;
-        let mut folder = self.load(&key, &mut locked)?;
+        let mut folder = self.load(path, &mut locked)?;
         let before = folder.clone();
         let result = change(&mut folder);
         let changed =
@@ -281,26 +290,33 @@ impl Folders {
                 folder.stamp = Stamp::of(path).unwrap_or_default();
             }
             folder.keywords = folder.declared_keywords();
-            self.remember(&key, &folder);
+            self.remember(path, &folder);
         }
         drop(locked);
         Ok((folder, result))
     }
 
     /// The locked file's folder: from the cache if the file is unchanged.
-    fn load(&self, path: &Path, locked: &mut LockedMbox) -> Result<Folder, FolderError> {
-        let io = |e| FolderError::Io(path.to_owned(), e);
+    fn load(&self, path: &MboxPath, locked: &mut LockedMbox) -> Result<Folder, FolderError> {
+        let key = path.full();
+        let io = |e| FolderError::Io(key.clone(), e);
         let stamp = Stamp::of_file(locked.file()).map_err(io)?;
-        {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(folder) = cache.get(path).filter(|f| f.stamp == stamp) {
-                return Ok(folder.clone());
-            }
-        }
         let previous = {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.get(path).cloned()
+            match cache.folders.get(&key) {
+                Some(folder) if folder.stamp == stamp => return Ok(folder.clone()),
+                Some(folder) => Some(folder.clone()),
+                None => None,
+            }
         };
+        // not in memory: the mod-sequences the sidecar kept, if any (and
+        // the first one handed out beyond them removes it)
+        let previous = previous.or_else(|| {
+            let saved = crate::modseq::read(path)?;
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.saved.insert(key.clone(), saved.highest_modseq);
+            Some(saved)
+        });
         let mut data = Vec::with_capacity(stamp.len as usize);
         let file = locked.file();
         file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
@@ -311,17 +327,46 @@ impl Folders {
         Ok(folder)
     }
 
-    fn remember(&self, path: &Path, folder: &Folder) {
+    fn remember(&self, path: &MboxPath, folder: &Folder) {
+        let key = path.full();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.remove(path);
+        if cache
+            .saved
+            .get(&key)
+            .is_some_and(|&saved| folder.highest_modseq != saved)
+        {
+            // beyond what the sidecar says: it is no longer exact
+            crate::modseq::remove(path);
+            cache.saved.remove(&key);
+        }
+        cache.folders.remove(&key);
         if folder.stamp.len > CACHED_BYTES {
             return;
         }
-        let bytes: u64 = cache.values().map(|f| f.stamp.len).sum();
-        if cache.len() >= CACHED_FOLDERS || bytes + folder.stamp.len > CACHED_BYTES {
-            cache.clear();
+        let bytes: u64 = cache.folders.values().map(|f| f.stamp.len).sum();
+        if cache.folders.len() >= CACHED_FOLDERS || bytes + folder.stamp.len > CACHED_BYTES {
+            cache.folders.clear();
         }
-        cache.insert(path.to_owned(), folder.clone());
+        cache.folders.insert(key, folder.clone());
+    }
+
+    /// Keeps the mod-sequences of the folder at `path` in its sidecar (when
+    /// a session leaves it), unless the sidecar already holds them.
+    pub fn save_modseqs(&self, path: &MboxPath) {
+        let key = path.full();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(folder) = cache.folders.get(&key) else { return };
+        if cache.saved.get(&key) == Some(&folder.highest_modseq) || folder.highest_modseq == 0 {
+            return;
+        }
+        // (under the cache's lock: no mod-sequence is handed out meanwhile)
+        match crate::modseq::write(path, folder) {
+            Ok(()) => {
+                let highest = folder.highest_modseq;
+                cache.saved.insert(key, highest);
+            }
+            Err(e) => tracing::warn!("{}: mod-sequences not kept: {e}", key.display()),
+        }
     }
 }
 
@@ -576,9 +621,11 @@ impl Folder {
 /// an expunge raises HIGHESTMODSEQ too (a client comparing it sees that
 /// the mailbox changed). A folder with another UIDVALIDITY is a new one.
 ///
-/// The mod-sequences live with the parsed folder, in memory: mbox has no
-/// field for them. When that state is lost (a restart, the folder cache
-/// starting over) the folder starts again from the clock in microseconds,
+/// The mod-sequences live with the parsed folder, in memory (mbox has no
+/// field for them), and in a sidecar written when a session leaves the
+/// folder ([`crate::modseq`]). When both are lost (a crash, which leaves
+/// no sidecar that could be out of date) the folder starts again from the
+/// clock in microseconds,
 /// above every mod-sequence handed out before (that would take a million
 /// changes a second since then), with every message at that value: a
 /// client's CHANGEDSINCE then returns every message — a full resync,

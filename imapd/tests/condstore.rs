@@ -176,29 +176,35 @@ fn qresync_tells_what_vanished_and_what_changed() {
     assert!(!stale.contains("VANISHED") && fetched(&stale).is_empty(), "{stale}");
 }
 
-#[test]
-fn a_restarted_server_makes_clients_resync_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("alice");
+/// A user for `common::spawn_imapd` in `dir`, with `messages` in INBOX.
+fn spawned_site(dir: &std::path::Path, messages: u32) -> std::path::PathBuf {
+    let home = dir.join("alice");
     std::fs::create_dir_all(home.join("mail")).unwrap();
     std::fs::write(
-        dir.path().join("passwd"),
+        dir.join("passwd"),
         format!("alice:{{PLAIN}}secret::::{}::\n", home.display()),
     )
     .unwrap();
-    std::fs::write(home.join("inbox"), mbox(3)).unwrap();
-    let highest = {
-        let (server, port) = common::spawn_imapd(dir.path(), "");
-        let _server = common::KillOnDrop(server);
-        let mut client = Client::connect(port);
-        client.run("LOGIN alice secret");
-        client.run("SELECT INBOX (CONDSTORE)");
-        client.run("STORE 1 +FLAGS (\\Answered)");
-        let status = client.run("STATUS INBOX (HIGHESTMODSEQ)").join("");
-        number_after(&status, "HIGHESTMODSEQ")
-    };
-    // the mod-sequences were in that process's memory: the new one must
-    // not let the client believe nothing changed
+    std::fs::write(home.join("inbox"), mbox(messages)).unwrap();
+    home
+}
+
+#[test]
+fn a_server_that_crashed_makes_clients_resync_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    spawned_site(dir.path(), 3);
+    let (server, port) = common::spawn_imapd(dir.path(), "");
+    let mut server = common::KillOnDrop(server);
+    let mut client = Client::connect(port);
+    client.run("LOGIN alice secret");
+    client.run("SELECT INBOX (CONDSTORE)");
+    client.run("STORE 1 +FLAGS (\\Answered)");
+    let status = client.run("STATUS INBOX (HIGHESTMODSEQ)").join("");
+    let highest = number_after(&status, "HIGHESTMODSEQ");
+    // killed with the session still in the mailbox: nothing was saved
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    drop(client);
     let (server, port) = common::spawn_imapd(dir.path(), "");
     let _server = common::KillOnDrop(server);
     let mut client = Client::connect(port);
@@ -209,4 +215,57 @@ fn a_restarted_server_makes_clients_resync_everything() {
         .run(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"))
         .join("");
     assert_eq!(fetched(&all), [1, 2, 3], "{all}");
+}
+
+#[test]
+fn a_server_restarted_in_order_keeps_the_mod_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = spawned_site(dir.path(), 3);
+    let sidecar = home.join(".inbox.modseq");
+    let (server, port) = common::spawn_imapd(dir.path(), "");
+    let mut server = common::KillOnDrop(server);
+    let mut client = Client::connect(port);
+    client.run("LOGIN alice secret");
+    client.run("SELECT INBOX (CONDSTORE)");
+    client.run("STORE 1 +FLAGS (\\Answered)");
+    let status = client.run("STATUS INBOX (HIGHESTMODSEQ)").join("");
+    let highest = number_after(&status, "HIGHESTMODSEQ");
+    client.run("LOGOUT");
+    // the session's end writes the sidecar (the server learns of it when
+    // it reads the closed connection: wait for the file, bounded)
+    let start = std::time::Instant::now();
+    while !sidecar.exists() {
+        assert!(start.elapsed().as_secs() < 10, "no sidecar written");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    // while no server runs, a message arrives
+    let options = lda::lock::LockOptions {
+        timeouts: lda::lock::LockTimeouts {
+            wait: std::time::Duration::from_secs(10),
+            stale_after: std::time::Duration::from_secs(600),
+        },
+        spool: None,
+        create: true,
+    };
+    lda::deliver::append(
+        &lda::dir::MboxPath::of_file(&home.join("inbox")),
+        &bsfilter::mbox::from_line("carol@example.com", std::time::SystemTime::now()),
+        b"Subject: four\n\nbody 4\n",
+        options,
+    )
+    .unwrap();
+    let (server, port) = common::spawn_imapd(dir.path(), "");
+    let _server = common::KillOnDrop(server);
+    let mut client = Client::connect(port);
+    client.run("LOGIN alice secret");
+    client.run("SELECT INBOX (CONDSTORE)");
+    let changed = client
+        .run(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"))
+        .join("");
+    assert_eq!(fetched(&changed), [4], "only the delivery is news: {changed}");
+    // and the sidecar, no longer exact once a mod-sequence beyond it is
+    // handed out, is gone until the next orderly leave
+    assert!(!sidecar.exists());
 }

@@ -448,13 +448,11 @@ impl Session {
                 if self.selected.as_ref().is_some_and(|s| !s.read_only && deleted(s)) {
                     self.expunge_silently();
                 }
-                self.selected = None;
-                self.saved.clear();
+                self.leave();
                 self.tagged(tag, "OK Close completed.");
             }
             CommandBody::Unselect => {
-                self.selected = None;
-                self.saved.clear();
+                self.leave();
                 self.tagged(tag, "OK Unselect completed.");
             }
             CommandBody::Expunge => self.expunge(tag, None),
@@ -637,9 +635,17 @@ impl Session {
         }
     }
 
-    fn select(&mut self, tag: &str, mailbox: &Mailbox<'_>, read_only: bool) {
-        self.selected = None;
+    /// Leaves the selected mailbox: its mod-sequences go to their sidecar
+    /// (for a server restarted later), SEARCHRES's result is forgotten.
+    fn leave(&mut self) {
+        if let Some(sel) = self.selected.take() {
+            self.ctx.folders.save_modseqs(&sel.path);
+        }
         self.saved.clear();
+    }
+
+    fn select(&mut self, tag: &str, mailbox: &Mailbox<'_>, read_only: bool) {
+        self.leave();
         let Some((name, path)) = self.resolve(tag, mailbox) else {
             return;
         };
@@ -1805,6 +1811,14 @@ fn esearch_line(tag: &str, uid: bool, options: &[Return], numbers: &[u32], sorte
         }
     }
     line
+}
+
+impl Drop for Session {
+    /// A connection that ends (LOGOUT, a client gone, the server stopping)
+    /// leaves its mailbox too.
+    fn drop(&mut self) {
+        self.leave();
+    }
 }
 
 /// Turns a SEARCH string from the client's charset into UTF-8.
