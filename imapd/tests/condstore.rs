@@ -64,7 +64,22 @@ fn script(mut send: impl FnMut(&str, &str) -> String) -> Vec<String> {
     let status = send("s7 STATUS INBOX (HIGHESTMODSEQ)", "s7 ");
     assert!(number_after(&status, "HIGHESTMODSEQ") > h, "{status}");
     answers.push(send("s8 FETCH 1:* (FLAGS) (CHANGEDSINCE 1)", "s8 "));
+    answers.push(send(&format!("s9 SEARCH MODSEQ {}", h + 1), "s9 "));
+    answers.push(send(
+        &format!("s10 SEARCH MODSEQ \"/flags/\\\\seen\" all {} SEEN", h + 1),
+        "s10 ",
+    ));
     answers
+}
+
+/// The numbers of the SEARCH response in `text`, and whether it names a
+/// mod-sequence.
+fn searched(text: &str) -> (Vec<u32>, bool) {
+    let Some(line) = text.lines().find_map(|l| l.strip_prefix("* SEARCH")) else {
+        return (Vec::new(), false);
+    };
+    let (numbers, modseq) = line.split_once(" (MODSEQ ").map_or((line, false), |(n, _)| (n, true));
+    (numbers.split_whitespace().map(|n| n.parse().unwrap()).collect(), modseq)
 }
 
 #[test]
@@ -109,7 +124,9 @@ fn changed_since_and_unchanged_since_select_the_messages_dovecot_does() {
     assert_eq!(enabled(&ours[0]), enabled(&theirs[0]));
     for (step, (o, t)) in ours.iter().zip(&theirs).enumerate().skip(1) {
         assert_eq!(fetched(o), fetched(t), "step {step}:\n ours:    {o}\n Dovecot: {t}");
+        assert_eq!(searched(o), searched(t), "step {step}:\n ours:    {o}\n Dovecot: {t}");
     }
+    assert_eq!(searched(&ours[6]), (vec![1, 2, 3], true), "{}", ours[6]);
     // the cases are there: only message 2 changed; STORE skipped it
     assert_eq!(fetched(&ours[2]), [2]);
     assert!(

@@ -96,6 +96,8 @@ pub struct Session {
     modifiers: Option<Modifiers>,
     /// SEARCHRES's saved result (`$`), as UIDs.
     saved: Vec<u32>,
+    /// The search being run has a MODSEQ key.
+    search_modseq: bool,
 }
 
 /// The rest of a FETCH: written a few messages at a time, as the client
@@ -137,6 +139,7 @@ impl Session {
             qresync: false,
             modifiers: None,
             saved: Vec::new(),
+            search_modseq: false,
         }
     }
 
@@ -234,9 +237,13 @@ impl Session {
             None => input,
         };
         let keys;
+        self.search_modseq = false;
         let input = match self.uid_keys(input) {
             Some(replaced) => {
-                keys = replaced;
+                // (a MODSEQ key turns CONDSTORE on, as its other commands do)
+                self.search_modseq = replaced.modseq;
+                self.condstore |= replaced.modseq;
+                keys = replaced.input;
                 &keys[..]
             }
             None => input,
@@ -287,7 +294,7 @@ impl Session {
 
     /// A SEARCH, SORT or THREAD of the selected mailbox with its WITHIN
     /// and SEARCHRES keys replaced ([`uidkeys`]), or None.
-    fn uid_keys(&self, input: &[u8]) -> Option<Vec<u8>> {
+    fn uid_keys(&self, input: &[u8]) -> Option<uidkeys::Rewritten> {
         let sel = self.selected.as_ref()?;
         let head = String::from_utf8_lossy(&input[..input.len().min(64)]).to_ascii_uppercase();
         let mut words = head.split(' ').skip(1);
@@ -1291,10 +1298,13 @@ impl Session {
             return;
         };
         let numbers = self.numbers(&found, uid);
-        let line: String = std::iter::once("SEARCH".to_owned())
+        let mut line: String = std::iter::once("SEARCH".to_owned())
             .chain(numbers.iter().map(u32::to_string))
             .collect::<Vec<_>>()
             .join(" ");
+        if let Some(highest) = self.highest_found(&found) {
+            line.push_str(&format!(" (MODSEQ {highest})"));
+        }
         self.untagged(&line);
         self.tagged(tag, "OK Search completed.");
     }
@@ -1353,6 +1363,17 @@ impl Session {
             kept.dedup();
             kept
         };
+    }
+
+    /// For a search with a MODSEQ key, the highest mod-sequence of what it
+    /// found (RFC 7162 §3.1.5).
+    fn highest_found(&self, found: &[usize]) -> Option<u64> {
+        let messages = &self.selected.as_ref()?.folder.messages;
+        found
+            .iter()
+            .map(|&i| messages[i].modseq)
+            .max()
+            .filter(|_| self.search_modseq)
     }
 
     /// Sequence numbers (or UIDs) of message positions.
@@ -1446,10 +1467,11 @@ impl Session {
                     self.tagged(tag, "OK Search completed, result saved.");
                     return Step::Continue;
                 }
-                (
-                    esearch_line(tag, command.uid, &options, &numbers, false),
-                    "OK Search completed.",
-                )
+                let mut line = esearch_line(tag, command.uid, &options, &numbers, false);
+                if let Some(highest) = self.highest_found(&found) {
+                    line.push_str(&format!(" MODSEQ {highest}"));
+                }
+                (line, "OK Search completed.")
             }
         };
         self.untagged(&line);

@@ -1,7 +1,9 @@
 //! Search keys that stand for a set of messages, which imap-codec 1.0
 //! does not parse: WITHIN's `OLDER n` and `YOUNGER n` (RFC 5032: internal
-//! date at least / at most n seconds ago) and SEARCHRES's `$` (RFC 5182:
-//! the result a `SEARCH RETURN (SAVE)` kept). Each is replaced, before
+//! date at least / at most n seconds ago), CONDSTORE's `MODSEQ [entry
+//! type] n` (RFC 7162: mod-sequence at least n; one per message here, so
+//! the entry is the message's) and SEARCHRES's `$` (RFC 5182: the result
+//! a `SEARCH RETURN (SAVE)` kept). Each is replaced, before
 //! imap-codec sees the command, by the key for exactly the messages it
 //! stands for now — `UID set`, or `NOT ALL` when there are none — so it
 //! combines with every other key (OR, NOT, parentheses) as it should. A
@@ -11,10 +13,19 @@
 use super::sequence::compact;
 use crate::mailbox::Message;
 
-/// The command with its OLDER, YOUNGER and `$` keys replaced (`saved`:
-/// the UIDs `$` stands for), or None if it has none (strings and literals
-/// are skipped, not searched for keys).
-pub fn rewrite(input: &[u8], messages: &[Message], now: i64, saved: &[u32]) -> Option<Vec<u8>> {
+/// A command with its keys replaced.
+pub struct Rewritten {
+    pub input: Vec<u8>,
+    /// It had a MODSEQ key: the answer names the highest mod-sequence
+    /// found (RFC 7162 §3.1.5).
+    pub modseq: bool,
+}
+
+/// The command with its OLDER, YOUNGER, MODSEQ and `$` keys replaced
+/// (`saved`: the UIDs `$` stands for), or None if it has none (strings
+/// and literals are skipped, not searched for keys).
+pub fn rewrite(input: &[u8], messages: &[Message], now: i64, saved: &[u32]) -> Option<Rewritten> {
+    let mut modseq = false;
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     let mut replaced = false;
@@ -56,8 +67,9 @@ pub fn rewrite(input: &[u8], messages: &[Message], now: i64, saved: &[u32]) -> O
                     continue;
                 }
                 match at_word.then(|| key_at(input, i)).flatten() {
-                    Some((older, seconds, end)) => {
-                        out.extend_from_slice(replacement(messages, now, older, seconds).as_bytes());
+                    Some((key, end)) => {
+                        modseq |= matches!(key, Key::Modseq(_));
+                        out.extend_from_slice(replacement(messages, now, key).as_bytes());
                         replaced = true;
                         i = end;
                     }
@@ -69,7 +81,7 @@ pub fn rewrite(input: &[u8], messages: &[Message], now: i64, saved: &[u32]) -> O
             }
         }
     }
-    replaced.then_some(out)
+    replaced.then_some(Rewritten { input: out, modseq })
 }
 
 /// What a command with `$` as its message set becomes.
@@ -120,35 +132,54 @@ pub fn saved_set(input: &[u8], saved: &[u32], messages: &[Message]) -> Option<Sa
     ))
 }
 
-/// `OLDER n` / `YOUNGER n` at `i`: (is OLDER, n, end).
-fn key_at(input: &[u8], i: usize) -> Option<(bool, i64, usize)> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Older(i64),
+    Younger(i64),
+    Modseq(u64),
+}
+
+/// `OLDER n`, `YOUNGER n` or `MODSEQ ["entry" type] n` at `i`, and where
+/// it ends.
+fn key_at(input: &[u8], i: usize) -> Option<(Key, usize)> {
     let rest = &input[i..];
-    let (older, len) = if rest.len() > 6 && rest[..6].eq_ignore_ascii_case(b"OLDER ") {
-        (true, 6)
-    } else if rest.len() > 8 && rest[..8].eq_ignore_ascii_case(b"YOUNGER ") {
-        (false, 8)
+    let starts = |word: &[u8]| rest.len() > word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
+    let (kind, mut len) = if starts(b"OLDER ") {
+        (0, 6)
+    } else if starts(b"YOUNGER ") {
+        (1, 8)
+    } else if starts(b"MODSEQ ") {
+        (2, 7)
     } else {
         return None;
     };
-    let digits = rest[len..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if kind == 2 && rest.get(len) == Some(&b'"') {
+        // the entry name and its type: `"/flags/\\draft" all `
+        len = quoted_end(rest, len);
+        let word = rest[len..].iter().skip(1).take_while(|&&b| b != b' ').count();
+        len += 1 + word + 1;
+    }
+    let digits = rest.get(len..)?.iter().take_while(|b| b.is_ascii_digit()).count();
     let after = rest.get(len + digits).copied();
-    if digits == 0 || digits > 10 || !matches!(after, None | Some(b' ' | b')' | b'\r' | b'\n')) {
+    if digits == 0 || digits > 19 || !matches!(after, None | Some(b' ' | b')' | b'\r' | b'\n')) {
         return None;
     }
-    let seconds = std::str::from_utf8(&rest[len..len + digits]).ok()?.parse().ok()?;
-    Some((older, seconds, i + len + digits))
+    let number: u64 = std::str::from_utf8(&rest[len..len + digits]).ok()?.parse().ok()?;
+    let key = match kind {
+        0 => Key::Older(i64::try_from(number).ok()?),
+        1 => Key::Younger(i64::try_from(number).ok()?),
+        _ => Key::Modseq(number),
+    };
+    Some((key, i + len + digits))
 }
 
-fn replacement(messages: &[Message], now: i64, older: bool, seconds: i64) -> String {
-    let bound = now - seconds;
+fn replacement(messages: &[Message], now: i64, key: Key) -> String {
     let uids: Vec<u32> = messages
         .iter()
-        .filter(|m| {
-            if older {
-                m.internal_date() <= bound
-            } else {
-                m.internal_date() >= bound
-            }
+        .filter(|m| match key {
+            Key::Older(seconds) => m.internal_date() <= now - seconds,
+            Key::Younger(seconds) => m.internal_date() >= now - seconds,
+            Key::Modseq(n) => m.modseq >= n,
         })
         .map(|m| m.uid)
         .collect();
@@ -225,7 +256,7 @@ mod tests {
             message(5, "Tue Dec  1 12:00:00 2026"),
         ];
         let noon = messages[2].internal_date();
-        let r = |s: &str| rewrite(s.as_bytes(), &messages, noon, &[2, 5]).map(|b| String::from_utf8(b).unwrap());
+        let r = |s: &str| rewrite(s.as_bytes(), &messages, noon, &[2, 5]).map(|r| String::from_utf8(r.input).unwrap());
         assert_eq!(r("a SEARCH YOUNGER 3600\r\n").as_deref(), Some("a SEARCH UID 2,5\r\n"));
         assert_eq!(
             r("a SEARCH OR OLDER 7200 (younger 10)\r\n").as_deref(),
@@ -240,8 +271,22 @@ mod tests {
         assert_eq!(r("a SEARCH NOT $\r\n").as_deref(), Some("a SEARCH NOT UID 2,5\r\n"));
         assert_eq!(r("a SEARCH SUBJECT \"$\" $x\r\n"), None);
         assert_eq!(
-            rewrite(b"a SEARCH $\r\n", &messages, noon, &[]).as_deref(),
-            Some(&b"a SEARCH NOT ALL\r\n"[..])
+            rewrite(b"a SEARCH $\r\n", &messages, noon, &[]).map(|r| r.input),
+            Some(b"a SEARCH NOT ALL\r\n".to_vec())
+        );
+        // (the messages' mod-sequences are 0, 0 and 7 here)
+        let mut messages = messages;
+        messages[2].modseq = 7;
+        let r = |s: &str| {
+            rewrite(s.as_bytes(), &messages, noon, &[]).map(|r| (String::from_utf8(r.input).unwrap(), r.modseq))
+        };
+        assert_eq!(
+            r("a SEARCH MODSEQ 5\r\n"),
+            Some(("a SEARCH UID 5\r\n".to_owned(), true))
+        );
+        assert_eq!(
+            r("a SEARCH MODSEQ \"/flags/\\\\draft\" all 1 UNSEEN\r\n"),
+            Some(("a SEARCH UID 5 UNSEEN\r\n".to_owned(), true))
         );
     }
 }
