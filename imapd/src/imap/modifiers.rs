@@ -2,7 +2,8 @@
 //! modifiers of CONDSTORE and QRESYNC (RFC 7162) — `SELECT box
 //! (CONDSTORE)`, `SELECT box (QRESYNC (validity modseq [uids]))`, `FETCH
 //! set items (CHANGEDSINCE n [VANISHED])` and the `MODSEQ` item, `STORE
-//! set (UNCHANGEDSINCE n) …` — and STATUS=SIZE's `SIZE` item (RFC 8438).
+//! set (UNCHANGEDSINCE n) …` — STATUS=SIZE's `SIZE` item (RFC 8438) and
+//! CREATE-SPECIAL-USE's `CREATE box (USE (\\Junk))` (RFC 6154).
 //! They are taken off the command here; the rest goes to imap-codec.
 
 /// A command with its modifiers taken off.
@@ -29,6 +30,8 @@ pub enum Modifiers {
     },
     /// STATUS with the SIZE item.
     StatusSize,
+    /// CREATE with special uses (`\\Junk`…).
+    CreateUse(Vec<String>),
 }
 
 /// `QRESYNC (uidvalidity modseq [known-uids])`.
@@ -65,6 +68,7 @@ pub fn parse(input: &[u8]) -> Option<Result<Modified, String>> {
         "FETCH" => fetch(rest)?,
         "STORE" => store(rest)?,
         "STATUS" => status(rest)?,
+        "CREATE" => create(rest)?,
         _ => return None,
     };
     Some(result.map(|(rest, modifiers)| Modified {
@@ -194,6 +198,23 @@ fn status(rest: &str) -> Parsed {
         format!("{} ({})", &rest[..open].trim_end(), kept.join(" ")),
         Modifiers::StatusSize,
     )))
+}
+
+/// `mailbox (USE (\\Junk …))`.
+fn create(rest: &str) -> Parsed {
+    let rest = rest.trim_end();
+    if !rest.ends_with("))") {
+        return None;
+    }
+    let open = matching_open(rest)?;
+    let params = rest[open + 1..rest.len() - 1].trim();
+    let uses = params.get(..3).filter(|u| u.eq_ignore_ascii_case("USE"))?;
+    let list = params[uses.len()..].trim();
+    let Some(inner) = list.strip_prefix('(').and_then(|l| l.strip_suffix(')')) else {
+        return Some(Err("USE needs a list of special uses".into()));
+    };
+    let uses: Vec<String> = inner.split_whitespace().map(str::to_owned).collect();
+    Some(Ok((rest[..open].trim_end().to_owned(), Modifiers::CreateUse(uses))))
 }
 
 /// `set (UNCHANGEDSINCE n) op flags`.
@@ -386,6 +407,9 @@ mod tests {
             (m.input.as_slice(), m.modifiers),
             (&b"p STATUS INBOX (MESSAGES)\r\n"[..], Modifiers::StatusSize)
         );
+        let m = modified("r CREATE Junk (USE (\\Junk))\r\n");
+        assert_eq!(m.input, b"r CREATE Junk\r\n");
+        assert_eq!(m.modifiers, Modifiers::CreateUse(vec!["\\Junk".into()]));
         // none of them: imap-codec's
         for plain in [
             "g SELECT INBOX\r\n",

@@ -182,7 +182,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -271,7 +271,7 @@ impl Session {
             };
             self.bad_commands = 0;
             // (a CONDSTORE modifier turns CONDSTORE on: RFC 7162 §3.1)
-            if self.user.is_some() && !matches!(modified.modifiers, Modifiers::StatusSize) {
+            if self.user.is_some() && !matches!(modified.modifiers, Modifiers::StatusSize | Modifiers::CreateUse(_)) {
                 self.condstore = true;
             }
             self.modifiers = Some(modified.modifiers);
@@ -860,6 +860,18 @@ impl Session {
         if name == "INBOX" || !matches!(path.kind(), Ok(None)) {
             return self.tagged(tag, "NO [ALREADYEXISTS] Mailbox already exists.");
         }
+        // RFC 6154 §5.2: a special use is this site's configured folder's
+        if let Some(Modifiers::CreateUse(uses)) = &self.modifiers {
+            let mine = self.special_use(&name);
+            if let Some(other) = uses.iter().find(|u| mine.is_none_or(|m| !m.eq_ignore_ascii_case(u))) {
+                let configured = self.folder_for_use(other);
+                let text = match configured {
+                    Some(folder) => format!("NO [USEATTR] {other} is the folder {folder} here (mailkit.toml)."),
+                    None => format!("NO [USEATTR] {other} is not a special use this server gives."),
+                };
+                return self.tagged(tag, &text);
+            }
+        }
         let as_directory = match mailbox {
             Mailbox::Other(o) => o.as_ref().ends_with(b"/"),
             Mailbox::Inbox => false,
@@ -1008,6 +1020,19 @@ impl Session {
         } else {
             None
         }
+    }
+
+    /// The folder configured for a special use (`\\Junk` …).
+    fn folder_for_use(&self, special: &str) -> Option<String> {
+        let imapd = &self.ctx.imapd;
+        let folder = match special.to_ascii_lowercase().as_str() {
+            "\\junk" => &self.ctx.config.spam_folder,
+            "\\trash" => &imapd.trash_folder.0,
+            "\\sent" => &imapd.sent_folder.0,
+            "\\drafts" => &imapd.drafts_folder.0,
+            _ => return None,
+        };
+        Some(folder.clone())
     }
 
     fn list(&mut self, tag: &str, reference: &Mailbox<'_>, pattern: &ListMailbox<'_>, lsub: bool) {

@@ -104,6 +104,13 @@ assert typ == "OK" and len(special) == 2, special
 assert any(b"\\Junk" in l for l in special) and any(b"\\Trash" in l for l in special), special
 typ, _ = m._simple_command("LIST", '""', '"Spam"', "RETURN", "(STATUS (MESSAGES))")
 assert typ == "OK" and m.untagged_responses.pop("STATUS") == [b'"Spam" (MESSAGES 0)'], m.untagged_responses
+# CREATE-SPECIAL-USE: the configured folder may be created with its use,
+# another name is refused with USEATTR
+typ, _ = m._simple_command("CREATE", "Sent", "(USE (\\Sent))")
+assert typ == "OK", typ
+typ, data = m._simple_command("CREATE", "Junk", "(USE (\\Junk))")
+assert typ == "NO" and b"[USEATTR]" in data[0] and b"Spam" in data[0], (typ, data)
+ok(m.delete("Sent"))
 
 # --- SELECT and FETCH ---
 data = ok(m.select("INBOX"))
