@@ -645,3 +645,37 @@ fn listing(untagged: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
     out.sort();
     out
 }
+
+#[test]
+fn multiappend_answers_as_dovecot_does() {
+    let pair = Pair::start();
+    pair.put("inbox", &mbox(&MESSAGES[3..]));
+    let commands = [
+        "APPEND INBOX (\\Seen) \"01-Dec-2026 10:00:00 +0900\" {14+}\r\nSubject: a\r\n\r\n (\\Flagged $Work) {14+}\r\nSubject: b\r\n\r\n {14+}\r\nSubject: c\r\n\r\n",
+        // one bad message (its date): none of them lands
+        "APPEND INBOX {14+}\r\nSubject: d\r\n\r\n \"99-Foo-2026 10:00:00 +0000\" {14+}\r\nSubject: e\r\n\r\n",
+        "NOOP",
+        "FETCH 2:* (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])",
+        // (the others' dates are the clock's: they could differ by a second)
+        "FETCH 2 (INTERNALDATE)",
+    ];
+    let (ours, theirs) = pair.imap(&commands);
+    assert_eq!(
+        ours.iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
+        theirs.iter().map(|a| a.status.as_str()).collect::<Vec<_>>()
+    );
+    assert_eq!(ours[0].status, "OK");
+    assert_eq!(ours[1].status, "BAD");
+    // the same three messages with the same flags and dates (our FLAGS
+    // name the new keyword first in a * FLAGS line, as Dovecot does)
+    let fetches = |a: &Answer| {
+        a.untagged
+            .lines()
+            .filter(|l| !l.starts_with("* FLAGS") && !l.starts_with("* OK"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(fetches(&ours[3]), fetches(&theirs[3]));
+    assert_eq!(ours[4], theirs[4]);
+    assert_eq!(ours[3].untagged.matches("FETCH").count(), 3, "{:?}", ours[3]);
+}

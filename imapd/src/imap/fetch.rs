@@ -43,10 +43,11 @@ pub fn flags_list(message: &Message, recent: bool) -> String {
         .filter(|(f, _)| message.has(*f))
         .map(|&(_, n)| n)
         .collect();
-    names.extend(message.keywords.iter().map(String::as_str));
+    // \Recent among the system flags, before the keywords (as Dovecot)
     if recent {
         names.push("\\Recent");
     }
+    names.extend(message.keywords.iter().map(String::as_str));
     format!("({})", names.join(" "))
 }
 

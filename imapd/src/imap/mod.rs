@@ -4,6 +4,8 @@
 //! literals, IDLE, AUTHENTICATE continuations) is in [`crate::server`].
 //!
 //! - [`session`]: state, login, dispatch; mailbox and message commands;
+//! - [`append`]: MULTIAPPEND's messages apart, which imap-codec 1.0 does
+//!   not parse;
 //! - [`fetch`]: FETCH items;
 //! - [`search`]: SEARCH keys;
 //! - [`modifiers`]: the modifiers of CONDSTORE and QRESYNC and STATUS
@@ -19,6 +21,7 @@
 //!   which imap-codec 1.0 does not parse;
 //! - [`sequence`]: sequence sets to message positions.
 
+pub mod append;
 pub mod extended;
 pub mod fetch;
 pub mod list;

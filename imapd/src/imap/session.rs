@@ -23,6 +23,7 @@ use lda::dir::{Kind, MboxPath};
 use lda::folders::{self, Layout};
 use lda::users::User;
 
+use super::append;
 use super::extended::{self, Extended, Return};
 use super::fetch::{self, View};
 use super::list::{self, ListExtended};
@@ -182,7 +183,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -251,6 +252,10 @@ impl Session {
         if let Some(parsed) = extended::parse(input) {
             self.bad_commands = 0;
             return self.extended(&tag, parsed);
+        }
+        if let Some(parts) = append::split(input) {
+            self.bad_commands = 0;
+            return self.multiappend(&tag, &parts);
         }
         if let Some(parsed) = list::parse(input) {
             self.bad_commands = 0;
@@ -424,8 +429,12 @@ impl Session {
                 date,
                 message,
             } => {
-                let date = date.map(|d| d.as_ref().timestamp());
-                self.append(tag, &mailbox, &flags, date, message.as_ref());
+                let message = Appended {
+                    flags,
+                    date: date.map(|d| d.as_ref().timestamp()),
+                    message: std::borrow::Cow::Borrowed(message.as_ref()),
+                };
+                self.append(tag, &mailbox, &[message]);
             }
             CommandBody::Enable { capabilities } => {
                 let mut enabled = Vec::new();
@@ -1234,7 +1243,9 @@ impl Session {
         Ok(line)
     }
 
-    fn append(&mut self, tag: &str, mailbox: &Mailbox<'_>, flags: &[Flag<'_>], date: Option<i64>, message: &[u8]) {
+    /// APPEND of one message, or MULTIAPPEND's several (in one update:
+    /// all of them land, or none).
+    fn append(&mut self, tag: &str, mailbox: &Mailbox<'_>, messages: &[Appended<'_>]) {
         let Some((name, path)) = self.resolve(tag, mailbox) else {
             return;
         };
@@ -1242,34 +1253,86 @@ impl Session {
         if path.kind().ok().flatten() != Some(Kind::File) {
             return self.tagged(tag, "NO [TRYCREATE] Mailbox doesn't exist.");
         }
-        if message.is_empty() {
+        if messages.iter().any(|m| m.message.is_empty()) {
             return self.tagged(tag, "NO Empty message.");
         }
-        let (system, mut keywords) = split_flags(flags);
-        let class = if self.is_spam_folder(&name) {
-            mark_junk(&mut keywords, Class::Spam);
-            Some(Class::Spam)
-        } else {
-            None
-        };
-        let when = date.map_or_else(SystemTime::now, |s| {
-            UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64)
-        });
-        let content = message.to_vec();
+        let spam = self.is_spam_folder(&name);
+        let prepared: Vec<(Vec<u8>, u8, Vec<String>, SystemTime)> = messages
+            .iter()
+            .map(|m| {
+                let (system, mut keywords) = split_flags(&m.flags);
+                if spam {
+                    mark_junk(&mut keywords, Class::Spam);
+                }
+                let when = m.date.map_or_else(SystemTime::now, |s| {
+                    UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64)
+                });
+                (m.message.to_vec(), system, keywords, when)
+            })
+            .collect();
         let result = self.ctx.folders.update(&path, |f| {
-            let uid = f.push(content.clone(), system, keywords.clone(), when, None);
-            (uid, f.uid_validity)
+            let uids: Vec<u32> = prepared
+                .iter()
+                .map(|(content, system, keywords, when)| {
+                    f.push(content.clone(), *system, keywords.clone(), *when, None)
+                })
+                .collect();
+            (uids, f.uid_validity)
         });
         match result {
-            Ok((_, (uid, validity))) => {
-                if let Some(class) = class {
-                    self.train(Arc::new(content), class, format!("APPEND to {name}"));
+            Ok((_, (uids, validity))) => {
+                if spam {
+                    for (content, ..) in prepared {
+                        self.train(Arc::new(content), Class::Spam, format!("APPEND to {name}"));
+                    }
                 }
                 self.refresh(false);
-                self.tagged(tag, &format!("OK [APPENDUID {validity} {uid}] Append completed."));
+                self.tagged(
+                    tag,
+                    &format!("OK [APPENDUID {validity} {}] Append completed.", compact(&uids)),
+                );
             }
             Err(e) => self.folder_error(tag, e),
         }
+    }
+
+    /// MULTIAPPEND: the command cut into one APPEND per message
+    /// ([`append`]), each parsed by imap-codec.
+    fn multiappend(&mut self, tag: &str, parts: &[Vec<u8>]) -> Step {
+        if self.user.is_none() {
+            self.tagged(tag, "BAD Log in first.");
+            return Step::Continue;
+        }
+        let mut mailbox = None;
+        let mut messages = Vec::new();
+        for part in parts {
+            match CommandCodec::default().decode(part) {
+                Ok((
+                    _,
+                    Command {
+                        body:
+                            CommandBody::Append {
+                                mailbox: m,
+                                flags,
+                                date,
+                                message,
+                            },
+                        ..
+                    },
+                )) => {
+                    mailbox.get_or_insert(m);
+                    messages.push(Appended {
+                        flags,
+                        date: date.map(|d| d.as_ref().timestamp()),
+                        message: message.as_ref().to_vec().into(),
+                    });
+                }
+                _ => return self.bad(tag, "Syntax error in a message of the APPEND."),
+            }
+        }
+        let mailbox = mailbox.expect("two parts at least");
+        self.append(tag, &mailbox, &messages);
+        Step::Continue
     }
 
     fn train(&self, message: Arc<Vec<u8>>, class: Class, reason: String) {
@@ -1866,6 +1929,13 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.leave();
     }
+}
+
+/// One message of an APPEND.
+struct Appended<'a> {
+    flags: Vec<Flag<'a>>,
+    date: Option<i64>,
+    message: std::borrow::Cow<'a, [u8]>,
 }
 
 /// Turns a SEARCH string from the client's charset into UTF-8.

@@ -1,0 +1,122 @@
+//! MULTIAPPEND (RFC 3502): `APPEND mailbox [flags] [date] literal [flags]
+//! [date] literal …`, which imap-codec 1.0 does not parse. The command is
+//! cut into one ordinary APPEND per message (same tag, same mailbox), each
+//! for imap-codec to parse; the session appends them all in one update,
+//! so either every message lands or none does.
+
+/// One APPEND per message, or None for a command that is not an APPEND
+/// of more than one message.
+pub fn split(input: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut pos = 0;
+    let tag = word(input, &mut pos)?;
+    let command = word(input, &mut pos)?;
+    if !command.eq_ignore_ascii_case(b"APPEND") {
+        return None;
+    }
+    skip_spaces(input, &mut pos);
+    let mailbox_start = pos;
+    match input.get(pos)? {
+        b'{' => pos = literal_end(input, pos)?,
+        b'"' => pos = quoted_end(input, pos)?,
+        _ => {
+            word(input, &mut pos)?;
+        }
+    }
+    let mailbox = &input[mailbox_start..pos];
+    let mut parts = Vec::new();
+    loop {
+        skip_spaces(input, &mut pos);
+        if input[pos..].starts_with(b"\r\n") || pos >= input.len() {
+            break;
+        }
+        // [flags] [date] literal
+        let start = pos;
+        while pos < input.len() && input[pos] != b'{' {
+            match input[pos] {
+                b'"' => pos = quoted_end(input, pos)?,
+                b'\r' | b'\n' => return None,
+                _ => pos += 1,
+            }
+        }
+        let end = literal_end(input, pos)?;
+        let mut part = tag.to_vec();
+        part.extend_from_slice(b" APPEND ");
+        part.extend_from_slice(mailbox);
+        part.push(b' ');
+        part.extend_from_slice(&input[start..end]);
+        part.extend_from_slice(b"\r\n");
+        parts.push(part);
+        pos = end;
+    }
+    (parts.len() > 1).then_some(parts)
+}
+
+fn skip_spaces(input: &[u8], pos: &mut usize) {
+    while input.get(*pos) == Some(&b' ') {
+        *pos += 1;
+    }
+}
+
+fn word<'a>(input: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    skip_spaces(input, pos);
+    let start = *pos;
+    while *pos < input.len() && !matches!(input[*pos], b' ' | b'\r' | b'\n') {
+        *pos += 1;
+    }
+    (*pos > start).then(|| &input[start..*pos])
+}
+
+/// Past the closing quote of the quoted string at `start`.
+fn quoted_end(input: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < input.len() {
+        match input[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Past the data of the literal `{N}` / `{N+}` at `start`.
+fn literal_end(input: &[u8], start: usize) -> Option<usize> {
+    let close = start + input.get(start..)?.iter().position(|&b| b == b'}')?;
+    let size: usize = std::str::from_utf8(&input[start + 1..close])
+        .ok()?
+        .trim_end_matches('+')
+        .parse()
+        .ok()?;
+    if !input.get(close + 1..)?.starts_with(b"\r\n") {
+        return None;
+    }
+    let end = close.checked_add(3)?.checked_add(size)?;
+    (end <= input.len()).then_some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_apart() {
+        let input =
+            b"a APPEND \"Saved\" (\\Seen) \"01-Dec-2026 10:00:00 +0000\" {5}\r\nhello {3+}\r\n}}} (x) {2}\r\nok\r\n";
+        let parts = split(input).unwrap();
+        assert_eq!(
+            parts,
+            [
+                b"a APPEND \"Saved\" (\\Seen) \"01-Dec-2026 10:00:00 +0000\" {5}\r\nhello\r\n".to_vec(),
+                b"a APPEND \"Saved\" {3+}\r\n}}}\r\n".to_vec(),
+                b"a APPEND \"Saved\" (x) {2}\r\nok\r\n".to_vec(),
+            ]
+        );
+        // a mailbox given as a literal
+        let parts = split(b"b APPEND {4}\r\nWork {1}\r\nx {1}\r\ny\r\n").unwrap();
+        assert_eq!(parts[1], b"b APPEND {4}\r\nWork {1}\r\ny\r\n");
+        // one message: imap-codec's; broken ones: not this module's
+        assert_eq!(split(b"c APPEND INBOX {1}\r\nx\r\n"), None);
+        assert_eq!(split(b"d APPEND INBOX {9}\r\nx\r\n"), None);
+        assert_eq!(split(b"e FETCH 1 FLAGS\r\n"), None);
+    }
+}
