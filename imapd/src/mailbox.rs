@@ -350,6 +350,16 @@ impl Folders {
         cache.folders.insert(key, folder.clone());
     }
 
+    /// Forgets the folder at `path` (it is being deleted or renamed): its
+    /// parse, and its sidecar, which would block removing its directory.
+    pub fn forget(&self, path: &MboxPath) {
+        let key = path.full();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.folders.remove(&key);
+        cache.saved.remove(&key);
+        crate::modseq::remove(path);
+    }
+
     /// Keeps the mod-sequences of the folder at `path` in its sidecar (when
     /// a session leaves it), unless the sidecar already holds them.
     pub fn save_modseqs(&self, path: &MboxPath) {

@@ -26,6 +26,19 @@ pub fn string(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
+/// For UTF8=ACCEPT sessions (RFC 6855): a quoted string that may hold
+/// UTF-8, a literal where a quoted string cannot carry the value.
+pub fn utf8_string(out: &mut Vec<u8>, value: &str) {
+    let quotable = value.len() <= 1024 && !value.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'"' || b == b'\\');
+    if quotable {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        literal(out, value.as_bytes());
+    }
+}
+
 /// An atom where one can stand (as Dovecot writes header names and
 /// mailbox names), a string otherwise.
 pub fn astring(out: &mut Vec<u8>, value: &[u8]) {

@@ -10,6 +10,7 @@
 //! - [`search`]: SEARCH keys;
 //! - [`modifiers`]: the modifiers of CONDSTORE and QRESYNC and STATUS
 //!   SIZE, which imap-codec 1.0 does not parse;
+//! - [`utf8`]: UTF8=ACCEPT's 8-bit quoted strings, for imap-codec;
 //! - [`uidkeys`]: search keys that stand for a set of messages (WITHIN's
 //!   OLDER and YOUNGER, SEARCHRES's `$`);
 //! - [`extended`]: the heads of SORT, THREAD and SEARCH RETURN, which
@@ -33,5 +34,6 @@ pub mod session;
 pub mod sort;
 pub mod thread;
 pub mod uidkeys;
+pub mod utf8;
 
 pub use session::{Session, Step};

@@ -34,6 +34,7 @@ use super::sequence::{compact, positions};
 use super::sort::{self, Facts};
 use super::thread;
 use super::uidkeys;
+use super::utf8;
 use crate::Context;
 use crate::mailbox::{DELETED, Folder, FolderError, Message, SEEN, Stamp};
 use crate::training::Lesson;
@@ -99,6 +100,8 @@ pub struct Session {
     saved: Vec<u32>,
     /// The search being run has a MODSEQ key.
     search_modseq: bool,
+    /// UTF8=ACCEPT is on: mailbox names are UTF-8 both ways.
+    utf8: bool,
 }
 
 /// The rest of a FETCH: written a few messages at a time, as the client
@@ -141,6 +144,7 @@ impl Session {
             modifiers: None,
             saved: Vec::new(),
             search_modseq: false,
+            utf8: false,
         }
     }
 
@@ -183,7 +187,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND UTF8=ACCEPT",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -271,7 +275,9 @@ impl Session {
                 Ok(m) => m,
                 Err(e) => return self.bad(&tag, &format!("{e}.")),
             };
-            let Ok((_, command)) = CommandCodec::default().decode(&modified.input) else {
+            let literals = utf8::quoted_to_literals(&modified.input);
+            let Ok((_, command)) = CommandCodec::default().decode(literals.as_deref().unwrap_or(&modified.input))
+            else {
                 return self.bad(&tag, "Syntax error in command.");
             };
             self.bad_commands = 0;
@@ -284,7 +290,9 @@ impl Session {
             self.modifiers = None;
             return step;
         }
-        let command = match CommandCodec::default().decode(input) {
+        // (UTF8=ACCEPT's 8-bit quoted strings as literals, for imap-codec)
+        let literals = utf8::quoted_to_literals(input);
+        let command = match CommandCodec::default().decode(literals.as_deref().unwrap_or(input)) {
             Ok((_, command)) => command,
             Err(CommandDecodeError::Failed | CommandDecodeError::Incomplete) => {
                 return self.bad(&tag, "Syntax error in command.");
@@ -442,6 +450,7 @@ impl Session {
                     match name.as_str() {
                         "CONDSTORE" if !self.condstore => self.condstore = true,
                         "QRESYNC" if !self.qresync => (self.condstore, self.qresync) = (true, true),
+                        "UTF8=ACCEPT" if !self.utf8 => self.utf8 = true,
                         _ => continue,
                     }
                     enabled.push(name);
@@ -607,6 +616,14 @@ impl Session {
             Mailbox::Inbox => b"INBOX",
             Mailbox::Other(other) => other.as_ref(),
         };
+        let encoded;
+        let raw = match self.from_utf8_name(raw) {
+            Some(name) => {
+                encoded = name;
+                encoded.as_bytes()
+            }
+            None => raw,
+        };
         match folders::check(raw) {
             Ok(name) => {
                 let path = self.layout().path(&name);
@@ -616,6 +633,24 @@ impl Session {
                 self.tagged(tag, &format!("NO [CANNOT] Invalid mailbox name: {why}."));
                 None
             }
+        }
+    }
+
+    /// In a UTF8=ACCEPT session, a client's UTF-8 mailbox name (or
+    /// pattern) in the modified UTF-7 the folders are kept under.
+    fn from_utf8_name(&self, raw: &[u8]) -> Option<String> {
+        if !self.utf8 {
+            return None;
+        }
+        std::str::from_utf8(raw).ok().map(folders::encode_mutf7)
+    }
+
+    /// A mailbox name as this session writes it: modified UTF-7, or UTF-8
+    /// once UTF8=ACCEPT is on.
+    fn write_name(&self, out: &mut Vec<u8>, name: &str) {
+        match folders::decode_mutf7(name).filter(|_| self.utf8) {
+            Some(decoded) => wire::utf8_string(out, &decoded),
+            None => wire::string(out, name.as_bytes()),
         }
     }
 
@@ -914,6 +949,7 @@ impl Session {
             Ok(Some(Kind::Other)) => return self.tagged(tag, "NO [NOPERM] That mailbox is not a plain mail file."),
             _ => return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist."),
         }
+        self.ctx.folders.forget(&path);
         match path.remove() {
             Ok(()) => self.tagged(tag, "OK Delete completed."),
             Err(_) => self.tagged(tag, "NO [INUSE] Mailbox has children; delete them first."),
@@ -942,6 +978,8 @@ impl Session {
         if from_name == "INBOX" {
             return self.rename_inbox(tag, &from_path, &to_path);
         }
+        // (the mod-sequences start again under the new name)
+        self.ctx.folders.forget(&from_path);
         match from_path.rename_to(&to_path) {
             Ok(()) => self.tagged(tag, "OK Rename completed."),
             Err(_) => self.tagged(tag, "NO [CANNOT] Cannot rename that mailbox."),
@@ -1053,6 +1091,8 @@ impl Session {
             ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
             ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
         };
+        let reference = self.from_utf8_name(reference.as_bytes()).unwrap_or(reference);
+        let pattern = self.from_utf8_name(pattern.as_bytes()).unwrap_or(pattern);
         let command = if lsub { "LSUB" } else { "LIST" };
         if pattern.is_empty() && !lsub {
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
@@ -1085,7 +1125,7 @@ impl Session {
         }
         for (name, attrs) in entries {
             let mut line = format!("{command} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            wire::string(&mut line, name.as_bytes());
+            self.write_name(&mut line, &name);
             self.out.extend_from_slice(b"* ");
             self.out.extend_from_slice(&line);
             self.out.extend_from_slice(b"\r\n");
@@ -1138,6 +1178,7 @@ impl Session {
         let mut listed: Vec<String> = Vec::new();
         for pattern in &list.patterns {
             let full = format!("{}{pattern}", list.reference);
+            let full = self.from_utf8_name(full.as_bytes()).unwrap_or(full);
             let mut entries: Vec<(String, Vec<&'static str>)> = if list.subscribed {
                 subscribed
                     .iter()
@@ -1168,7 +1209,7 @@ impl Session {
                     attrs.push("\\Subscribed");
                 }
                 let mut line = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-                wire::string(&mut line, name.as_bytes());
+                self.write_name(&mut line, &name);
                 line.extend_from_slice(b"\r\n");
                 self.out.extend_from_slice(&line);
                 let selectable = !attrs.iter().any(|a| matches!(*a, "\\Noselect" | "\\NonExistent"));
@@ -1238,7 +1279,7 @@ impl Session {
             values.push(format!("SIZE {size}"));
         }
         let mut line = b"* STATUS ".to_vec();
-        wire::string(&mut line, name.as_bytes());
+        self.write_name(&mut line, name);
         line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
         Ok(line)
     }
@@ -1303,9 +1344,14 @@ impl Session {
             self.tagged(tag, "BAD Log in first.");
             return Step::Continue;
         }
+        // (UTF8=ACCEPT's 8-bit quoted strings as literals, for imap-codec)
+        let parts: Vec<Vec<u8>> = parts
+            .iter()
+            .map(|p| utf8::quoted_to_literals(p).unwrap_or_else(|| p.clone()))
+            .collect();
         let mut mailbox = None;
         let mut messages = Vec::new();
-        for part in parts {
+        for part in &parts {
             match CommandCodec::default().decode(part) {
                 Ok((
                     _,
@@ -1488,7 +1534,8 @@ impl Session {
             self.tagged(tag, "BAD Select a mailbox first.");
             return Step::Continue;
         }
-        let (charset, criteria) = match CommandCodec::default().decode(&command.search) {
+        let literals = utf8::quoted_to_literals(&command.search);
+        let (charset, criteria) = match CommandCodec::default().decode(literals.as_deref().unwrap_or(&command.search)) {
             Ok((
                 _,
                 Command {

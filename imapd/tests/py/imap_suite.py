@@ -112,6 +112,23 @@ typ, data = m._simple_command("CREATE", "Junk", "(USE (\\Junk))")
 assert typ == "NO" and b"[USEATTR]" in data[0] and b"Spam" in data[0], (typ, data)
 ok(m.delete("Sent"))
 
+# UTF8=ACCEPT (RFC 6855): names in UTF-8 both ways for a client that
+# enables it; the same folder in modified UTF-7 for one that does not
+u = connect()
+ok(u.login("alice", "secret"))
+typ, data = u.enable("UTF8=ACCEPT")
+assert typ == "OK" and u.untagged_responses.pop("ENABLED") == [b"UTF8=ACCEPT"], u.untagged_responses
+ok(u.create('"日本語/会議"'))
+listing = b"\n".join(ok(u.list('""', '"日本語/*"')))
+assert '"/" "日本語/会議"'.encode() in listing, listing
+assert ok(u.status('"日本語/会議"', "(MESSAGES)"))[0] == '"日本語/会議" (MESSAGES 0)'.encode()
+ok(u.select('"日本語/会議"'))
+u.logout()
+listing = b"\n".join(ok(m.list('""', '"&ZeVnLIqe-/*"')))
+assert b'"/" "&ZeVnLIqe-/&TxqLcA-"' in listing, listing
+ok(m.delete('"&ZeVnLIqe-/&TxqLcA-"'))
+ok(m.delete('"&ZeVnLIqe-"'))
+
 # --- SELECT and FETCH ---
 data = ok(m.select("INBOX"))
 assert data == [b"3"], data

@@ -1,0 +1,104 @@
+//! UTF8=ACCEPT (RFC 6855), for the clients of Japanese users whose
+//! folder names and searches are Japanese text: once enabled, mailbox
+//! names go both ways as UTF-8 instead of modified UTF-7.
+//!
+//! imap-codec 1.0 refuses 8-bit bytes in a quoted string, which is how
+//! such a client sends `SELECT "日本語"`. Before parsing, each quoted
+//! string holding 8-bit text is turned into the literal with the same
+//! bytes (`{9}` CRLF `日本語`), which means the same and which imap-codec
+//! reads; the session turns UTF-8 names into the modified UTF-7 the
+//! folders are kept under.
+
+/// `input` with every quoted string that holds 8-bit bytes written as a
+/// literal, or None if it has none (literals are passed over whole).
+pub fn quoted_to_literals(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() + 16);
+    let mut changed = false;
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'{' => {
+                // an existing literal: {N} / {N+} CRLF and N bytes
+                let close = input[i..].iter().position(|&b| b == b'}').map(|p| i + p);
+                let size = close.and_then(|c| {
+                    std::str::from_utf8(&input[i + 1..c])
+                        .ok()?
+                        .trim_end_matches('+')
+                        .parse::<usize>()
+                        .ok()
+                });
+                match (close, size) {
+                    (Some(c), Some(n)) if input[c + 1..].starts_with(b"\r\n") => {
+                        let end = (c + 3).saturating_add(n).min(input.len());
+                        out.extend_from_slice(&input[i..end]);
+                        i = end;
+                    }
+                    _ => {
+                        out.push(b'{');
+                        i += 1;
+                    }
+                }
+            }
+            b'"' => {
+                let mut content = Vec::new();
+                let mut j = i + 1;
+                let mut closed = false;
+                while j < input.len() {
+                    match input[j] {
+                        b'\\' if j + 1 < input.len() => {
+                            content.push(input[j + 1]);
+                            j += 2;
+                        }
+                        b'"' => {
+                            closed = true;
+                            j += 1;
+                            break;
+                        }
+                        b => {
+                            content.push(b);
+                            j += 1;
+                        }
+                    }
+                }
+                let eight_bit = content.iter().any(|&b| b >= 0x80);
+                if closed && eight_bit && std::str::from_utf8(&content).is_ok() {
+                    out.extend_from_slice(format!("{{{}}}\r\n", content.len()).as_bytes());
+                    out.extend_from_slice(&content);
+                    changed = true;
+                } else {
+                    out.extend_from_slice(&input[i..j]);
+                }
+                i = j;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eight_bit_quoted_strings_become_literals() {
+        let r = |s: &str| quoted_to_literals(s.as_bytes()).map(|b| String::from_utf8(b).unwrap());
+        assert_eq!(
+            r("a SELECT \"日本語\"\r\n").as_deref(),
+            Some("a SELECT {9}\r\n日本語\r\n")
+        );
+        assert_eq!(
+            r("b SEARCH SUBJECT \"会議 \\\"x\\\"\" FROM \"ascii\"\r\n").as_deref(),
+            Some("b SEARCH SUBJECT {12}\r\n会議 \"x\" FROM \"ascii\"\r\n")
+        );
+        // ASCII strings, literals (even with quotes inside) and broken
+        // UTF-8 stay as they are
+        assert_eq!(r("c SELECT \"INBOX\"\r\n"), None);
+        assert_eq!(r("d APPEND X {4}\r\n\"é\"\r\n"), None);
+        assert_eq!(quoted_to_literals(b"e SELECT \"\xff\"\r\n"), None);
+        assert_eq!(r("f SELECT \"日本"), None);
+    }
+}
