@@ -617,7 +617,7 @@ impl Session {
             Mailbox::Other(other) => other.as_ref(),
         };
         let encoded;
-        let raw = match self.from_utf8_name(raw) {
+        let raw = match self.utf8_name_as_stored(raw) {
             Some(name) => {
                 encoded = name;
                 encoded.as_bytes()
@@ -638,7 +638,7 @@ impl Session {
 
     /// In a UTF8=ACCEPT session, a client's UTF-8 mailbox name (or
     /// pattern) in the modified UTF-7 the folders are kept under.
-    fn from_utf8_name(&self, raw: &[u8]) -> Option<String> {
+    fn utf8_name_as_stored(&self, raw: &[u8]) -> Option<String> {
         if !self.utf8 {
             return None;
         }
@@ -1091,8 +1091,8 @@ impl Session {
             ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
             ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
         };
-        let reference = self.from_utf8_name(reference.as_bytes()).unwrap_or(reference);
-        let pattern = self.from_utf8_name(pattern.as_bytes()).unwrap_or(pattern);
+        let reference = self.utf8_name_as_stored(reference.as_bytes()).unwrap_or(reference);
+        let pattern = self.utf8_name_as_stored(pattern.as_bytes()).unwrap_or(pattern);
         let command = if lsub { "LSUB" } else { "LIST" };
         if pattern.is_empty() && !lsub {
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
@@ -1178,7 +1178,7 @@ impl Session {
         let mut listed: Vec<String> = Vec::new();
         for pattern in &list.patterns {
             let full = format!("{}{pattern}", list.reference);
-            let full = self.from_utf8_name(full.as_bytes()).unwrap_or(full);
+            let full = self.utf8_name_as_stored(full.as_bytes()).unwrap_or(full);
             let mut entries: Vec<(String, Vec<&'static str>)> = if list.subscribed {
                 subscribed
                     .iter()
