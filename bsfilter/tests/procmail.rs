@@ -229,7 +229,31 @@ for line in sorted(seen):
 
 /// The Subjects mutt finds in a folder (it copies every message into a
 /// Maildir, read here).
-fn mutt_reads(folder: &Path, scratch: &Path) -> Vec<String> {
+/// What mutt reads in `folder`, as [`mutt_copies`] finds it — asked up to
+/// three times while it finds fewer than `expected` messages. mutt's
+/// keys are pushed into it, and mutt drops pushed keys when anything
+/// unexpected reaches its terminal: once in a loaded CI run (stop 27) its
+/// `<tag-pattern>~A` was lost and it copied only the message under the
+/// cursor. A folder mutt really cannot read fails all three times.
+fn mutt_reads(folder: &Path, scratch: &Path, expected: usize) -> Vec<String> {
+    let mut subjects = mutt_copies(folder, scratch);
+    for _ in 0..2 {
+        if subjects.len() >= expected {
+            break;
+        }
+        eprintln!(
+            "mutt copied {} of {expected} from {}: asking again",
+            subjects.len(),
+            folder.display()
+        );
+        subjects = mutt_copies(folder, scratch);
+    }
+    subjects
+}
+
+/// The subjects of the messages mutt copies out of `folder` (tagging them
+/// all).
+fn mutt_copies(folder: &Path, scratch: &Path) -> Vec<String> {
     let out = scratch.join("mutt-copied");
     let mutt = format!(
         "mutt -n -F /dev/null -R -e 'set mbox_type=Maildir; set confirmcreate=no; set confirmappend=no; \
@@ -332,13 +356,13 @@ fn the_originals_procmail_recipes_fill_the_same_folders() {
             lines.iter().map(|l| l.split('|').next().unwrap().to_owned()).collect()
         };
         assert_eq!(
-            mutt_reads(&spam_folder, scratch.path()),
+            mutt_reads(&spam_folder, scratch.path(), expected(true).len()),
             subjects(expected(true)),
             "{}",
             recipes.name
         );
         assert_eq!(
-            mutt_reads(&ours.join("inbox"), scratch.path()),
+            mutt_reads(&ours.join("inbox"), scratch.path(), expected(false).len()),
             subjects(expected(false)),
             "{}",
             recipes.name
