@@ -65,6 +65,7 @@ fn script(mut send: impl FnMut(&str, &str) -> String) -> Vec<String> {
     assert!(number_after(&status, "HIGHESTMODSEQ") > h, "{status}");
     answers.push(send("s8 FETCH 1:* (FLAGS) (CHANGEDSINCE 1)", "s8 "));
     answers.push(send(&format!("s9 SEARCH MODSEQ {}", h + 1), "s9 "));
+    answers.push(send("s11 FETCH 2 MODSEQ", "s11 "));
     answers.push(send(
         &format!("s10 SEARCH MODSEQ \"/flags/\\\\seen\" all {} SEEN", h + 1),
         "s10 ",
@@ -127,6 +128,18 @@ fn changed_since_and_unchanged_since_select_the_messages_dovecot_does() {
         assert_eq!(searched(o), searched(t), "step {step}:\n ours:    {o}\n Dovecot: {t}");
     }
     assert_eq!(searched(&ours[6]), (vec![1, 2, 3], true), "{}", ours[6]);
+    // MODSEQ alone: the item and nothing else, as Dovecot answers
+    let shape = |a: &str| {
+        a.lines()
+            .next()
+            .unwrap_or_default()
+            .split(" (")
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" (")
+    };
+    assert_eq!(shape(&ours[7]), "* 2 FETCH (MODSEQ", "{}", ours[7]);
+    assert_eq!(shape(&ours[7]), shape(&theirs[7]));
     // the cases are there: only message 2 changed; STORE skipped it
     assert_eq!(fetched(&ours[2]), [2]);
     assert!(

@@ -679,3 +679,46 @@ fn multiappend_answers_as_dovecot_does() {
     assert_eq!(ours[4], theirs[4]);
     assert_eq!(ours[3].untagged.matches("FETCH").count(), 3, "{:?}", ours[3]);
 }
+
+#[test]
+fn binary_answers_as_dovecot_does() {
+    let pair = Pair::start();
+    let message = "From: a@example.com\n\
+                   Subject: parts to decode\n\
+                   MIME-Version: 1.0\n\
+                   Content-Type: multipart/mixed; boundary=\"b\"\n\
+                   \n\
+                   --b\n\
+                   Content-Type: text/plain; charset=utf-8\n\
+                   Content-Transfer-Encoding: quoted-printable\n\
+                   \n\
+                   caf=C3=A9 au lait, a long line that is soft=\n\
+                   -broken\n\
+                   --b\n\
+                   Content-Type: application/octet-stream\n\
+                   Content-Transfer-Encoding: base64\n\
+                   \n\
+                   YmluAGFyeQFkYXRh\n\
+                   --b\n\
+                   Content-Type: text/plain\n\
+                   \n\
+                   plain seven bit\n\
+                   --b--\n";
+    pair.put("inbox", &mbox(&[message]));
+    let commands = [
+        "FETCH 1 (BINARY.PEEK[1] BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[3]<2.5>)",
+        "FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[3])",
+        "FETCH 1 (BINARY.PEEK[1]<0.4>)",
+    ];
+    let (ours, theirs) = pair.imap(&commands);
+    for ((command, o), t) in commands.iter().zip(&ours).zip(&theirs) {
+        assert_eq!(o, t, "{command}");
+    }
+    // decoded: the é, the base64 with its NUL as a literal8
+    assert!(ours[0].untagged.contains("BINARY[1] ~{46}\r\ncafé"), "{:?}", ours[0]);
+    assert!(
+        ours[0].untagged.contains("BINARY[2] ~{12}\r\nbin\0ary\u{1}data"),
+        "{:?}",
+        ours[0]
+    );
+}

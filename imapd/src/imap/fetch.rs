@@ -2,6 +2,7 @@
 
 use imap_types::fetch::{MessageDataItemName, Section};
 
+use super::modifiers::Binary;
 use crate::mailbox::{self, Message, SYSTEM_FLAGS};
 use crate::mime::{self, Node};
 use crate::wire::{astring, literal};
@@ -270,4 +271,86 @@ fn section_name(section: Option<&Section<'_>>) -> String {
             format!("{} ({})", prefixed(p, kind), String::from_utf8_lossy(&list))
         }
     }
+}
+
+/// The transfer encoding of part `section` of `message` if BINARY cannot
+/// undo it (RFC 3516: answered `NO [UNKNOWN-CTE]`).
+pub fn unknown_encoding(message: &Message, section: &[u32]) -> Option<String> {
+    let mut view = View::new(message);
+    let (data, root) = view.parsed();
+    let part = if section.is_empty() {
+        Some(root)
+    } else {
+        root.part(section)
+    }?;
+    let encoding = transfer_encoding(data, part);
+    (!matches!(
+        encoding.as_str(),
+        "7bit" | "8bit" | "binary" | "base64" | "quoted-printable"
+    ))
+    .then_some(encoding)
+}
+
+fn transfer_encoding(data: &[u8], part: &Node) -> String {
+    mime::field(
+        &mime::header_fields(&data[part.header.clone()]),
+        "content-transfer-encoding",
+    )
+    .map(|e| e.trim().to_ascii_lowercase())
+    .unwrap_or_else(|| "7bit".to_owned())
+}
+
+/// `BINARY[section]<partial> literal` or `BINARY.SIZE[section] n`: the
+/// part with its transfer encoding undone (RFC 3516); a literal8 (`~{n}`)
+/// when the bytes are not 7-bit (RFC 3516 requires it for a NUL; Dovecot
+/// uses it for any 8-bit byte, and so do we). A part that does not exist
+/// is empty.
+pub fn write_binary(item: &Binary, view: &mut View, out: &mut Vec<u8>) {
+    let (data, root) = view.parsed();
+    let part = if item.section.is_empty() {
+        Some(root)
+    } else {
+        root.part(&item.section)
+    };
+    let decoded = part
+        .map(|part| {
+            // the whole message for BINARY[]; a part's body otherwise
+            let raw = if item.section.is_empty() {
+                &data[..]
+            } else {
+                &data[part.body.clone()]
+            };
+            match transfer_encoding(data, part).as_str() {
+                "base64" if !item.section.is_empty() => mail_parser::decoders::base64::base64_decode(raw),
+                "quoted-printable" if !item.section.is_empty() => {
+                    mail_parser::decoders::quoted_printable::quoted_printable_decode(raw)
+                }
+                _ => Some(raw.to_vec()),
+            }
+            .unwrap_or_else(|| raw.to_vec())
+        })
+        .unwrap_or_default();
+    let section: Vec<String> = item.section.iter().map(u32::to_string).collect();
+    let section = section.join(".");
+    if item.size {
+        out.extend_from_slice(format!("BINARY.SIZE[{section}] {}", decoded.len()).as_bytes());
+        return;
+    }
+    out.extend_from_slice(format!("BINARY[{section}]").as_bytes());
+    let bytes = match item.partial {
+        Some((start, length)) => {
+            out.extend_from_slice(format!("<{start}>").as_bytes());
+            let start = (start as usize).min(decoded.len());
+            let end = start.saturating_add(length as usize).min(decoded.len());
+            &decoded[start..end]
+        }
+        None => &decoded[..],
+    };
+    let marker = if bytes.iter().any(|&b| b == 0 || b >= 0x80) {
+        "~"
+    } else {
+        ""
+    };
+    out.extend_from_slice(format!(" {marker}{{{}}}\r\n", bytes.len()).as_bytes());
+    out.extend_from_slice(bytes);
 }

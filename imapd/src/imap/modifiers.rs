@@ -2,7 +2,8 @@
 //! modifiers of CONDSTORE and QRESYNC (RFC 7162) — `SELECT box
 //! (CONDSTORE)`, `SELECT box (QRESYNC (validity modseq [uids]))`, `FETCH
 //! set items (CHANGEDSINCE n [VANISHED])` and the `MODSEQ` item, `STORE
-//! set (UNCHANGEDSINCE n) …` — STATUS=SIZE's `SIZE` item (RFC 8438) and
+//! set (UNCHANGEDSINCE n) …` — BINARY's FETCH items (RFC 3516),
+//! STATUS=SIZE's `SIZE` item (RFC 8438) and
 //! CREATE-SPECIAL-USE's `CREATE box (USE (\\Junk))` (RFC 6154).
 //! They are taken off the command here; the rest goes to imap-codec.
 
@@ -24,6 +25,11 @@ pub enum Modifiers {
         vanished: bool,
         /// The MODSEQ item was asked for.
         modseq: bool,
+        /// BINARY items (RFC 3516), in the order asked.
+        binary: Vec<Binary>,
+        /// Every item was one of those: the UID item given to imap-codec
+        /// in their place is not to be answered (unless UID FETCH).
+        placeholder: bool,
     },
     Store {
         unchanged_since: u64,
@@ -32,6 +38,51 @@ pub enum Modifiers {
     StatusSize,
     /// CREATE with special uses (`\\Junk`…).
     CreateUse(Vec<String>),
+}
+
+/// `BINARY[1.2]<0.100>`, `BINARY.PEEK[…]` or `BINARY.SIZE[…]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binary {
+    pub peek: bool,
+    /// BINARY.SIZE: the decoded size, not the bytes.
+    pub size: bool,
+    pub section: Vec<u32>,
+    /// `<start.length>`.
+    pub partial: Option<(u32, u32)>,
+}
+
+fn binary_item(word: &str) -> Option<Binary> {
+    let upper = word.to_ascii_uppercase();
+    let (peek, size, rest) = if let Some(r) = upper.strip_prefix("BINARY.PEEK[") {
+        (true, false, r)
+    } else if let Some(r) = upper.strip_prefix("BINARY.SIZE[") {
+        (true, true, r)
+    } else {
+        (false, false, upper.strip_prefix("BINARY[")?)
+    };
+    let (section, after) = rest.split_once(']')?;
+    let section = if section.is_empty() {
+        Vec::new()
+    } else {
+        section
+            .split('.')
+            .map(|n| n.parse::<u32>().ok().filter(|&n| n > 0))
+            .collect::<Option<Vec<u32>>>()?
+    };
+    let partial = match after.strip_prefix('<').and_then(|p| p.strip_suffix('>')) {
+        Some(p) if !size => {
+            let (start, length) = p.split_once('.')?;
+            Some((start.parse().ok()?, length.parse().ok()?))
+        }
+        _ if after.is_empty() => None,
+        _ => return None,
+    };
+    Some(Binary {
+        peek,
+        size,
+        section,
+        partial,
+    })
 }
 
 /// `QRESYNC (uidvalidity modseq [known-uids])`.
@@ -127,26 +178,35 @@ fn fetch(rest: &str) -> Parsed {
     } else {
         after.split_once(' ').unwrap_or((after, ""))
     };
+    // MODSEQ and BINARY items taken out; imap-codec wants one item at least
+    let listed = items.strip_prefix('(').and_then(|i| i.strip_suffix(')'));
+    let words: Vec<&str> = match listed {
+        Some(inner) => top_level_words(inner),
+        None => vec![items],
+    };
     let mut modseq = false;
-    let items = if let Some(inner) = items.strip_prefix('(').and_then(|i| i.strip_suffix(')')) {
-        let kept: Vec<&str> = top_level_words(inner)
-            .into_iter()
-            .filter(|w| {
-                let is = w.eq_ignore_ascii_case("MODSEQ");
-                modseq |= is;
-                !is
-            })
-            .collect();
-        if kept.is_empty() {
-            "(UID)".to_owned()
+    let mut binary = Vec::new();
+    let mut kept: Vec<&str> = Vec::new();
+    for w in words {
+        if w.eq_ignore_ascii_case("MODSEQ") {
+            modseq = true;
+        } else if w.len() >= 7 && w[..7].eq_ignore_ascii_case("BINARY.")
+            || w.len() >= 7 && w[..7].eq_ignore_ascii_case("BINARY[")
+        {
+            match binary_item(w) {
+                Some(item) => binary.push(item),
+                None => return Some(Err(format!("Malformed {w}"))),
+            }
         } else {
-            format!("({})", kept.join(" "))
+            kept.push(w);
         }
-    } else if items.eq_ignore_ascii_case("MODSEQ") {
-        modseq = true;
-        "(UID)".to_owned()
-    } else {
-        items.to_owned()
+    }
+    let placeholder = kept.is_empty();
+    let items = match (kept.as_slice(), listed) {
+        ([], _) => "(UID)".to_owned(),
+        // a lone item or macro (ALL, FAST, FULL) as it was
+        ([one], None) => (*one).to_owned(),
+        (kept, _) => format!("({})", kept.join(" ")),
     };
     let (mut changed_since, mut vanished) = (None, false);
     if !modifiers.is_empty() {
@@ -167,7 +227,7 @@ fn fetch(rest: &str) -> Parsed {
         if vanished && changed_since.is_none() {
             return Some(Err("VANISHED goes with CHANGEDSINCE".into()));
         }
-    } else if !modseq {
+    } else if !modseq && binary.is_empty() {
         return None;
     }
     Some(Ok((
@@ -177,6 +237,8 @@ fn fetch(rest: &str) -> Parsed {
             changed_since,
             vanished,
             modseq,
+            binary,
+            placeholder,
         },
     )))
 }
@@ -382,7 +444,9 @@ mod tests {
                 set: "1:*".into(),
                 changed_since: Some(12),
                 vanished: true,
-                modseq: true
+                modseq: true,
+                binary: Vec::new(),
+                placeholder: false,
             }
         );
         let m = modified("d FETCH 1 MODSEQ\r\n");
@@ -397,6 +461,30 @@ mod tests {
                 unchanged_since: 320162338
             }
         );
+        let m = modified("s FETCH 1 (FLAGS BINARY.PEEK[1.2]<0.10> BINARY.SIZE[1])\r\n");
+        assert_eq!(m.input, b"s FETCH 1 (FLAGS)\r\n");
+        let Modifiers::Fetch { binary, .. } = m.modifiers else {
+            panic!()
+        };
+        assert_eq!(
+            binary,
+            [
+                Binary {
+                    peek: true,
+                    size: false,
+                    section: vec![1, 2],
+                    partial: Some((0, 10))
+                },
+                Binary {
+                    peek: true,
+                    size: true,
+                    section: vec![1],
+                    partial: None
+                },
+            ]
+        );
+        assert_eq!(modified("t FETCH 1 BINARY[]\r\n").input, b"t FETCH 1 (UID)\r\n");
+        assert!(matches!(parse(b"u FETCH 1 BINARY[1.x]\r\n"), Some(Err(_))));
         assert_eq!(uid_ranges("1:3,7,9:*", 12), Some(vec![(1, 3), (7, 7), (9, 12)]));
         assert_eq!(uid_ranges("1:x", 12), None);
         assert_eq!(absent(&[2, 3, 7], &[(1, 8)]), "1,4:6,8");

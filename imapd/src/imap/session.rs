@@ -113,6 +113,8 @@ struct PendingFetch {
     targets: VecDeque<usize>,
     /// Each answer carries `MODSEQ (n)`.
     modseq: bool,
+    /// BINARY items, written after the others.
+    binary: Vec<modifiers::Binary>,
 }
 
 /// Output gathered before the server writes it, during a long FETCH.
@@ -187,7 +189,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND UTF8=ACCEPT",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND UTF8=ACCEPT BINARY",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -1626,14 +1628,21 @@ impl Session {
         if uid && !items.iter().any(|i| matches!(i, MessageDataItemName::Uid)) {
             items.insert(0, MessageDataItemName::Uid);
         }
-        let (changed_since, vanished, modseq_item, raw_set) = match &self.modifiers {
+        let (changed_since, vanished, modseq_item, raw_set, binary) = match &self.modifiers {
             Some(Modifiers::Fetch {
                 set,
                 changed_since,
                 vanished,
                 modseq,
-            }) => (*changed_since, *vanished, *modseq, set.clone()),
-            _ => (None, false, false, String::new()),
+                binary,
+                placeholder,
+            }) => {
+                if *placeholder && !uid {
+                    items.retain(|i| !matches!(i, MessageDataItemName::Uid));
+                }
+                (*changed_since, *vanished, *modseq, set.clone(), binary.clone())
+            }
+            _ => (None, false, false, String::new(), Vec::new()),
         };
         let condstore = self.condstore;
         let sel = self.selected.as_mut().expect("selected");
@@ -1651,8 +1660,17 @@ impl Session {
         if let Some(since) = changed_since {
             targets.retain(|&i| sel.folder.messages[i].modseq > since);
         }
+        // RFC 3516 §4.2: a part in a transfer encoding we cannot undo
+        if let Some(cte) = targets.iter().find_map(|&i| {
+            binary
+                .iter()
+                .find_map(|b| fetch::unknown_encoding(&sel.folder.messages[i], &b.section))
+        }) {
+            self.tagged(tag, &format!("NO [UNKNOWN-CTE] Cannot decode {cte}."));
+            return;
+        }
         // fetching a body without PEEK sets \Seen
-        if !sel.read_only && items.iter().any(fetch::sets_seen) {
+        if !sel.read_only && (items.iter().any(fetch::sets_seen) || binary.iter().any(|b| !b.peek)) {
             let unseen: HashSet<u32> = targets
                 .iter()
                 .map(|&i| &sel.folder.messages[i])
@@ -1704,6 +1722,7 @@ impl Session {
             items: unique,
             targets: targets.into(),
             modseq,
+            binary,
         });
         self.continue_output();
     }
@@ -1730,8 +1749,17 @@ impl Session {
                     tracing::warn!("FETCH: {e}");
                 }
             }
+            for (n, item) in pending.binary.iter().enumerate() {
+                if n > 0 || !pending.items.is_empty() {
+                    self.out.push(b' ');
+                }
+                fetch::write_binary(item, &mut view, &mut self.out);
+            }
             if pending.modseq {
-                self.out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+                if self.out.last() != Some(&b'(') {
+                    self.out.push(b' ');
+                }
+                self.out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
             }
             self.out.extend_from_slice(b")\r\n");
         }
