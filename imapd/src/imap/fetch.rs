@@ -316,7 +316,7 @@ pub fn write_binary(item: &Binary, view: &mut View, out: &mut Vec<u8>) {
         .map(|part| {
             // the whole message for BINARY[]; a part's body otherwise
             let raw = if item.section.is_empty() {
-                &data[..]
+                data
             } else {
                 &data[part.body.clone()]
             };

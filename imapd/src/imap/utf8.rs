@@ -92,7 +92,7 @@ mod tests {
         );
         assert_eq!(
             r("b SEARCH SUBJECT \"会議 \\\"x\\\"\" FROM \"ascii\"\r\n").as_deref(),
-            Some("b SEARCH SUBJECT {12}\r\n会議 \"x\" FROM \"ascii\"\r\n")
+            Some("b SEARCH SUBJECT {10}\r\n会議 \"x\" FROM \"ascii\"\r\n")
         );
         // ASCII strings, literals (even with quotes inside) and broken
         // UTF-8 stay as they are
