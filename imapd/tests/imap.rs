@@ -226,3 +226,20 @@ fn inotify_tells_of_an_append_and_a_rewrite() {
             .expect("told of the rename");
     });
 }
+
+/// QUOTA (RFC 9208) with the limits of the user table's quota rules: the
+/// usage of every folder together, APPEND and COPY refused past the limit,
+/// a MOVE allowed (it adds nothing).
+#[test]
+fn quota_from_the_user_table() {
+    let (site, _) = site_with_three_messages();
+    // alice's entry gains Dovecot's quota rules (the table is read again
+    // when it changes)
+    let passwd = site.dir.path().join("passwd");
+    let text = std::fs::read_to_string(&passwd).unwrap();
+    let alice = text.lines().next().unwrap();
+    let limited = format!("{alice}userdb_quota_rule=*:storage=2K userdb_quota_rule2=*:messages=4");
+    std::fs::write(&passwd, text.replacen(alice, &limited, 1)).unwrap();
+    let out = site.python("quota.py", &[]);
+    assert!(out.contains("quota: ok"), "{out}");
+}

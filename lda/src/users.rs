@@ -4,7 +4,9 @@
 //! passwd-file lines are `user:password:uid:gid:gecos:home:shell:extra`,
 //! trailing fields optional, `#` comments; extra fields are space-separated
 //! `key=value`, of which `userdb_mail` (or `mail`) is the mail location,
-//! Dovecot's `mbox:~/mail:INBOX=/var/mail/%u`.
+//! Dovecot's `mbox:~/mail:INBOX=/var/mail/%u`, and `userdb_quota_rule` /
+//! `userdb_quota_rule2` (or without `userdb_`) the user's limits
+//! (`*:storage=100M`, `*:messages=1000`, as Dovecot writes them).
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,49 @@ pub struct User {
     pub home: PathBuf,
     /// Dovecot-style mail location, when the table gives one.
     pub mail_location: Option<String>,
+    /// Limits from the table's `userdb_quota_rule=*:storage=100M` and
+    /// `*:messages=N` (Dovecot's syntax), for imapd's QUOTA.
+    pub quota: Quota,
+}
+
+/// A user's limits; None is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// In bytes.
+    pub storage: Option<u64>,
+    pub messages: Option<u64>,
+}
+
+impl Quota {
+    /// Reads one `quota_rule` value (`*:storage=100M`, `*:messages=1000`,
+    /// `*:storage=0` meaning none) into these limits; false if it is not
+    /// one this reads (a rule for one folder, a percentage…).
+    fn add_rule(&mut self, rule: &str) -> bool {
+        let Some(rest) = rule.strip_prefix("*:") else {
+            return false;
+        };
+        let Some((what, value)) = rest.split_once('=') else {
+            return false;
+        };
+        let (digits, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len()));
+        let Ok(n) = digits.parse::<u64>() else { return false };
+        let scale: u64 = match unit.to_ascii_uppercase().as_str() {
+            "" | "B" => 1,
+            "K" | "KB" => 1 << 10,
+            "M" | "MB" => 1 << 20,
+            "G" | "GB" => 1 << 30,
+            "T" | "TB" => 1 << 40,
+            _ => return false,
+        };
+        let limit = (n > 0).then(|| n.saturating_mul(scale));
+        match what {
+            // Dovecot counts storage without a unit in bytes
+            "storage" | "bytes" => self.storage = limit,
+            "messages" if scale == 1 => self.messages = limit,
+            _ => return false,
+        }
+        true
+    }
 }
 
 /// Where a user's mail lives.
@@ -128,6 +173,19 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
                 .or_else(|| kv.strip_prefix("mail="))
                 .map(str::to_owned)
         });
+        let mut quota = Quota::default();
+        for rule in extra.split_whitespace().filter_map(|kv| {
+            kv.strip_prefix("userdb_quota_rule=")
+                .or_else(|| kv.strip_prefix("quota_rule="))
+                .or_else(|| kv.strip_prefix("userdb_quota_rule2="))
+                .or_else(|| kv.strip_prefix("quota_rule2="))
+        }) {
+            if !quota.add_rule(rule) {
+                return Err(bad(&format!(
+                    "quota rule {rule:?} is not one this reads (`*:storage=100M` or `*:messages=1000`)"
+                )));
+            }
+        }
         users.push(User {
             name: name.to_owned(),
             password: fields.get(1).copied().unwrap_or("").to_owned(),
@@ -135,6 +193,7 @@ pub fn read_passwd_file(path: &Path) -> Result<Vec<User>, TableError> {
             gid,
             home: PathBuf::from(home),
             mail_location,
+            quota,
         });
     }
     Ok(users)
@@ -402,7 +461,39 @@ fn lookup(call: impl Fn(*mut libc::passwd, &mut [u8], *mut *mut libc::passwd) ->
             gid: Some(pwd.pw_gid),
             home: PathBuf::from(text(pwd.pw_dir)),
             mail_location: None,
+            quota: Quota::default(),
         });
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::Quota;
+
+    #[test]
+    fn dovecot_quota_rules() {
+        let mut q = Quota::default();
+        assert!(q.add_rule("*:storage=100M") && q.add_rule("*:messages=1000"));
+        assert_eq!(
+            q,
+            Quota {
+                storage: Some(100 << 20),
+                messages: Some(1000)
+            }
+        );
+        assert!(q.add_rule("*:storage=0"));
+        assert_eq!(q.storage, None);
+        assert!(q.add_rule("*:bytes=2048"));
+        assert_eq!(q.storage, Some(2048));
+        for unread in [
+            "Trash:storage=+10M",
+            "*:storage=10%",
+            "*:messages=5K",
+            "*:colour=red",
+            "*:storage=x",
+        ] {
+            assert!(!Quota::default().add_rule(unread), "{unread}");
+        }
     }
 }
 

@@ -36,7 +36,7 @@ use super::thread;
 use super::uidkeys;
 use super::utf8;
 use crate::Context;
-use crate::mailbox::{DELETED, Folder, FolderError, Message, SEEN, Stamp};
+use crate::mailbox::{self, DELETED, Folder, FolderError, Message, SEEN, Stamp};
 use crate::training::Lesson;
 use crate::wire;
 
@@ -189,7 +189,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND UTF8=ACCEPT BINARY",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND UTF8=ACCEPT BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
@@ -445,6 +445,19 @@ impl Session {
                     message: std::borrow::Cow::Borrowed(message.as_ref()),
                 };
                 self.append(tag, &mailbox, &[message]);
+            }
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(tag, &mailbox),
+            CommandBody::GetQuota { root } => {
+                if root.as_ref().is_empty() && self.quota().is_some() {
+                    let line = self.quota_line();
+                    self.untagged(&line);
+                    self.tagged(tag, "OK Getquota completed.");
+                } else {
+                    self.tagged(tag, "NO [NONEXISTENT] No such quota root.");
+                }
+            }
+            CommandBody::SetQuota { .. } => {
+                self.tagged(tag, "NO [CANNOT] Quotas are set in the user table (userdb_quota_rule).")
             }
             CommandBody::Enable { capabilities } => {
                 let mut enabled = Vec::new();
@@ -1071,6 +1084,75 @@ impl Session {
         }
     }
 
+    /// The user's limits, if the user table gives any.
+    fn quota(&self) -> Option<lda::users::Quota> {
+        let quota = self.user.as_ref()?.0.quota;
+        (quota.storage.is_some() || quota.messages.is_some()).then_some(quota)
+    }
+
+    /// What the user's folders hold together: (bytes, messages).
+    fn usage(&self) -> (u64, u64) {
+        let layout = self.layout();
+        let mut paths = vec![layout.path("INBOX")];
+        paths.extend(
+            layout
+                .folders()
+                .into_iter()
+                .filter(|(_, selectable, _)| *selectable)
+                .map(|(name, ..)| layout.path(&name)),
+        );
+        let (mut bytes, mut messages) = (0u64, 0u64);
+        for path in paths {
+            if let Ok(folder) = self.ctx.folders.read(&path) {
+                bytes += folder.messages.iter().map(|m| m.size() as u64).sum::<u64>();
+                messages += folder.messages.len() as u64;
+            }
+        }
+        (bytes, messages)
+    }
+
+    /// `QUOTA "" (STORAGE used limit MESSAGE used limit)`, storage in
+    /// units of 1024 octets (RFC 9208 §5.1).
+    fn quota_line(&self) -> String {
+        let quota = self.quota().unwrap_or_default();
+        let (bytes, messages) = self.usage();
+        let mut resources = Vec::new();
+        if let Some(limit) = quota.storage {
+            resources.push(format!("STORAGE {} {}", bytes.div_ceil(1024), limit / 1024));
+        }
+        if let Some(limit) = quota.messages {
+            resources.push(format!("MESSAGE {messages} {limit}"));
+        }
+        format!("QUOTA \"\" ({})", resources.join(" "))
+    }
+
+    fn get_quota_root(&mut self, tag: &str, mailbox: &Mailbox<'_>) {
+        let Some((name, _)) = self.resolve(tag, mailbox) else {
+            return;
+        };
+        let mut line = b"* QUOTAROOT ".to_vec();
+        self.write_name(&mut line, &name);
+        if self.quota().is_some() {
+            // one root for all of a user's folders
+            line.extend_from_slice(b" \"\"");
+        }
+        line.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&line);
+        if self.quota().is_some() {
+            let quota = self.quota_line();
+            self.untagged(&quota);
+        }
+        self.tagged(tag, "OK Getquotaroot completed.");
+    }
+
+    /// Would `bytes` and `messages` more go over the user's limits?
+    fn over_quota(&self, bytes: u64, messages: u64) -> bool {
+        let Some(quota) = self.quota() else { return false };
+        let (used_bytes, used_messages) = self.usage();
+        quota.storage.is_some_and(|limit| used_bytes + bytes > limit)
+            || quota.messages.is_some_and(|limit| used_messages + messages > limit)
+    }
+
     /// The folder configured for a special use (`\\Junk` …).
     fn folder_for_use(&self, special: &str) -> Option<String> {
         let imapd = &self.ctx.imapd;
@@ -1298,6 +1380,16 @@ impl Session {
         }
         if messages.iter().any(|m| m.message.is_empty()) {
             return self.tagged(tag, "NO Empty message.");
+        }
+        let added: u64 = messages
+            .iter()
+            .map(|m| (m.message.len() + mailbox::lone_newlines(&m.message)) as u64)
+            .sum();
+        if self.over_quota(added, messages.len() as u64) {
+            return self.tagged(
+                tag,
+                "NO [OVERQUOTA] This would go over your quota; delete some mail first.",
+            );
         }
         let spam = self.is_spam_folder(&name);
         let prepared: Vec<(Vec<u8>, u8, Vec<String>, SystemTime)> = messages
@@ -1910,6 +2002,14 @@ impl Session {
             .collect();
         if messages.is_empty() {
             return self.tagged(tag, "OK No messages.");
+        }
+        // a MOVE adds nothing to what the user holds; a COPY does
+        let added: u64 = messages.iter().map(|m| m.size() as u64).sum();
+        if !is_move && self.over_quota(added, messages.len() as u64) {
+            return self.tagged(
+                tag,
+                "NO [OVERQUOTA] This would go over your quota; delete some mail first.",
+            );
         }
         // into Spam: learn spam; out of Spam (not to Trash): learn clean
         let lesson = match (self.is_spam_folder(&source_name), self.is_spam_folder(&dest_name)) {
