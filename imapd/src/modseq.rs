@@ -45,12 +45,13 @@ fn name_of(file: &std::ffi::OsStr) -> OsString {
 /// HIGHESTMODSEQ), or None.
 pub fn read(path: &MboxPath) -> Option<Folder> {
     let (dir, file) = path.open_dir(false).ok()?;
+    let sidecar = dir.open_file(&name_of(&file), OFlags::RDONLY, 0).ok()?;
+    // a file someone else planted (or linked) here is not ours to believe
+    if lda::dir::check_mailbox(&sidecar).ok()?.is_some() {
+        return None;
+    }
     let mut text = String::new();
-    dir.open_file(&name_of(&file), OFlags::RDONLY, 0)
-        .ok()?
-        .take(MAX_SIZE)
-        .read_to_string(&mut text)
-        .ok()?;
+    sidecar.take(MAX_SIZE).read_to_string(&mut text).ok()?;
     parse(&text)
 }
 
