@@ -6,13 +6,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
-
+use common::pair::Pair;
 use common::{Client, Site};
-use e2e_tests::dovecot::{self, Dovecot, Preauth};
-
-const NOBODY: u32 = 65534;
 
 fn mbox(n: u32) -> Vec<u8> {
     let mut out = Vec::new();
@@ -85,39 +80,11 @@ fn searched(text: &str) -> (Vec<u32>, bool) {
 
 #[test]
 fn changed_since_and_unchanged_since_select_the_messages_dovecot_does() {
-    assert!(e2e_tests::is_root(), "this test runs as root (as CI does)");
-    let site = Site::start();
-    let root = site.dir.path();
-    std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::create_dir_all(site.home("alice")).unwrap();
-    std::fs::write(site.inbox("alice"), mbox(4)).unwrap();
-    let dove_home = root.join("dove");
-    std::fs::create_dir_all(dove_home.join("mail")).unwrap();
-    std::fs::write(dove_home.join("inbox"), mbox(4)).unwrap();
-    for path in [&dove_home, &dove_home.join("mail"), &dove_home.join("inbox")] {
-        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
-    }
-    let passwd = root.join("dovecot-passwd");
-    std::fs::write(
-        &passwd,
-        format!("dove:{{PLAIN}}x:{NOBODY}:{NOBODY}::{}::\n", dove_home.display()),
-    )
-    .unwrap();
-    let dovecot_dir = root.join("dovecot");
-    let _dovecot = Dovecot::start(&dovecot_dir, &passwd, "mbox:~/mail:INBOX=~/inbox");
-
-    let stream = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = std::io::BufReader::new(stream);
-    dovecot::read_through(&mut reader, "* OK");
-    let mut ours = |line: &str, last: &str| {
-        writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        String::from_utf8(dovecot::read_through(&mut reader, last)).unwrap()
-    };
-    ours("s0 LOGIN alice secret", "s0 ");
-    let ours = script(ours);
-    let mut theirs = Preauth::start(&dovecot_dir, "imap", "dove", NOBODY, &dove_home);
-    theirs.read_through("* PREAUTH");
+    let pair = Pair::start();
+    pair.put("inbox", &mbox(4));
+    let mut ours = pair.ours();
+    let ours = script(|line, last| String::from_utf8(ours.exchange(line, last)).unwrap());
+    let mut theirs = pair.theirs();
     let theirs = script(|line, last| String::from_utf8(theirs.exchange(line, last)).unwrap());
 
     let enabled = |a: &str| a.lines().next().unwrap_or_default().to_owned();
@@ -219,18 +186,24 @@ fn spawned_site(dir: &std::path::Path, messages: u32) -> std::path::PathBuf {
     home
 }
 
-#[test]
-fn a_server_that_crashed_makes_clients_resync_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    spawned_site(dir.path(), 3);
-    let (server, port) = common::spawn_imapd(dir.path(), "");
-    let mut server = common::KillOnDrop(server);
+/// Starts imapd on `dir`, flags message 1 in a CONDSTORE session and
+/// returns the server, the session (still in INBOX) and HIGHESTMODSEQ.
+fn flag_one(dir: &std::path::Path) -> (common::KillOnDrop, Client, u64) {
+    let (server, port) = common::spawn_imapd(dir, "");
+    let server = common::KillOnDrop(server);
     let mut client = Client::connect(port);
     client.run("LOGIN alice secret");
     client.run("SELECT INBOX (CONDSTORE)");
     client.run("STORE 1 +FLAGS (\\Answered)");
     let status = client.run("STATUS INBOX (HIGHESTMODSEQ)").join("");
-    let highest = number_after(&status, "HIGHESTMODSEQ");
+    (server, client, number_after(&status, "HIGHESTMODSEQ"))
+}
+
+#[test]
+fn a_server_that_crashed_makes_clients_resync_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    spawned_site(dir.path(), 3);
+    let (mut server, client, highest) = flag_one(dir.path());
     // killed with the session still in the mailbox: nothing was saved
     server.0.kill().unwrap();
     server.0.wait().unwrap();
@@ -252,14 +225,7 @@ fn a_server_restarted_in_order_keeps_the_mod_sequences() {
     let dir = tempfile::tempdir().unwrap();
     let home = spawned_site(dir.path(), 3);
     let sidecar = home.join(".inbox.modseq");
-    let (server, port) = common::spawn_imapd(dir.path(), "");
-    let mut server = common::KillOnDrop(server);
-    let mut client = Client::connect(port);
-    client.run("LOGIN alice secret");
-    client.run("SELECT INBOX (CONDSTORE)");
-    client.run("STORE 1 +FLAGS (\\Answered)");
-    let status = client.run("STATUS INBOX (HIGHESTMODSEQ)").join("");
-    let highest = number_after(&status, "HIGHESTMODSEQ");
+    let (mut server, mut client, highest) = flag_one(dir.path());
     client.run("LOGOUT");
     // the session's end writes the sidecar (the server learns of it when
     // it reads the closed connection: wait for the file, bounded)

@@ -4,6 +4,8 @@
 //! for imap-codec to parse; the session appends them all in one update,
 //! so either every message lands or none does.
 
+use super::scan::{literal_end, quoted_end};
+
 /// One APPEND per message, or None for a command that is not an APPEND
 /// of more than one message.
 pub fn split(input: &[u8]) -> Option<Vec<Vec<u8>>> {
@@ -64,34 +66,6 @@ fn word<'a>(input: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
         *pos += 1;
     }
     (*pos > start).then(|| &input[start..*pos])
-}
-
-/// Past the closing quote of the quoted string at `start`.
-fn quoted_end(input: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    while i < input.len() {
-        match input[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// Past the data of the literal `{N}` / `{N+}` at `start`.
-fn literal_end(input: &[u8], start: usize) -> Option<usize> {
-    let close = start + input.get(start..)?.iter().position(|&b| b == b'}')?;
-    let size: usize = std::str::from_utf8(&input[start + 1..close])
-        .ok()?
-        .trim_end_matches('+')
-        .parse()
-        .ok()?;
-    if !input.get(close + 1..)?.starts_with(b"\r\n") {
-        return None;
-    }
-    let end = close.checked_add(3)?.checked_add(size)?;
-    (end <= input.len()).then_some(end)
 }
 
 #[cfg(test)]

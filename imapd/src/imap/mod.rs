@@ -8,6 +8,8 @@
 //!   not parse;
 //! - [`fetch`]: FETCH items;
 //! - [`search`]: SEARCH keys;
+//! - [`scan`]: quoted strings and literals, for the parsers beside
+//!   imap-codec;
 //! - [`modifiers`]: the modifiers of CONDSTORE and QRESYNC and STATUS
 //!   SIZE, which imap-codec 1.0 does not parse;
 //! - [`utf8`]: UTF8=ACCEPT's 8-bit quoted strings, for imap-codec;
@@ -28,6 +30,7 @@ pub mod fetch;
 pub mod list;
 pub mod modifiers;
 pub mod pattern;
+pub mod scan;
 pub mod search;
 pub mod sequence;
 pub mod session;

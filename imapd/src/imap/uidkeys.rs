@@ -10,6 +10,7 @@
 //! `$` as the message set of FETCH, STORE, COPY or MOVE makes the command
 //! its UID form over the saved UIDs.
 
+use super::scan::{copy_literal, quoted_end};
 use super::sequence::compact;
 use crate::mailbox::Message;
 
@@ -32,32 +33,12 @@ pub fn rewrite(input: &[u8], messages: &[Message], now: i64, saved: &[u32]) -> O
     while i < input.len() {
         match input[i] {
             b'"' => {
-                let end = quoted_end(input, i);
+                let end = quoted_end(input, i).unwrap_or(input.len());
                 out.extend_from_slice(&input[i..end]);
                 i = end;
             }
-            b'{' => {
-                // a literal: {N} or {N+} CRLF and N bytes, copied whole
-                let close = input[i..].iter().position(|&b| b == b'}').map(|p| i + p);
-                let size = close.and_then(|c| {
-                    std::str::from_utf8(&input[i + 1..c])
-                        .ok()?
-                        .trim_end_matches('+')
-                        .parse::<usize>()
-                        .ok()
-                });
-                match (close, size) {
-                    (Some(c), Some(n)) => {
-                        let end = (c + 3 + n).min(input.len());
-                        out.extend_from_slice(&input[i..end]);
-                        i = end;
-                    }
-                    _ => {
-                        out.push(b'{');
-                        i += 1;
-                    }
-                }
-            }
+            // a literal is passed over whole
+            b'{' => i = copy_literal(input, i, &mut out),
             _ => {
                 let at_word = i == 0 || matches!(input[i - 1], b' ' | b'(');
                 if at_word && input[i] == b'$' && matches!(input.get(i + 1), None | Some(b' ' | b')' | b'\r' | b'\n')) {
@@ -155,7 +136,7 @@ fn key_at(input: &[u8], i: usize) -> Option<(Key, usize)> {
     };
     if kind == 2 && rest.get(len) == Some(&b'"') {
         // the entry name and its type: `"/flags/\\draft" all `
-        len = quoted_end(rest, len);
+        len = quoted_end(rest, len)?;
         let word = rest[len..].iter().skip(1).take_while(|&&b| b != b' ').count();
         len += 1 + word + 1;
     }
@@ -193,18 +174,6 @@ fn uid_key(uids: &[u32]) -> String {
     } else {
         format!("UID {}", compact(uids))
     }
-}
-
-fn quoted_end(input: &[u8], start: usize) -> usize {
-    let mut i = start + 1;
-    while i < input.len() {
-        match input[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    input.len()
 }
 
 #[cfg(test)]

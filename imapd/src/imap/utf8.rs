@@ -9,6 +9,8 @@
 //! reads; the session turns UTF-8 names into the modified UTF-7 the
 //! folders are kept under.
 
+use super::scan::copy_literal;
+
 /// `input` with every quoted string that holds 8-bit bytes written as a
 /// literal, or None if it has none (literals are passed over whole).
 pub fn quoted_to_literals(input: &[u8]) -> Option<Vec<u8>> {
@@ -17,28 +19,8 @@ pub fn quoted_to_literals(input: &[u8]) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < input.len() {
         match input[i] {
-            b'{' => {
-                // an existing literal: {N} / {N+} CRLF and N bytes
-                let close = input[i..].iter().position(|&b| b == b'}').map(|p| i + p);
-                let size = close.and_then(|c| {
-                    std::str::from_utf8(&input[i + 1..c])
-                        .ok()?
-                        .trim_end_matches('+')
-                        .parse::<usize>()
-                        .ok()
-                });
-                match (close, size) {
-                    (Some(c), Some(n)) if input[c + 1..].starts_with(b"\r\n") => {
-                        let end = (c + 3).saturating_add(n).min(input.len());
-                        out.extend_from_slice(&input[i..end]);
-                        i = end;
-                    }
-                    _ => {
-                        out.push(b'{');
-                        i += 1;
-                    }
-                }
-            }
+            // a literal is passed over whole
+            b'{' => i = copy_literal(input, i, &mut out),
             b'"' => {
                 let mut content = Vec::new();
                 let mut j = i + 1;

@@ -4,6 +4,8 @@
 //! (Each test file uses some of these helpers.)
 #![allow(dead_code)]
 
+pub mod pair;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
