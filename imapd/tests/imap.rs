@@ -243,3 +243,36 @@ fn quota_from_the_user_table() {
     let out = site.python("quota.py", &[]);
     assert!(out.contains("quota: ok"), "{out}");
 }
+
+/// APPEND's message as `UTF8 (~{n})` (UTF8=ACCEPT, RFC 6855 §4) and as a
+/// literal8 (BINARY, RFC 3516 §4.4). (Python's imaplib puts `UTF8 (`
+/// inside its literal, so this test speaks the protocol by hand.)
+#[test]
+fn append_takes_utf8_and_literal8_messages() {
+    let site = Site::start();
+    std::fs::create_dir_all(site.home("alice")).unwrap();
+    let mut client = common::Client::connect(site.port);
+    client.run("LOGIN alice secret");
+    client.run("ENABLE UTF8=ACCEPT");
+    let message = "Subject: 会議の件\r\nFrom: 山田 <yamada@example.jp>\r\n\r\n本文\r\n";
+    let len = message.len();
+    client.send(&format!("APPEND INBOX UTF8 (~{{{len}+}}\r\n{message})"));
+    let answer = client.lines().join("");
+    assert!(answer.contains("OK [APPENDUID "), "{answer}");
+    client.send(&format!("APPEND INBOX (\\Seen) ~{{{len}+}}\r\n{message}"));
+    let answer = client.lines().join("");
+    assert!(answer.contains("OK [APPENDUID "), "{answer}");
+    let folder = imapd::mailbox::Folder::parse(
+        &std::fs::read(site.inbox("alice")).unwrap(),
+        imapd::mailbox::Stamp::default(),
+    );
+    assert_eq!(folder.messages.len(), 2);
+    for m in &folder.messages {
+        assert_eq!(
+            String::from_utf8_lossy(&m.content)
+                .replace('\n', "\r\n")
+                .replace("\r\r\n", "\r\n"),
+            message
+        );
+    }
+}

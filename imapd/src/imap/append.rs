@@ -1,10 +1,57 @@
-//! MULTIAPPEND (RFC 3502): `APPEND mailbox [flags] [date] literal [flags]
-//! [date] literal …`, which imap-codec 1.0 does not parse. The command is
-//! cut into one ordinary APPEND per message (same tag, same mailbox), each
-//! for imap-codec to parse; the session appends them all in one update,
-//! so either every message lands or none does.
+//! What imap-codec 1.0 does not parse in APPEND:
+//! - MULTIAPPEND (RFC 3502): `APPEND mailbox [flags] [date] literal
+//!   [flags] [date] literal …`. The command is cut into one ordinary
+//!   APPEND per message (same tag, same mailbox), each for imap-codec to
+//!   parse; the session appends them all in one update, so either every
+//!   message lands or none does.
+//! - The message as `UTF8 (~{n}…)` (UTF8=ACCEPT, RFC 6855 §4) or as a
+//!   literal8 `~{n}` (BINARY, RFC 3516 §4.4): rewritten as the plain
+//!   literal with the same bytes (a NUL in them, which a literal cannot
+//!   carry, is still refused by imap-codec).
 
 use super::scan::{literal_end, quoted_end};
+
+/// An APPEND whose messages come as `UTF8 (~{n}…)` or `~{n}`, with each
+/// written as the literal `{n}…`; None for any other command.
+pub fn plain_literals(input: &[u8]) -> Option<Vec<u8>> {
+    let mut pos = 0;
+    word(input, &mut pos)?;
+    if !word(input, &mut pos)?.eq_ignore_ascii_case(b"APPEND") {
+        return None;
+    }
+    let mut out = input[..pos].to_vec();
+    let mut changed = false;
+    while pos < input.len() {
+        let rest = &input[pos..];
+        if rest.len() > 6 && rest[..6].eq_ignore_ascii_case(b"UTF8 (") && rest[6..].starts_with(b"~{") {
+            // UTF8 (~{n} CRLF data)
+            let end = literal_end(input, pos + 7)?;
+            out.extend_from_slice(&input[pos + 7..end]);
+            if input.get(end) != Some(&b')') {
+                return None;
+            }
+            pos = end + 1;
+            changed = true;
+        } else if rest.starts_with(b"~{") {
+            let end = literal_end(input, pos + 1)?;
+            out.extend_from_slice(&input[pos + 1..end]);
+            pos = end;
+            changed = true;
+        } else if rest[0] == b'"' {
+            let end = quoted_end(input, pos)?;
+            out.extend_from_slice(&input[pos..end]);
+            pos = end;
+        } else if rest[0] == b'{' {
+            let end = literal_end(input, pos)?;
+            out.extend_from_slice(&input[pos..end]);
+            pos = end;
+        } else {
+            out.push(rest[0]);
+            pos += 1;
+        }
+    }
+    changed.then_some(out)
+}
 
 /// One APPEND per message, or None for a command that is not an APPEND
 /// of more than one message.
@@ -92,5 +139,16 @@ mod tests {
         assert_eq!(split(b"c APPEND INBOX {1}\r\nx\r\n"), None);
         assert_eq!(split(b"d APPEND INBOX {9}\r\nx\r\n"), None);
         assert_eq!(split(b"e FETCH 1 FLAGS\r\n"), None);
+    }
+
+    #[test]
+    fn utf8_and_literal8_messages_as_literals() {
+        assert_eq!(
+            plain_literals("a APPEND \"日本\" (\\Seen) UTF8 (~{4}\r\nab()) ~{2+}\r\n~{\r\n".as_bytes()).unwrap(),
+            "a APPEND \"日本\" (\\Seen) {4}\r\nab() {2+}\r\n~{\r\n".as_bytes()
+        );
+        assert_eq!(plain_literals(b"b APPEND INBOX {3}\r\nabc\r\n"), None);
+        assert_eq!(plain_literals(b"c APPEND INBOX UTF8 (~{3}\r\nabc\r\n"), None);
+        assert_eq!(plain_literals(b"d SEARCH TEXT ~{1}\r\nx\r\n"), None);
     }
 }

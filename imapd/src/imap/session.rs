@@ -259,6 +259,14 @@ impl Session {
             self.bad_commands = 0;
             return self.extended(&tag, parsed);
         }
+        let plain;
+        let input = match append::plain_literals(input) {
+            Some(rewritten) => {
+                plain = rewritten;
+                &plain[..]
+            }
+            None => input,
+        };
         if let Some(parts) = append::split(input) {
             self.bad_commands = 0;
             return self.multiappend(&tag, &parts);
