@@ -16,10 +16,12 @@ pub const NOBODY: u32 = 65534;
 /// A scratch site (alice on our server) and a Dovecot configuration with
 /// the user `dove` whose home holds a copy of what the caller puts there.
 pub struct Pair {
+    // first, so that it is dropped first: Dovecot is stopped through the
+    // pid file in the site's directory, which goes with the site
+    _dovecot: Dovecot,
     pub site: Site,
     pub dovecot_dir: PathBuf,
     pub dove_home: PathBuf,
-    _dovecot: Dovecot,
 }
 
 impl Pair {
