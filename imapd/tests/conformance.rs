@@ -554,16 +554,34 @@ fn binary_answers_as_dovecot_does() {
                    \n\
                    plain seven bit\n\
                    --b--\n";
-    pair.put("inbox", &mbox(&[message]));
+    // (in a message of its own: Dovecot then refuses every BINARY of the
+    // message, where we refuse only the part)
+    let uuencoded = "From: a@example.com\n\
+                     Subject: uuencoded\n\
+                     MIME-Version: 1.0\n\
+                     Content-Type: application/octet-stream\n\
+                     Content-Transfer-Encoding: x-uuencode\n\
+                     \n\
+                     begin 644 x\n\
+                     end\n";
+    pair.put("inbox", &mbox(&[message, uuencoded]));
     let commands = [
         "FETCH 1 (BINARY.PEEK[1] BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[3]<2.5>)",
         "FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[3])",
         "FETCH 1 (BINARY.PEEK[1]<0.4>)",
+        // an encoding neither can undo: refused, nothing sent
+        "FETCH 2 (BINARY.PEEK[1])",
     ];
     let (ours, theirs) = pair.imap(&commands);
-    for ((command, o), t) in commands.iter().zip(&ours).zip(&theirs) {
+    for ((command, o), t) in commands.iter().zip(&ours).zip(&theirs).take(3) {
         assert_eq!(o, t, "{command}");
     }
+    // refused by both (Dovecot sends a FETCH of the UID first; we nothing)
+    assert_eq!((ours[3].status.as_str(), theirs[3].status.as_str()), ("NO", "NO"));
+    let mut session = pair.ours();
+    session.exchange("x1 EXAMINE INBOX", "x1 ");
+    let refused = String::from_utf8(session.exchange("x2 FETCH 2 (BINARY.PEEK[1])", "x2 ")).unwrap();
+    assert_eq!(refused, "x2 NO [UNKNOWN-CTE] Cannot decode x-uuencode.\r\n");
     // decoded: the é, the base64 with its NUL as a literal8
     assert!(ours[0].untagged.contains("BINARY[1] ~{46}\r\ncafé"), "{:?}", ours[0]);
     assert!(

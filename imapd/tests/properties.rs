@@ -99,6 +99,35 @@ proptest! {
         }
     }
 
+    /// The parsers written beside imap-codec, fed commands made of their
+    /// own words, quotes, parentheses and broken literals: none panics,
+    /// and what they hand on is bounded by what they were given.
+    #[test]
+    fn hand_parsers_of_anything(body in prop::collection::vec(prop::sample::select(vec![
+        " ", "(", ")", "\"", "\\", "{", "}", "{3}\r\n", "{2+}\r\n", "~{1}\r\n", "\r\n", "1", ":", "*", ",",
+        "$", "INBOX", "日本", "\u{ff}", "UID", "FETCH", "STORE", "SEARCH", "SELECT", "STATUS", "APPEND", "LIST",
+        "CREATE", "MODSEQ", "BINARY[1]<0.2>", "CHANGEDSINCE", "UNCHANGEDSINCE", "QRESYNC", "CONDSTORE", "RETURN",
+        "SAVE", "SIZE", "USE", "OLDER", "YOUNGER", "UTF8", "SUBSCRIBED", "x",
+    ]), 0..40)) {
+        use imapd::imap::{append, list, modifiers, uidkeys, utf8};
+        let input = format!("a {}\r\n", body.concat()).into_bytes();
+        if let Some(Ok(m)) = modifiers::parse(&input) {
+            prop_assert!(m.input.len() <= input.len() + 8);
+        }
+        let _ = list::parse(&input);
+        if let Some(parts) = append::split(&input) {
+            prop_assert!(parts.len() >= 2 && parts.iter().all(|p| p.ends_with(b"\r\n")));
+        }
+        if let Some(plain) = append::plain_literals(&input) {
+            prop_assert!(plain.len() < input.len());
+        }
+        if let Some(literals) = utf8::quoted_to_literals(&input) {
+            prop_assert!(literals.len() <= input.len() + 16 * input.len() / 3);
+        }
+        let _ = uidkeys::rewrite(&input, &[], 0, &[1, 2]);
+        let _ = uidkeys::saved_set(&input, &[1, 2], &[]);
+    }
+
     /// Whatever the references (loops, repeats, missing and shared
     /// IDs), every message is in the threads once.
     #[test]

@@ -19,6 +19,10 @@ pub fn plain_literals(input: &[u8]) -> Option<Vec<u8>> {
     if !word(input, &mut pos)?.eq_ignore_ascii_case(b"APPEND") {
         return None;
     }
+    // most APPENDs have none: find that out without copying the message
+    if !input.windows(2).any(|w| w == b"~{") {
+        return None;
+    }
     let mut out = input[..pos].to_vec();
     let mut changed = false;
     while pos < input.len() {
@@ -72,7 +76,9 @@ pub fn split(input: &[u8]) -> Option<Vec<Vec<u8>>> {
         }
     }
     let mailbox = &input[mailbox_start..pos];
-    let mut parts = Vec::new();
+    // where each message's `[flags] [date] literal` lies; copied only when
+    // there are several (an ordinary APPEND is imap-codec's, uncopied)
+    let mut messages: Vec<(usize, usize)> = Vec::new();
     loop {
         skip_spaces(input, &mut pos);
         if input[pos..].starts_with(b"\r\n") || pos >= input.len() {
@@ -88,16 +94,25 @@ pub fn split(input: &[u8]) -> Option<Vec<Vec<u8>>> {
             }
         }
         let end = literal_end(input, pos)?;
-        let mut part = tag.to_vec();
-        part.extend_from_slice(b" APPEND ");
-        part.extend_from_slice(mailbox);
-        part.push(b' ');
-        part.extend_from_slice(&input[start..end]);
-        part.extend_from_slice(b"\r\n");
-        parts.push(part);
+        messages.push((start, end));
         pos = end;
     }
-    (parts.len() > 1).then_some(parts)
+    if messages.len() < 2 {
+        return None;
+    }
+    let parts = messages
+        .into_iter()
+        .map(|(start, end)| {
+            let mut part = tag.to_vec();
+            part.extend_from_slice(b" APPEND ");
+            part.extend_from_slice(mailbox);
+            part.push(b' ');
+            part.extend_from_slice(&input[start..end]);
+            part.extend_from_slice(b"\r\n");
+            part
+        })
+        .collect();
+    Some(parts)
 }
 
 fn skip_spaces(input: &[u8], pos: &mut usize) {

@@ -9,11 +9,16 @@
 //! reads; the session turns UTF-8 names into the modified UTF-7 the
 //! folders are kept under.
 
-use super::scan::copy_literal;
+use super::scan::{copy_literal, literal_end, quoted_end};
 
 /// `input` with every quoted string that holds 8-bit bytes written as a
 /// literal, or None if it has none (literals are passed over whole).
 pub fn quoted_to_literals(input: &[u8]) -> Option<Vec<u8>> {
+    // every command passes here: those without an 8-bit byte (nearly all,
+    // and every APPEND of a 7-bit message) are not copied
+    if input.is_ascii() || !has_eight_bit_quoted(input) {
+        return None;
+    }
     let mut out = Vec::with_capacity(input.len() + 16);
     let mut changed = false;
     let mut i = 0;
@@ -59,6 +64,26 @@ pub fn quoted_to_literals(input: &[u8]) -> Option<Vec<u8>> {
         }
     }
     changed.then_some(out)
+}
+
+/// Whether a quoted string (not a literal's data) holds 8-bit text: the
+/// check, without copying, before [`quoted_to_literals`] copies.
+fn has_eight_bit_quoted(input: &[u8]) -> bool {
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'{' => i = literal_end(input, i).unwrap_or(i + 1),
+            b'"' => {
+                let end = quoted_end(input, i).unwrap_or(input.len());
+                if input[i..end].iter().any(|&b| b >= 0x80) {
+                    return true;
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 #[cfg(test)]

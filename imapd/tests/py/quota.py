@@ -20,6 +20,8 @@ found = re.fullmatch(rb'"" \(STORAGE (\d+) 2 MESSAGE 3 4\)', quota[0])
 assert found and int(found.group(1)) >= 1, quota
 typ, data = m.getquota('""')
 assert typ == "OK" and data == quota, (typ, data)
+typ, data = m.getquota('"elsewhere"')
+assert typ == "NO" and b"[NONEXISTENT]" in data[0], (typ, data)
 typ, data = m.setquota('""', "(STORAGE 10)")
 assert typ == "NO" and b"user table" in data[0], (typ, data)
 # a fourth message fits, a fifth does not (MESSAGE 4)
