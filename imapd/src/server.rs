@@ -253,6 +253,11 @@ async fn imap(mut conn: Connection, mut session: Session, ctx: &Context) -> std:
 async fn idle(conn: &mut Connection, session: &mut Session, ctx: &Context) -> std::io::Result<bool> {
     conn.send(b"+ idling\r\n").await?;
     let mut changes = session.selected_file().and_then(|file| ctx.watcher.watch(&file));
+    // what changed between the last look and the watch's start is told
+    // by no event: one look now (a delivery in that gap waited for the
+    // 30 s safety poll, and a test caught it)
+    tokio::task::block_in_place(|| session.idle_poll());
+    flush(conn, session).await?;
     let poll = if changes.is_some() {
         IDLE_WATCHED_POLL
     } else {
