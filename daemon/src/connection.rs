@@ -20,13 +20,16 @@ use tokio::io::{
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::deflate::Deflate;
+
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A TCP stream, before or after TLS.
+/// A TCP stream, before or after TLS, and compressed or not.
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Deflate(Box<Deflate<Stream>>),
 }
 
 impl AsyncRead for Stream {
@@ -34,6 +37,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -43,6 +47,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -50,6 +55,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -57,6 +63,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -135,7 +142,30 @@ impl Connection {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self.io.get_ref(), Stream::Tls(_))
+        fn tls(stream: &Stream) -> bool {
+            match stream {
+                Stream::Plain(_) => false,
+                Stream::Tls(_) => true,
+                Stream::Deflate(d) => tls(d.get_ref()),
+            }
+        }
+        tls(self.io.get_ref())
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.io.get_ref(), Stream::Deflate(_))
+    }
+
+    /// Deflate from here on, both ways (IMAP COMPRESS, after its OK was
+    /// sent). Bytes the client sent after the command are the start of
+    /// its compressed stream.
+    pub fn compress(self) -> Connection {
+        let received = self.io.buffer().to_vec();
+        Connection {
+            io: BufReader::new(Stream::Deflate(Box::new(Deflate::new(self.io.into_inner(), &received)))),
+            peer: self.peer,
+            local: self.local,
+        }
     }
 
     /// Whether the client has sent bytes not yet read.
@@ -206,7 +236,9 @@ impl Connection {
             return Err(StartTlsError::Pipelined);
         }
         let Stream::Plain(tcp) = self.io.into_inner() else {
-            return Err(StartTlsError::Handshake(io::Error::other("TLS is already active")));
+            return Err(StartTlsError::Handshake(io::Error::other(
+                "TLS is already active, or compression",
+            )));
         };
         let tls = handshake(acceptor, tcp).await.map_err(StartTlsError::Handshake)?;
         Ok(Connection {
@@ -254,6 +286,31 @@ mod tests {
         let mut line = Vec::new();
         let end = conn.read_line(&mut line, 16).await.unwrap();
         assert!(matches!(end, Line::Closed | Line::TooLong), "{end:?}");
+    }
+
+    #[tokio::test]
+    async fn a_compressed_line_is_bounded_as_it_inflates() {
+        use std::io::Write;
+        let (conn, mut client) = pair().await;
+        let mut conn = conn.compress();
+        // 64 MB of one byte deflates to ~64 KB: a "bomb"
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(b"a1 NOOP\r\n").unwrap();
+        enc.write_all(&vec![b'x'; 64 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let sender = tokio::spawn(async move {
+            let _ = client.write_all(&bomb).await;
+            client
+        });
+        let mut line = Vec::new();
+        assert_eq!(conn.read_line(&mut line, 1024).await.unwrap(), Line::Complete);
+        assert_eq!(line, b"a1 NOOP\r\n");
+        line.clear();
+        assert_eq!(conn.read_line(&mut line, 1024).await.unwrap(), Line::TooLong);
+        assert!(line.capacity() < 64 << 10, "{}", line.capacity());
+        drop(conn);
+        drop(sender.await.unwrap());
     }
 
     #[tokio::test]

@@ -214,6 +214,7 @@ async fn imap(mut conn: Connection, mut session: Session, ctx: &Context) -> std:
         match step {
             Step::Continue => {}
             Step::Close => return Ok(()),
+            Step::Compress => conn = conn.compress(),
             Step::StartTls => match start_tls(conn, ctx).await {
                 Some(tls) => {
                     conn = tls;

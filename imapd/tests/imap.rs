@@ -244,6 +244,16 @@ fn quota_from_the_user_table() {
     assert!(out.contains("quota: ok"), "{out}");
 }
 
+/// COMPRESS=DEFLATE (RFC 4978): offered after login, the same answers
+/// compressed as plain, a large APPEND and FETCH through it, and the
+/// refusals (before login, twice, STARTTLS after it).
+#[test]
+fn compress_deflate_through_imaplib() {
+    let (site, _) = site_with_three_messages();
+    let out = site.python("compress.py", &[]);
+    assert!(out.contains("compress: ok"), "{out}");
+}
+
 /// APPEND's message as `UTF8 (~{n})` (UTF8=ACCEPT, RFC 6855 §4) and as a
 /// literal8 (BINARY, RFC 3516 §4.4). (Python's imaplib puts `UTF8 (`
 /// inside its literal, so this test speaks the protocol by hand.)

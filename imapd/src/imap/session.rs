@@ -53,6 +53,8 @@ pub enum Step {
     AuthenticateContinue,
     /// STARTTLS accepted: do the handshake, then [`Session::tls_started`].
     StartTls,
+    /// COMPRESS accepted (its OK sent plain): deflate both ways from here.
+    Compress,
 }
 
 struct Selected {
@@ -102,6 +104,8 @@ pub struct Session {
     search_modseq: bool,
     /// UTF8=ACCEPT is on: mailbox names are UTF-8 both ways.
     utf8: bool,
+    /// COMPRESS=DEFLATE is active.
+    compressed: bool,
 }
 
 /// The rest of a FETCH: written a few messages at a time, as the client
@@ -147,6 +151,7 @@ impl Session {
             saved: Vec::new(),
             search_modseq: false,
             utf8: false,
+            compressed: false,
         }
     }
 
@@ -191,6 +196,9 @@ impl Session {
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
              ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND UTF8=ACCEPT BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
+        if self.user.is_some() && !self.compressed {
+            caps.push_str(" COMPRESS=DEFLATE");
+        }
         if self.user.is_none() {
             if self.ctx.tls.is_some() && !self.secure {
                 caps.push_str(" STARTTLS");
@@ -394,6 +402,7 @@ impl Session {
                 self.tagged(tag, "NO [UNAVAILABLE] TLS is not configured on this server.")
             }
             CommandBody::StartTLS if authenticated => self.tagged(tag, "BAD Already logged in."),
+            CommandBody::StartTLS if self.compressed => self.tagged(tag, "BAD TLS cannot start under COMPRESS."),
             CommandBody::StartTLS => {
                 self.tagged(tag, "OK Begin TLS negotiation now.");
                 return Step::StartTls;
@@ -482,6 +491,14 @@ impl Session {
                 self.untagged(&line.join(" "));
                 self.tagged(tag, "OK Enabled.");
             }
+            CommandBody::Compress { .. } if self.compressed => {
+                self.tagged(tag, "NO [COMPRESSIONACTIVE] DEFLATE is already active.")
+            }
+            CommandBody::Compress { .. } => {
+                self.compressed = true;
+                self.tagged(tag, "OK DEFLATE active.");
+                return Step::Compress;
+            }
             CommandBody::Idle => {
                 self.pending_tag = tag.to_owned();
                 self.refresh(true);
@@ -543,7 +560,6 @@ impl Session {
                 self.refresh(uid);
                 self.copy(tag, &sequence_set, &mailbox, uid, true);
             }
-            _ => self.tagged(tag, "BAD Command not supported."),
         }
         Step::Continue
     }
