@@ -79,29 +79,33 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deflate<S> {
             if this.ended || buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            if this.start < this.end {
-                let (read, written) = (this.inflate.total_in(), this.inflate.total_out());
-                let status = this
-                    .inflate
-                    .decompress(
-                        &this.input[this.start..this.end],
-                        buf.initialize_unfilled(),
-                        FlushDecompress::None,
-                    )
-                    .map_err(corrupt)?;
-                let consumed = (this.inflate.total_in() - read) as usize;
-                let produced = (this.inflate.total_out() - written) as usize;
-                this.start += consumed;
-                buf.advance(produced);
-                this.ended = status == Status::StreamEnd;
-                if produced > 0 || this.ended {
-                    return Poll::Ready(Ok(()));
-                }
-                if consumed > 0 {
-                    continue;
-                }
-                // what is left is the start of a block too short to decode
+            // Inflate even with no input left: the inflater keeps decoded
+            // bytes that did not fit the last `buf` and hands them out
+            // only when asked, so going to the socket first would wait on
+            // a client that is waiting on us (a large APPEND literal hung
+            // so).
+            let (read, written) = (this.inflate.total_in(), this.inflate.total_out());
+            let status = this
+                .inflate
+                .decompress(
+                    &this.input[this.start..this.end],
+                    buf.initialize_unfilled(),
+                    FlushDecompress::None,
+                )
+                .map_err(corrupt)?;
+            let consumed = (this.inflate.total_in() - read) as usize;
+            let produced = (this.inflate.total_out() - written) as usize;
+            this.start += consumed;
+            buf.advance(produced);
+            this.ended = status == Status::StreamEnd;
+            if produced > 0 || this.ended {
+                return Poll::Ready(Ok(()));
             }
+            if consumed > 0 {
+                continue;
+            }
+            // what is left (if anything) is the start of a block too
+            // short to decode
             // room for more input after what is left
             this.input.copy_within(this.start..this.end, 0);
             this.end -= this.start;
@@ -229,6 +233,33 @@ mod tests {
         let mut all = Vec::new();
         ours.read_to_end(&mut all).await.unwrap();
         assert_eq!(all, b"a2 LOGOUT\r\n");
+    }
+
+    #[tokio::test]
+    async fn decoded_bytes_held_back_by_a_small_read_come_out_without_more_input() {
+        // one command with a long literal, sync-flushed; the client then
+        // waits for our answer, so nothing more arrives
+        let command: Vec<u8> = (0..20000)
+            .flat_map(|i| format!("line {i:05} of a literal\r\n").into_bytes())
+            .collect();
+        let mut client = flate2::write::DeflateEncoder::new(Vec::new(), Compression::default());
+        client.write_all(&command).unwrap();
+        client.flush().unwrap();
+        let sent = std::mem::take(client.get_mut());
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let mut ours = Deflate::new(ours, b"");
+        theirs.write_all(&sent).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0; 100];
+        while got.len() < command.len() {
+            let n = tokio::time::timeout(Duration::from_secs(30), ours.read(&mut buf))
+                .await
+                .expect("a read waited on the socket with decoded bytes held")
+                .unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, command);
     }
 
     #[tokio::test]

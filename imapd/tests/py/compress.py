@@ -84,7 +84,7 @@ def fetch_all(m):
     return data
 
 
-plain = imaplib.IMAP4("127.0.0.1", port)
+plain = imaplib.IMAP4("127.0.0.1", port, timeout=60)
 assert b"COMPRESS=DEFLATE" not in caps(plain), "offered before login"
 typ, text = status(plain, "COMPRESS", "DEFLATE")
 assert typ == "BAD", ("COMPRESS before login", typ, text)
@@ -93,7 +93,7 @@ assert b"COMPRESS=DEFLATE" in caps(plain)
 expected = fetch_all(plain)
 plain.logout()
 
-m = Compressing("127.0.0.1", port)
+m = Compressing("127.0.0.1", port, timeout=60)  # a hang fails rather than waits
 m.login("alice", "secret")
 typ, text = status(m, "COMPRESS", "LZMA")
 assert typ == "BAD", ("an unknown algorithm", typ, text)
