@@ -21,6 +21,7 @@
 //! hand out the numbers after the saved ones.
 
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 
@@ -97,7 +98,7 @@ pub fn write(path: &MboxPath, folder: &Folder) -> std::io::Result<()> {
     let (dir, file) = path.open_dir(false)?;
     let mut text = format!("{MAGIC}\n{} {}\n", folder.uid_validity, folder.highest_modseq);
     for m in &folder.messages {
-        text.push_str(&format!("{} {} {}", m.uid, m.modseq, m.flags));
+        let _ = write!(text, "{} {} {}", m.uid, m.modseq, m.flags);
         for k in &m.keywords {
             text.push(' ');
             text.push_str(k);

@@ -273,7 +273,7 @@ impl Pop3Session {
                             user,
                             inbox,
                             uid_validity: folder.uid_validity,
-                            messages: folder.messages,
+                            messages: Arc::unwrap_or_clone(folder).messages,
                             deleted: HashSet::new(),
                             retrieved: HashSet::new(),
                         }));
