@@ -3,7 +3,8 @@
 //! imap and pop3 programs (pre-authenticated over pipes), and the
 //! answers must be the same bytes — ENVELOPE, body sections inside
 //! message/rfc822 and digests, BODYSTRUCTURE, SEARCH on headers, LSUB,
-//! SORT, THREAD, ESEARCH, ESORT, WITHIN, SEARCHRES, STATUS=SIZE, POP3 UIDL. Then what Dovecot cannot be asked through one pipe: STORE
+//! SORT, THREAD, ESEARCH, ESORT, WITHIN, SEARCHRES, STATUS=SIZE, MULTIAPPEND,
+//! CATENATE, POP3 UIDL. Then what Dovecot cannot be asked through one pipe: STORE
 //! after another session's EXPUNGE, UIDVALIDITY of a recreated mailbox,
 //! new keywords announced. Runs as root (as CI does): Dovecot's programs
 //! run as nobody.
@@ -589,4 +590,44 @@ fn binary_answers_as_dovecot_does() {
         "{:?}",
         ours[0]
     );
+}
+
+/// CATENATE (RFC 4469) beside Dovecot's: the same parts of the same
+/// message (a whole message, a header, a body, a MIME part's header, a
+/// PARTIAL) put together with TEXT, absolute and relative URLs; the same
+/// messages result, byte for byte, and the same URLs are refused. (Each
+/// message ends in a line end: one that does not, Dovecot's mbox gives one,
+/// where we keep the bytes as appended.)
+#[test]
+fn catenate_answers_as_dovecot_does() {
+    let pair = Pair::start();
+    pair.put("inbox", &mbox(&MESSAGES[1..2]));
+    let commands = [
+        "SELECT INBOX",
+        "APPEND INBOX CATENATE (URL \"/INBOX/;UID=1/;SECTION=HEADER\" TEXT {12+}\r\nAdded text\r\n)",
+        "APPEND INBOX (\\Seen) CATENATE (TEXT {25+}\r\nSubject: parts\r\n\r\nfirst\r\n URL \";UID=1/;SECTION=1.MIME\" URL \";UID=1/;SECTION=1\" URL \";UID=1/;SECTION=TEXT/;PARTIAL=0.20\" TEXT {2+}\r\n\r\n)",
+        "APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\")",
+        "APPEND INBOX CATENATE (TEXT {14+}\r\nSubject: x\r\n\r\n URL \"/INBOX/;UID=99\")",
+        "NOOP",
+        "FETCH 2:* (FLAGS BODY.PEEK[])",
+    ];
+    let (ours, theirs) = pair.imap(&commands);
+    assert_eq!(
+        ours.iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
+        theirs.iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
+        "{ours:?}\n{theirs:?}"
+    );
+    assert_eq!(
+        ours[1..5].iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
+        ["OK", "OK", "OK", "NO"]
+    );
+    let fetches = |a: &Answer| {
+        a.untagged
+            .lines()
+            .filter(|l| !l.starts_with("* FLAGS") && !l.starts_with("* OK"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(fetches(&ours[6]), fetches(&theirs[6]));
+    assert_eq!(ours[6].untagged.matches(" FETCH ").count(), 3, "{:?}", ours[6]);
 }

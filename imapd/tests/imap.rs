@@ -286,3 +286,79 @@ fn append_takes_utf8_and_literal8_messages() {
         );
     }
 }
+
+/// CATENATE (RFC 4469): a message put together from TEXT literals and
+/// URLs of parts the user already has (absolute, relative to the selected
+/// mailbox, `imap://` with the user's name, with PARTIAL); a URL naming
+/// nothing the user may read is `NO [BADURL …]` and appends nothing. The
+/// protocol is spoken by hand: no installed client sends CATENATE.
+#[test]
+fn catenate_puts_a_message_together_from_parts_the_user_has() {
+    let site = Site::start();
+    std::fs::create_dir_all(site.home("alice")).unwrap();
+    std::fs::create_dir_all(site.home("bob")).unwrap();
+    let mut client = common::Client::connect(site.port);
+    client.run("LOGIN alice secret");
+    assert!(client.run("CAPABILITY")[0].contains(" CATENATE "));
+    client.run("CREATE Drafts");
+    let original = "Subject: the original\r\nFrom: a@example.org\r\n\r\nfirst line\r\nsecond line\r\n";
+    client.send(&format!("APPEND INBOX {{{}+}}\r\n{original}", original.len()));
+    let answer = client.answer();
+    // `OK [APPENDUID <validity> 1]`
+    let validity: u32 = answer.split_whitespace().nth(3).unwrap().parse().unwrap();
+    client.run("SELECT INBOX");
+    let text = "Added text\r\n";
+    let mut bodies = Vec::new();
+    for (urls, expected) in [
+        (
+            format!(
+                "URL \"/INBOX;UIDVALIDITY={validity}/;UID=1/;SECTION=HEADER\" TEXT {{{}+}}\r\n{text}",
+                text.len()
+            ),
+            format!("Subject: the original\r\nFrom: a@example.org\r\n\r\n{text}"),
+        ),
+        // relative to the selected mailbox; the section's own case; PARTIAL
+        (
+            "URL \";UID=1/;section=text/;PARTIAL=0.12\" URL \";UID=1/;SECTION=1\"".to_string(),
+            "first line\r\nfirst line\r\nsecond line\r\n".to_string(),
+        ),
+        (
+            "URL \"imap://alice@localhost/inbox/;UID=1\"".to_string(),
+            original.to_string(),
+        ),
+    ] {
+        client.send(&format!("APPEND Drafts (\\Draft) CATENATE ({urls})"));
+        let answer = client.answer();
+        assert!(answer.contains("OK [APPENDUID "), "{urls}: {answer}");
+        bodies.push(expected);
+    }
+    for bad in [
+        format!("/INBOX;UIDVALIDITY={}/;UID=1", validity.wrapping_add(1)),
+        "/INBOX/;UID=2".to_string(),
+        "/INBOX/;UID=1/;SECTION=4".to_string(),
+        "/Nowhere/;UID=1".to_string(),
+        "imap://bob@localhost/INBOX/;UID=1".to_string(),
+        "/INBOX/;UID=1/;URLAUTH=anonymous:internal:0123".to_string(),
+        "/../bob/inbox/;UID=1".to_string(),
+    ] {
+        client.send(&format!("APPEND Drafts CATENATE (TEXT {{2+}}\r\nx\n URL \"{bad}\")"));
+        let answer = client.answer();
+        assert!(answer.contains(&format!("NO [BADURL {bad}]")), "{bad}: {answer}");
+    }
+    // a NUL: in a literal8 it is taken (BINARY), in a literal refused
+    client.send("APPEND Drafts CATENATE (TEXT ~{14+}\r\nSubject: \0\r\n\r\n)");
+    assert!(client.answer().contains("OK [APPENDUID "));
+    bodies.push("Subject: \0\r\n\r\n".to_string());
+    client.send("APPEND Drafts CATENATE (TEXT {1+}\r\n\0)");
+    let answer = client.answer();
+    assert!(answer.contains("BAD A NUL byte in a literal"), "{answer}");
+    client.send("APPEND Drafts CATENATE ()");
+    assert!(client.answer().contains(" BAD "));
+    // what landed, and only that
+    client.run("SELECT Drafts");
+    let lines = client.run("FETCH 1:* (BINARY.PEEK[])").join("");
+    assert_eq!(lines.matches(" FETCH ").count(), bodies.len(), "{lines}");
+    for body in &bodies {
+        assert!(lines.contains(body.as_str()), "{body:?} in {lines:?}");
+    }
+}

@@ -107,7 +107,8 @@ proptest! {
         " ", "(", ")", "\"", "\\", "{", "}", "{3}\r\n", "{2+}\r\n", "~{1}\r\n", "\r\n", "1", ":", "*", ",",
         "$", "INBOX", "日本", "\u{ff}", "UID", "FETCH", "STORE", "SEARCH", "SELECT", "STATUS", "APPEND", "LIST",
         "CREATE", "MODSEQ", "BINARY[1]<0.2>", "CHANGEDSINCE", "UNCHANGEDSINCE", "QRESYNC", "CONDSTORE", "RETURN",
-        "SAVE", "SIZE", "USE", "OLDER", "YOUNGER", "UTF8", "SUBSCRIBED", "x",
+        "SAVE", "SIZE", "USE", "OLDER", "YOUNGER", "UTF8", "SUBSCRIBED", "x", "CATENATE", "TEXT", "URL",
+        "/INBOX;UIDVALIDITY=1/;UID=1", ";UID=2/;SECTION=1/;PARTIAL=0.1", "imap://u@h/", "%4", "\0",
     ]), 0..40)) {
         use imapd::imap::{append, list, modifiers, uidkeys, utf8};
         let input = format!("a {}\r\n", body.concat()).into_bytes();
@@ -115,11 +116,32 @@ proptest! {
             prop_assert!(m.input.len() <= input.len() + 8);
         }
         let _ = list::parse(&input);
-        if let Some(parts) = append::split(&input) {
-            prop_assert!(parts.len() >= 2 && parts.iter().all(|p| p.ends_with(b"\r\n")));
-        }
-        if let Some(plain) = append::plain_literals(&input) {
-            prop_assert!(plain.len() < input.len());
+        if let Some(Ok(taken)) = append::parse(&input) {
+            // every range lies in the command, in order, and each URL
+            // either parses or does not, without a panic
+            let mut last = taken.head.end;
+            prop_assert!(last <= input.len());
+            for m in &taken.messages {
+                prop_assert!(m.options.start >= last && m.options.end <= input.len());
+                last = m.options.end;
+                let texts: Vec<std::ops::Range<usize>> = match &m.data {
+                    append::Data::Bytes(r) => vec![r.clone()],
+                    append::Data::Catenate(parts) => parts
+                        .iter()
+                        .filter_map(|p| match p {
+                            append::Part::Text(r) => Some(r.clone()),
+                            append::Part::Url(url) => {
+                                let _ = append::ImapUrl::parse(url);
+                                None
+                            }
+                        })
+                        .collect(),
+                };
+                for r in texts {
+                    prop_assert!(r.start >= last && r.end <= input.len());
+                    last = r.end;
+                }
+            }
         }
         if let Some(literals) = utf8::quoted_to_literals(&input) {
             prop_assert!(literals.len() <= input.len() + 16 * input.len() / 3);

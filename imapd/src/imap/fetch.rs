@@ -181,8 +181,48 @@ fn part_numbers(part: &imap_types::fetch::Part) -> Vec<u32> {
 /// The bytes of `BODY[section]`; an empty string for parts that do not
 /// exist (as Dovecot answers).
 fn section_bytes(view: &mut View, section: Option<&Section<'_>>) -> Vec<u8> {
+    section_part(view, section).unwrap_or_default()
+}
+
+/// The bytes of `BODY[section]` of `message`, the section written as in
+/// FETCH (`1.2.MIME`, `HEADER.FIELDS (To)`; None: the whole message),
+/// or None if it is no section or names no part (CATENATE's URLs).
+pub fn section_of(message: &Message, section: Option<&str>) -> Option<Vec<u8>> {
+    use imap_codec::CommandCodec;
+    use imap_codec::decode::Decoder;
+    use imap_types::command::CommandBody;
+    use imap_types::fetch::MacroOrMessageDataItemNames;
+    let mut view = View::new(message);
     let Some(section) = section else {
-        return view.data().to_vec();
+        return Some(view.data().to_vec());
+    };
+    // the section parsed as imap-codec parses FETCH's
+    let command = format!("s FETCH 1 BODY.PEEK[{section}]\r\n");
+    let (rest, parsed) = CommandCodec::default().decode(command.as_bytes()).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let CommandBody::Fetch {
+        macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(items),
+        ..
+    } = parsed.body
+    else {
+        return None;
+    };
+    match items.as_slice() {
+        [
+            MessageDataItemName::BodyExt {
+                section, partial: None, ..
+            },
+        ] => section_part(&mut view, section.as_ref()),
+        _ => None,
+    }
+}
+
+/// The bytes of `BODY[section]`, None for parts that do not exist.
+fn section_part(view: &mut View, section: Option<&Section<'_>>) -> Option<Vec<u8>> {
+    let Some(section) = section else {
+        return Some(view.data().to_vec());
     };
     let (data, root) = view.parsed();
     let bytes = match section {
@@ -214,7 +254,7 @@ fn section_bytes(view: &mut View, section: Option<&Section<'_>>) -> Vec<u8> {
                 .map(|n| filter_header(&data[n.header.clone()], &wanted, not))
         }
     };
-    bytes.unwrap_or_default()
+    bytes
 }
 
 /// The header lines (with continuations) whose names are (or, with `not`,

@@ -194,7 +194,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
-             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND UTF8=ACCEPT BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+             ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND CATENATE UTF8=ACCEPT BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
         if self.user.is_some() && !self.compressed {
             caps.push_str(" COMPRESS=DEFLATE");
@@ -267,17 +267,14 @@ impl Session {
             self.bad_commands = 0;
             return self.extended(&tag, parsed);
         }
-        let plain;
-        let input = match append::plain_literals(input) {
-            Some(rewritten) => {
-                plain = rewritten;
-                &plain[..]
-            }
-            None => input,
-        };
-        if let Some(parts) = append::split(input) {
-            self.bad_commands = 0;
-            return self.multiappend(&tag, &parts);
+        if let Some(parsed) = append::parse(input) {
+            return match parsed {
+                Err(e) => self.bad(&tag, &format!("{e}.")),
+                Ok(taken_apart) => {
+                    self.bad_commands = 0;
+                    self.append_taken_apart(&tag, input, &taken_apart)
+                }
+            };
         }
         if let Some(parsed) = list::parse(input) {
             self.bad_commands = 0;
@@ -1474,48 +1471,139 @@ impl Session {
         }
     }
 
-    /// MULTIAPPEND: the command cut into one APPEND per message
-    /// ([`append`]), each parsed by imap-codec.
-    fn multiappend(&mut self, tag: &str, parts: &[Vec<u8>]) -> Step {
+    /// An APPEND [`append::parse`] took apart (MULTIAPPEND, literal8,
+    /// UTF8, CATENATE): each message's flags and date parsed by imap-codec
+    /// as an APPEND of a stand-in literal, its bytes taken from the command
+    /// or, for CATENATE, put together here; then all appended in one update.
+    fn append_taken_apart(&mut self, tag: &str, input: &[u8], taken: &append::Append) -> Step {
         if self.user.is_none() {
             self.tagged(tag, "BAD Log in first.");
             return Step::Continue;
         }
-        // (UTF8=ACCEPT's 8-bit quoted strings as literals, for imap-codec)
-        let parts: Vec<Vec<u8>> = parts
+        let commands: Vec<Vec<u8>> = taken
+            .messages
             .iter()
-            .map(|p| utf8::quoted_to_literals(p).unwrap_or_else(|| p.clone()))
+            .map(|m| {
+                let mut command = input[taken.head.clone()].to_vec();
+                command.push(b' ');
+                command.extend_from_slice(&input[m.options.clone()]);
+                command.extend_from_slice(b"{1}\r\nx\r\n");
+                // (UTF8=ACCEPT's 8-bit quoted strings as literals, for imap-codec)
+                utf8::quoted_to_literals(&command).unwrap_or(command)
+            })
             .collect();
         let mut mailbox = None;
         let mut messages = Vec::new();
-        for part in &parts {
-            match CommandCodec::default().decode(part) {
-                Ok((
-                    _,
-                    Command {
-                        body:
-                            CommandBody::Append {
-                                mailbox: m,
-                                flags,
-                                date,
-                                message,
-                            },
-                        ..
-                    },
-                )) => {
-                    mailbox.get_or_insert(m);
-                    messages.push(Appended {
-                        flags,
-                        date: date.map(|d| d.as_ref().timestamp()),
-                        message: message.as_ref().to_vec().into(),
-                    });
-                }
-                _ => return self.bad(tag, "Syntax error in a message of the APPEND."),
-            }
+        for (command, m) in commands.iter().zip(&taken.messages) {
+            let Ok((
+                _,
+                Command {
+                    body:
+                        CommandBody::Append {
+                            mailbox: name,
+                            flags,
+                            date,
+                            ..
+                        },
+                    ..
+                },
+            )) = CommandCodec::default().decode(command)
+            else {
+                return self.bad(tag, "Syntax error in a message of the APPEND.");
+            };
+            let message = match &m.data {
+                append::Data::Bytes(bytes) => std::borrow::Cow::Borrowed(&input[bytes.clone()]),
+                append::Data::Catenate(parts) => match self.catenated(input, parts) {
+                    Ok(message) => std::borrow::Cow::Owned(message),
+                    Err(refusal) => {
+                        self.tagged(tag, &refusal);
+                        return Step::Continue;
+                    }
+                },
+            };
+            mailbox.get_or_insert(name);
+            messages.push(Appended {
+                flags,
+                date: date.map(|d| d.as_ref().timestamp()),
+                message,
+            });
         }
-        let mailbox = mailbox.expect("two parts at least");
+        let mailbox = mailbox.expect("one message at least");
         self.append(tag, &mailbox, &messages);
         Step::Continue
+    }
+
+    /// CATENATE's message (RFC 4469 §5): the TEXT parts as sent, each URL
+    /// replaced by what `FETCH BODY.PEEK[section]<partial>` of it would
+    /// return; or the tagged refusal: `NO [BADURL url]` for a URL that
+    /// names nothing this user may read, `NO [TOOBIG]` past the literal
+    /// limit.
+    fn catenated(&mut self, input: &[u8], parts: &[append::Part]) -> Result<Vec<u8>, String> {
+        let mut message = Vec::new();
+        for part in parts {
+            match part {
+                append::Part::Text(bytes) => message.extend_from_slice(&input[bytes.clone()]),
+                append::Part::Url(url) => {
+                    let Some(bytes) = self.url_bytes(url) else {
+                        // (resp-text-code: no `]` in it, and on one line)
+                        let shown: String = String::from_utf8_lossy(url)
+                            .chars()
+                            .filter(|c| !matches!(c, ']' | '\r' | '\n'))
+                            .collect();
+                        return Err(format!(
+                            "NO [BADURL {shown}] The URL names no message part you can read."
+                        ));
+                    };
+                    message.extend_from_slice(&bytes);
+                }
+            }
+            if message.len() > crate::server::MAX_LITERAL {
+                return Err(format!(
+                    "NO [TOOBIG] The message would be larger than {} bytes.",
+                    crate::server::MAX_LITERAL
+                ));
+            }
+        }
+        Ok(message)
+    }
+
+    /// The bytes a CATENATE URL names, if this user may read them.
+    fn url_bytes(&self, url: &[u8]) -> Option<Vec<u8>> {
+        let url = append::ImapUrl::parse(url)?;
+        let (user, _) = self.user.as_ref()?;
+        if url.user.as_ref().is_some_and(|u| u != &user.name) {
+            return None;
+        }
+        let folder = match &url.mailbox {
+            None => Arc::clone(&self.selected.as_ref()?.folder),
+            Some(name) => {
+                // RFC 5092 §3: the name as UTF-8 (from modified UTF-7);
+                // a client may also send it as the IMAP name itself
+                let name = std::str::from_utf8(name).ok()?;
+                let name = if name.eq_ignore_ascii_case("INBOX") {
+                    "INBOX".to_string()
+                } else if name.is_ascii() {
+                    name.to_string()
+                } else {
+                    folders::encode_mutf7(name)
+                };
+                let name = folders::check(name.as_bytes()).ok()?;
+                self.ctx.folders.read(&self.layout().path(&name)).ok()?
+            }
+        };
+        if url.uid_validity.is_some_and(|v| v != folder.uid_validity) {
+            return None;
+        }
+        let i = folder.messages.binary_search_by_key(&url.uid, |m| m.uid).ok()?;
+        let bytes = fetch::section_of(&folder.messages[i], url.section.as_deref())?;
+        Some(match url.partial {
+            None => bytes,
+            Some((offset, length)) => {
+                let start = offset.min(bytes.len());
+                let end = length.map_or(bytes.len(), |n| start.saturating_add(n).min(bytes.len()));
+                bytes[start..end].to_vec()
+            }
+        })
     }
 
     fn train(&self, message: Arc<Vec<u8>>, class: Class, reason: String) {
