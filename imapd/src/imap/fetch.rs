@@ -225,7 +225,7 @@ fn section_part(view: &mut View, section: Option<&Section<'_>>) -> Option<Vec<u8
         return Some(view.data().to_vec());
     };
     let (data, root) = view.parsed();
-    let bytes = match section {
+    match section {
         Section::Part(part) => {
             let path = part_numbers(part);
             root.part(&path).map(|n| data[n.body.clone()].to_vec())
@@ -253,8 +253,7 @@ fn section_part(view: &mut View, section: Option<&Section<'_>>) -> Option<Vec<u8
             root.message_of(&path)
                 .map(|n| filter_header(&data[n.header.clone()], &wanted, not))
         }
-    };
-    bytes
+    }
 }
 
 /// The header lines (with continuations) whose names are (or, with `not`,
