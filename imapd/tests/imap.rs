@@ -362,3 +362,78 @@ fn catenate_puts_a_message_together_from_parts_the_user_has() {
         assert!(lines.contains(body.as_str()), "{body:?} in {lines:?}");
     }
 }
+
+/// IMAP4rev2 (RFC 9051) offered beside IMAP4rev1 and turned on by
+/// `ENABLE IMAP4rev2`: from then on no `\Recent` and no RECENT, SEARCH
+/// answered by ESEARCH, SELECT with the mailbox's LIST and without
+/// UNSEEN (and `[CLOSED]` for the one it leaves), mailbox names in UTF-8.
+/// A session that does not enable it keeps IMAP4rev1's answers.
+#[test]
+fn imap4rev2_once_enabled() {
+    let site = Site::start();
+    std::fs::create_dir_all(site.home("alice")).unwrap();
+    let inbox = site.inbox("alice");
+    for subject in ["one", "two"] {
+        site.deliver(
+            &inbox,
+            "a@example.org",
+            format!("Subject: {subject}\n\nbody\n").as_bytes(),
+        );
+    }
+    let mut rev1 = common::Client::connect(site.port);
+    rev1.run("LOGIN alice secret");
+    assert!(rev1.run("CAPABILITY")[0].contains(" IMAP4rev1 IMAP4rev2 "));
+    let mut client = common::Client::connect(site.port);
+    client.run("LOGIN alice secret");
+    assert_eq!(client.run("ENABLE IMAP4rev2"), ["* ENABLED IMAP4rev2\r\n"]);
+    let select = client.run("EXAMINE INBOX").join("");
+    assert!(select.contains("* 2 EXISTS\r\n"), "{select}");
+    assert!(
+        select.contains("* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n"),
+        "{select}"
+    );
+    assert!(!select.contains("RECENT") && !select.contains("UNSEEN"), "{select}");
+    // the same messages are \Recent to an IMAP4rev1 session
+    let rev1_select = rev1.run("EXAMINE INBOX").join("");
+    assert!(rev1_select.contains("* 2 RECENT"), "{rev1_select}");
+    assert!(rev1.run("FETCH 1 FLAGS")[0].contains("\\Recent"));
+    assert_eq!(
+        client.run("FETCH 1:* FLAGS"),
+        ["* 1 FETCH (FLAGS ())\r\n", "* 2 FETCH (FLAGS ())\r\n"]
+    );
+    // SEARCH by ESEARCH; nothing found: no ALL (RFC 4731)
+    let tag = |c: &common::Client| c.tag_of_next();
+    let t = tag(&client);
+    assert_eq!(
+        client.run("SEARCH ALL"),
+        [format!("* ESEARCH (TAG \"{t}\") ALL 1:2\r\n")]
+    );
+    let t = tag(&client);
+    assert_eq!(
+        client.run("UID SEARCH SUBJECT two"),
+        [format!("* ESEARCH (TAG \"{t}\") UID ALL 2\r\n")]
+    );
+    let t = tag(&client);
+    assert_eq!(
+        client.run("SEARCH SUBJECT three"),
+        [format!("* ESEARCH (TAG \"{t}\")\r\n")]
+    );
+    assert!(rev1.run("SEARCH ALL")[0].starts_with("* SEARCH 1 2"));
+    // a delivery: EXISTS, no RECENT
+    site.deliver(&inbox, "a@example.org", b"Subject: three\n\nbody\n");
+    let noop = client.run("NOOP").join("");
+    assert!(noop.contains("* 3 EXISTS") && !noop.contains("RECENT"), "{noop}");
+    // UTF-8 names both ways, and [CLOSED] for the mailbox left
+    client.run("CREATE \"日本語\"");
+    assert!(site.folder("alice", "&ZeVnLIqe-").exists());
+    let list = client.run("LIST \"\" *").join("");
+    assert!(list.contains("\"/\" \"日本語\"\r\n"), "{list}");
+    let select = client.run("SELECT \"日本語\"");
+    assert_eq!(select[0], "* OK [CLOSED] Previous mailbox closed.\r\n");
+    assert!(
+        select
+            .join("")
+            .contains("* LIST (\\HasNoChildren) \"/\" \"日本語\"\r\n"),
+        "{select:?}"
+    );
+}

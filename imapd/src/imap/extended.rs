@@ -61,7 +61,9 @@ pub enum Return {
 
 /// Reads `input` (a whole command, literals included) if it is one of
 /// these commands: None if it is not, `Err(text)` for a BAD answer.
-pub fn parse(input: &[u8]) -> Option<Result<Extended, String>> {
+/// With `esearch_always` (IMAP4rev2, RFC 9051 §6.4.4), a SEARCH without
+/// RETURN is answered as `RETURN (ALL)`, with an ESEARCH response.
+pub fn parse(input: &[u8], esearch_always: bool) -> Option<Result<Extended, String>> {
     let mut cursor = Cursor { input, pos: 0 };
     let tag = cursor.word()?;
     let mut command = cursor.word()?.to_ascii_uppercase();
@@ -74,11 +76,22 @@ pub fn parse(input: &[u8]) -> Option<Result<Extended, String>> {
     let kind = match command.as_slice() {
         b"SORT" => sort_head(&mut cursor, &mut search),
         b"THREAD" => thread_head(&mut cursor, &mut search),
-        b"SEARCH" if cursor.word().is_some_and(|w| w.eq_ignore_ascii_case(b"RETURN")) => cursor
-            .list()
-            .ok_or_else(|| "RETURN needs a parenthesised list".to_owned())
-            .and_then(|options| return_options(&options))
-            .map(Kind::Esearch),
+        b"SEARCH" => {
+            let criteria = cursor.pos;
+            if cursor.word().is_some_and(|w| w.eq_ignore_ascii_case(b"RETURN")) {
+                cursor
+                    .list()
+                    .ok_or_else(|| "RETURN needs a parenthesised list".to_owned())
+                    .and_then(|options| return_options(&options))
+                    .map(Kind::Esearch)
+            } else if esearch_always {
+                cursor.pos = criteria;
+                cursor.skip_spaces();
+                Ok(Kind::Esearch(vec![Return::All]))
+            } else {
+                return None;
+            }
+        }
         // a plain SEARCH, or another command: imap-codec's
         _ => return None,
     };
@@ -238,11 +251,13 @@ mod tests {
 
     #[test]
     fn heads() {
-        let sort = parse(b"a UID SORT (REVERSE DATE subject) UTF-8 FROM {3}\r\nbob\r\n")
+        let sort = parse(b"a UID SORT (REVERSE DATE subject) UTF-8 FROM {3}\r\nbob\r\n", false)
             .unwrap()
             .unwrap();
         assert!(sort.uid);
-        let esort = parse(b"z SORT RETURN (MIN ALL) (DATE) UTF-8 ALL\r\n").unwrap().unwrap();
+        let esort = parse(b"z SORT RETURN (MIN ALL) (DATE) UTF-8 ALL\r\n", false)
+            .unwrap()
+            .unwrap();
         assert!(matches!(esort.kind, Kind::Sort(_, Some(ref o)) if *o == [Return::Min, Return::All]));
         assert_eq!(
             sort.kind,
@@ -261,17 +276,23 @@ mod tests {
             )
         );
         assert_eq!(sort.search, b"a SEARCH CHARSET UTF-8 FROM {3}\r\nbob\r\n");
-        let thread = parse(b"b THREAD REFERENCES US-ASCII ALL\r\n").unwrap().unwrap();
+        let thread = parse(b"b THREAD REFERENCES US-ASCII ALL\r\n", false).unwrap().unwrap();
         assert_eq!(thread.kind, Kind::Thread(Algorithm::References));
         assert_eq!(thread.search, b"b SEARCH CHARSET US-ASCII ALL\r\n");
-        let esearch = parse(b"c SEARCH RETURN (MIN COUNT) UNSEEN\r\n").unwrap().unwrap();
+        let esearch = parse(b"c SEARCH RETURN (MIN COUNT) UNSEEN\r\n", false)
+            .unwrap()
+            .unwrap();
         assert_eq!(esearch.kind, Kind::Esearch(vec![Return::Min, Return::Count]));
         assert_eq!(esearch.search, b"c SEARCH UNSEEN\r\n");
-        let all = parse(b"d UID SEARCH RETURN () ALL\r\n").unwrap().unwrap();
+        let all = parse(b"d UID SEARCH RETURN () ALL\r\n", false).unwrap().unwrap();
         assert_eq!(all.kind, Kind::Esearch(vec![Return::All]));
         // a plain SEARCH is not for this module, others are refused clearly
-        assert_eq!(parse(b"e SEARCH ALL\r\n"), None);
-        assert_eq!(parse(b"f FETCH 1 FLAGS\r\n"), None);
+        assert_eq!(parse(b"e SEARCH ALL\r\n", false), None);
+        // IMAP4rev2: as RETURN (ALL), the criteria untouched
+        let rev2 = parse(b"e SEARCH CHARSET UTF-8 ALL\r\n", true).unwrap().unwrap();
+        assert_eq!(rev2.kind, Kind::Esearch(vec![Return::All]));
+        assert_eq!(rev2.search, b"e SEARCH CHARSET UTF-8 ALL\r\n");
+        assert_eq!(parse(b"f FETCH 1 FLAGS\r\n", false), None);
         for bad in [
             &b"g SORT DATE UTF-8 ALL\r\n"[..],
             b"h SORT (REVERSE) UTF-8 ALL\r\n",
@@ -281,7 +302,7 @@ mod tests {
             b"l SORT (DATE\r\n",
         ] {
             assert!(
-                matches!(parse(bad), Some(Err(e)) if !e.is_empty()),
+                matches!(parse(bad, false), Some(Err(e)) if !e.is_empty()),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );

@@ -104,6 +104,10 @@ pub struct Session {
     search_modseq: bool,
     /// UTF8=ACCEPT is on: mailbox names are UTF-8 both ways.
     utf8: bool,
+    /// IMAP4rev2 enabled (RFC 9051): no \Recent or RECENT, SEARCH answered
+    /// by ESEARCH, SELECT without UNSEEN and with the mailbox's LIST,
+    /// mailbox names in UTF-8.
+    rev2: bool,
     /// COMPRESS=DEFLATE is active.
     compressed: bool,
 }
@@ -151,6 +155,7 @@ impl Session {
             saved: Vec::new(),
             search_modseq: false,
             utf8: false,
+            rev2: false,
             compressed: false,
         }
     }
@@ -193,7 +198,7 @@ impl Session {
 
     fn capabilities(&self) -> String {
         let mut caps = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
+            "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE MOVE UIDPLUS NAMESPACE UNSELECT SPECIAL-USE CHILDREN \
              ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC STATUS=SIZE WITHIN ESORT SEARCHRES LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE MULTIAPPEND CATENATE UTF8=ACCEPT BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
         if self.user.is_some() && !self.compressed {
@@ -263,7 +268,7 @@ impl Session {
             }
             None => input,
         };
-        if let Some(parsed) = extended::parse(input) {
+        if let Some(parsed) = extended::parse(input, self.rev2) {
             self.bad_commands = 0;
             return self.extended(&tag, parsed);
         }
@@ -480,9 +485,15 @@ impl Session {
                         "CONDSTORE" if !self.condstore => self.condstore = true,
                         "QRESYNC" if !self.qresync => (self.condstore, self.qresync) = (true, true),
                         "UTF8=ACCEPT" if !self.utf8 => self.utf8 = true,
+                        // (its mailbox names are UTF-8, as UTF8=ACCEPT's)
+                        "IMAP4REV2" if !self.rev2 => (self.rev2, self.utf8) = (true, true),
                         _ => continue,
                     }
-                    enabled.push(name);
+                    enabled.push(if name == "IMAP4REV2" {
+                        "IMAP4rev2".to_owned()
+                    } else {
+                        name
+                    });
                 }
                 let line = std::iter::once("ENABLED".to_owned()).chain(enabled).collect::<Vec<_>>();
                 self.untagged(&line.join(" "));
@@ -732,6 +743,11 @@ impl Session {
     }
 
     fn select(&mut self, tag: &str, mailbox: &Mailbox<'_>, read_only: bool) {
+        if self.selected.is_some() && (self.qresync || self.rev2) {
+            // RFC 7162 §3.2.11, RFC 9051 §6.3.2: the end of the old
+            // mailbox's responses (also when the new one fails)
+            self.untagged("OK [CLOSED] Previous mailbox closed.");
+        }
         let Some((name, path)) = self.resolve(tag, mailbox) else {
             self.leave();
             return;
@@ -763,18 +779,37 @@ impl Session {
                 _ => self.ctx.folders.update(&path, claim_recent),
             }
         };
-        let (folder, recent) = match loaded {
+        let (folder, mut recent) = match loaded {
             Ok(x) => x,
             Err(e) => return self.folder_error(tag, e),
         };
+        if self.rev2 {
+            // IMAP4rev2 has no \Recent (RFC 9051 Appendix E)
+            recent.clear();
+        }
         let keywords = folder_keywords(&folder);
         let listed: String = keywords.iter().map(|k| format!(" {k}")).collect();
         self.untagged(&format!("FLAGS ({FLAGS}{listed})"));
         self.untagged(&format!("OK [PERMANENTFLAGS ({FLAGS}{listed} \\*)] Flags permitted."));
         self.untagged(&format!("{} EXISTS", folder.messages.len()));
-        self.untagged(&format!("{} RECENT", recent.len()));
-        if let Some(first) = folder.messages.iter().position(|m| !m.has(SEEN)) {
-            self.untagged(&format!("OK [UNSEEN {}] First unseen.", first + 1));
+        if self.rev2 {
+            // RFC 9051 §6.3.2: the mailbox's LIST, its attributes as LIST
+            // gives them; no RECENT, no UNSEEN
+            let attrs = self
+                .mailboxes()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, attrs)| attrs.join(" "))
+                .unwrap_or_default();
+            let mut line = format!("* LIST ({attrs}) \"/\" ").into_bytes();
+            self.write_name(&mut line, &name);
+            self.out.extend_from_slice(&line);
+            self.out.extend_from_slice(b"\r\n");
+        } else {
+            self.untagged(&format!("{} RECENT", recent.len()));
+            if let Some(first) = folder.messages.iter().position(|m| !m.has(SEEN)) {
+                self.untagged(&format!("OK [UNSEEN {}] First unseen.", first + 1));
+            }
         }
         self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid.", folder.uid_validity));
         self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID.", folder.uid_next));
@@ -929,7 +964,9 @@ impl Session {
                 .extend(gone.iter().map(|&i| sel.folder.messages[i].clone()));
             view.messages.sort_by_key(|m| m.uid);
         }
-        sel.recent.extend(new_recent);
+        if !self.rev2 {
+            sel.recent.extend(new_recent);
+        }
         for uid in changed {
             let Ok(j) = view.messages.binary_search_by_key(&uid, |m| m.uid) else {
                 continue;
@@ -945,8 +982,10 @@ impl Session {
         }
         if added || (report_expunges && !gone.is_empty()) {
             out.extend_from_slice(format!("* {} EXISTS\r\n", view.messages.len()).as_bytes());
-            let recent = view.messages.iter().filter(|m| sel.recent.contains(&m.uid)).count();
-            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+            if !self.rev2 {
+                let recent = view.messages.iter().filter(|m| sel.recent.contains(&m.uid)).count();
+                out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+            }
         }
         sel.folder = view;
         self.out.extend_from_slice(&out);

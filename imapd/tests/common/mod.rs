@@ -225,6 +225,11 @@ impl Client {
         &mut self.reader
     }
 
+    /// The tag the next command will carry.
+    pub fn tag_of_next(&self) -> String {
+        format!("t{}", self.tag + 1)
+    }
+
     /// Sends a command without waiting for its answer.
     pub fn send(&mut self, command: &str) {
         self.tag += 1;
