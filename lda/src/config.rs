@@ -23,6 +23,7 @@
 //! spam_folder = "Spam"                  # UTF-8; stored as modified UTF-7
 //! lock_timeout = 30                     # seconds to wait for a lock, then exit 75
 //! dotlock_stale = 600                   # seconds after which a dotlock is stale
+//! quota_full_tempfail = false           # over the user's quota: exit 77, or 75 if true
 //!
 //! [filter]
 //! enabled = true
@@ -287,6 +288,9 @@ pub struct Config {
     pub spam_folder: String,
     pub lock_timeout: Duration,
     pub dotlock_stale: Duration,
+    /// A delivery past the user's quota exits 75 (try later) instead of
+    /// 77 (refused): Dovecot's setting of that name.
+    pub quota_full_tempfail: bool,
     pub filter: FilterSettings,
 }
 
@@ -343,6 +347,7 @@ struct MailboxSection {
     spam_folder: FolderName,
     lock_timeout: Seconds,
     dotlock_stale: Seconds,
+    quota_full_tempfail: bool,
 }
 
 impl Default for MailboxSection {
@@ -353,6 +358,7 @@ impl Default for MailboxSection {
             spam_folder: FolderName::builtin("Spam"),
             lock_timeout: Seconds(Duration::from_secs(30)),
             dotlock_stale: Seconds(Duration::from_secs(600)),
+            quota_full_tempfail: false,
         }
     }
 }
@@ -429,6 +435,7 @@ impl From<DeliverySections> for Config {
             spam_folder: s.mailbox.spam_folder.0,
             lock_timeout: s.mailbox.lock_timeout.0,
             dotlock_stale: s.mailbox.dotlock_stale.0,
+            quota_full_tempfail: s.mailbox.quota_full_tempfail,
             filter: FilterSettings {
                 enabled: f.enabled,
                 bsfilter_home: f.bsfilter_home,

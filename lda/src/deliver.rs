@@ -155,6 +155,10 @@ pub enum DeliveryError {
     Refused(PathBuf, &'static str),
     /// Filtering failed and the configuration says to try again later.
     Filter(String),
+    /// The message would take the user past their quota (the user
+    /// table's `quota_rule`): refused (exit 77, as Dovecot's `lda -e`), or
+    /// with `quota_full_tempfail` put off (75).
+    OverQuota { detail: String, tempfail: bool },
 }
 
 impl DeliveryError {
@@ -166,14 +170,20 @@ impl DeliveryError {
             DeliveryError::Io(p, e) => DeliveryError::Io(p.clone(), std::io::Error::new(e.kind(), e.to_string())),
             DeliveryError::Refused(p, why) => DeliveryError::Refused(p.clone(), why),
             DeliveryError::Filter(s) => DeliveryError::Filter(s.clone()),
+            DeliveryError::OverQuota { detail, tempfail } => DeliveryError::OverQuota {
+                detail: detail.clone(),
+                tempfail: *tempfail,
+            },
         }
     }
 
     /// The sysexits code: a bad folder name is the caller's mistake (64);
+    /// a full mailbox is refused (77) unless configured otherwise;
     /// everything else may work next time (75, the MTA retries).
     pub fn exit_code(&self) -> i32 {
         match self {
             DeliveryError::BadFolder(_) => bsfilter::error::exit::USAGE,
+            DeliveryError::OverQuota { tempfail: false, .. } => bsfilter::error::exit::NOPERM,
             _ => bsfilter::error::exit::TEMPFAIL,
         }
     }
@@ -187,6 +197,7 @@ impl std::fmt::Display for DeliveryError {
             DeliveryError::Io(p, e) => write!(f, "cannot append to {}: {e} (nothing was written)", p.display()),
             DeliveryError::Refused(p, why) => write!(f, "refusing {}: it {why} (nothing was written)", p.display()),
             DeliveryError::Filter(e) => write!(f, "filter failed: {e}"),
+            DeliveryError::OverQuota { detail, .. } => write!(f, "mailbox full: {detail}"),
         }
     }
 }
@@ -264,6 +275,50 @@ fn score(config: &Config, requests: &[Request<'_>]) -> Scored {
     }
 }
 
+/// Takes out of `prepared` the messages that would take `user` past their
+/// quota, in order (a batch fills the mailbox up to its limit, then the
+/// rest are refused), with their results. What the files hold is read
+/// once ([`Layout::usage`]).
+fn refuse_over_quota(
+    config: &Config,
+    user: &User,
+    layout: &Layout,
+    prepared: &mut Vec<(usize, Prepared)>,
+    results: &mut [Option<Result<Outcome, DeliveryError>>],
+) {
+    let quota = user.quota;
+    if prepared.is_empty() || (quota.storage.is_none() && quota.messages.is_none()) {
+        return;
+    }
+    let (mut bytes, mut messages) = layout.usage(quota.messages.is_some());
+    prepared.retain(|(i, p)| {
+        // what the append adds to the file: the From line, the message,
+        // the blank line after it
+        let size = (p.from_line.len() + p.message.len() + 3) as u64;
+        let detail = match (quota.storage, quota.messages) {
+            (Some(limit), _) if bytes + size > limit => {
+                format!(
+                    "{} KB used of {} KB, and the message is {} KB",
+                    bytes / 1024,
+                    limit / 1024,
+                    size.div_ceil(1024)
+                )
+            }
+            (_, Some(limit)) if messages + 1 > limit => format!("{messages} messages, the quota's limit"),
+            _ => {
+                bytes += size;
+                messages += 1;
+                return true;
+            }
+        };
+        results[*i] = Some(Err(DeliveryError::OverQuota {
+            detail,
+            tempfail: config.quota_full_tempfail,
+        }));
+        false
+    });
+}
+
 /// One user's messages (`requests` all for the same user).
 fn deliver_for_user(config: &Config, requests: &[Request<'_>]) -> Vec<Result<Outcome, DeliveryError>> {
     let settings = &config.filter;
@@ -316,6 +371,7 @@ fn deliver_for_user(config: &Config, requests: &[Request<'_>]) -> Vec<Result<Out
             },
         ));
     }
+    refuse_over_quota(config, requests[0].user, &layout, &mut prepared, &mut results);
     let options = LockOptions {
         timeouts: LockTimeouts {
             wait: config.lock_timeout,

@@ -241,6 +241,47 @@ impl Layout {
         out.sort();
         out
     }
+
+    /// What the user's mail files hold together, for a delivery's quota
+    /// check: (bytes, messages). Bytes are the files' sizes — each message
+    /// with its `From ` line and state headers, a little more than
+    /// imapd's QUOTA counts (the messages as a client sees them), so a
+    /// delivery is refused no later than IMAP says the quota is reached;
+    /// a `stat` each, where parsing every folder at every delivery would
+    /// cost 0.3 s for a 54 MB INBOX. Messages are counted (their `From `
+    /// lines, a read of each file) only when `count_messages`. Files are
+    /// opened through their directory, never through a link.
+    pub fn usage(&self, count_messages: bool) -> (u64, u64) {
+        let mut paths = vec![self.path("INBOX")];
+        paths.extend(
+            self.folders()
+                .into_iter()
+                .filter(|(_, selectable, _)| *selectable)
+                .map(|(name, ..)| self.path(&name)),
+        );
+        let (mut bytes, mut messages) = (0, 0);
+        for path in paths {
+            let Ok((dir, name)) = path.open_dir(false) else {
+                continue;
+            };
+            let Ok(mut file) = dir.open_file(&name, OFlags::RDONLY, 0) else {
+                continue;
+            };
+            let Ok(meta) = file.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            bytes += meta.len();
+            if count_messages {
+                let mut data = Vec::with_capacity(meta.len() as usize);
+                if std::io::Read::read_to_end(&mut file, &mut data).is_ok() {
+                    messages += u64::from(data.starts_with(b"From "))
+                        + memchr::memmem::find_iter(&data, b"\n\nFrom ").count() as u64;
+                }
+            }
+        }
+        (bytes, messages)
+    }
 }
 
 fn walk(dir: &Path, prefix: &str, inbox: &Path, out: &mut Vec<(String, bool, bool)>, depth: usize) {

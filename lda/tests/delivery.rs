@@ -471,3 +471,62 @@ fn deliverer_killed_mid_write_leaves_no_partial_message() {
         vec![b"Subject: 1\n\none\n".to_vec(), b"Subject: 2\n\ntwo\n".to_vec()]
     );
 }
+
+/// The user table's quota (Dovecot's `userdb_quota_rule`): a delivery
+/// that would take the user's mail files past the storage limit, or past
+/// the message limit counted over every folder, is refused with exit 77
+/// and "mailbox full" (as Dovecot's `lda -e`), the files untouched; with
+/// `quota_full_tempfail` it is put off (75) instead.
+#[test]
+fn a_delivery_past_the_quota_is_refused_and_writes_nothing() {
+    for (rules, tempfail, code) in [
+        ("userdb_quota_rule=*:storage=2K", "", 77),
+        ("userdb_quota_rule=*:storage=2K", "quota_full_tempfail = true", 75),
+        ("userdb_quota_rule=*:messages=3", "", 77),
+    ] {
+        let site = Site::with_mailbox(tempfail, "[filter]\nenabled = false\n");
+        let passwd = site.dir.path().join("passwd");
+        let line = std::fs::read_to_string(&passwd).unwrap();
+        std::fs::write(&passwd, line.trim_end().to_owned() + rules + "\n").unwrap();
+        let body = "x".repeat(400);
+        let mut delivered = 0;
+        let refused = loop {
+            // alternately INBOX and a folder: the limit is over all of them
+            let args: &[&str] = if delivered % 2 == 0 {
+                &["-d", "alice"]
+            } else {
+                &["-d", "alice", "-m", "Work"]
+            };
+            let before = (
+                std::fs::read(site.mbox("INBOX")).ok(),
+                std::fs::read(site.mbox("Work")).ok(),
+            );
+            let o = site.lda(args, format!("Subject: {delivered}\n\n{body}\n").as_bytes());
+            if o.status.code() != Some(0) {
+                let after = (
+                    std::fs::read(site.mbox("INBOX")).ok(),
+                    std::fs::read(site.mbox("Work")).ok(),
+                );
+                assert_eq!(before, after, "{rules}: a refused delivery wrote nothing");
+                break o;
+            }
+            delivered += 1;
+            assert!(delivered < 10, "{rules}: never refused");
+        };
+        assert_eq!(refused.status.code(), Some(code), "{rules}: {}", stderr(&refused));
+        assert!(stderr(&refused).contains("mailbox full"), "{}", stderr(&refused));
+        let files: u64 = ["INBOX", "Work"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(site.mbox(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        if rules.contains("storage") {
+            // as many ~460-byte messages as fit in 2 KB
+            assert_eq!(delivered, 4, "{rules}");
+            assert!(files <= 2048, "{files}");
+        } else {
+            assert_eq!(delivered, 3, "{rules}");
+        }
+        assert_eq!(site.messages("INBOX").len() + site.messages("Work").len(), delivered);
+    }
+}

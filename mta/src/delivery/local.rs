@@ -24,6 +24,8 @@ pub fn outcome_of(code: Option<i32>, stderr: &str) -> Outcome {
     match code {
         Some(0) => Outcome::sent("2.0.0", "delivered to mailbox", "local"),
         Some(exit::NOUSER) => Outcome::bounced("5.1.1", &said, "local"),
+        // (lda's own words for a delivery past the user's quota)
+        Some(exit::NOPERM) if said.contains(": mailbox full: ") => Outcome::bounced("5.2.2", &said, "local"),
         Some(exit::NOPERM) => Outcome::bounced("5.7.0", &said, "local"),
         Some(exit::USAGE) => Outcome::bounced("5.3.0", &said, "local"),
         Some(exit::DATAERR) => Outcome::bounced("5.6.0", &said, "local"),
@@ -53,5 +55,12 @@ mod tests {
             assert_eq!(outcome_of(Some(code), "").status, Status::Bounced, "{code}");
         }
         assert_eq!(outcome_of(None, "").status, Status::Deferred);
+        // a full mailbox: RFC 3463's 5.2.2
+        let o = outcome_of(
+            Some(77),
+            "lda: alice: mailbox full: 2 KB used of 2 KB, and the message is 1 KB\n",
+        );
+        assert_eq!((o.status, o.dsn.as_str()), (Status::Bounced, "5.2.2"));
+        assert_eq!(outcome_of(Some(77), "lda: refusing x: it is a link\n").dsn, "5.7.0");
     }
 }
