@@ -130,6 +130,39 @@ pub fn remove(path: &MboxPath) {
     }
 }
 
+/// Removes, from the folder directory at `path`, the sidecars whose
+/// folder is gone (removed outside imapd, by a shell's `rm`): they would
+/// keep the directory from being deleted. Names are looked up and removed
+/// through the directory itself (`unlinkat` follows no link).
+pub fn remove_orphans(path: &MboxPath) {
+    let Ok((parent, name)) = path.open_dir(false) else {
+        return;
+    };
+    let Ok(dir) = parent.descend(std::path::Path::new(&name), false) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir.path()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(folder) = file
+            .as_bytes()
+            .strip_prefix(b".")
+            .and_then(|f| f.strip_suffix(b".modseq"))
+        else {
+            continue;
+        };
+        let gone = matches!(
+            dir.stat(std::ffi::OsStr::from_bytes(folder)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        );
+        if !folder.is_empty() && gone {
+            let _ = dir.remove(&file);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

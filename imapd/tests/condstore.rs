@@ -265,3 +265,32 @@ fn a_server_restarted_in_order_keeps_the_mod_sequences() {
     // handed out, is gone until the next orderly leave
     assert!(!sidecar.exists());
 }
+
+/// A folder removed outside imapd (a shell's `rm`) leaves its sidecar
+/// behind; deleting the directory it was in then removes that orphan
+/// instead of answering that the directory still has children.
+#[test]
+fn an_orphaned_sidecar_does_not_keep_its_directory() {
+    let site = Site::start();
+    std::fs::create_dir_all(site.home("alice")).unwrap();
+    let mut client = Client::connect(site.port);
+    client.run("LOGIN alice secret");
+    client.run("CREATE a/b");
+    client.send("APPEND a/b {14+}\r\nSubject: x\r\n\r\n");
+    assert!(client.answer().contains(" OK "));
+    client.run("SELECT a/b");
+    client.run("STORE 1 +FLAGS (\\Flagged)");
+    // leaving the folder keeps its mod-sequences beside it
+    client.run("SELECT INBOX");
+    let dir = site.folder("alice", "a");
+    assert!(dir.join(".b.modseq").exists(), "no sidecar to orphan");
+    std::fs::remove_file(dir.join("b")).unwrap();
+    // a sidecar whose folder is still there stays
+    client.run("CREATE a2/c");
+    std::fs::write(site.folder("alice", "a2").join(".c.modseq"), "kept").unwrap();
+    client.run("DELETE a");
+    assert!(!dir.exists());
+    client.send("DELETE a2");
+    assert!(client.answer().contains(" NO "));
+    assert!(site.folder("alice", "a2").join(".c.modseq").exists());
+}

@@ -1044,6 +1044,9 @@ impl Session {
             _ => return self.tagged(tag, "NO [NONEXISTENT] Mailbox doesn't exist."),
         }
         self.ctx.folders.forget(&path);
+        if matches!(path.kind(), Ok(Some(Kind::Directory))) {
+            crate::modseq::remove_orphans(&path);
+        }
         match path.remove() {
             Ok(()) => self.tagged(tag, "OK Delete completed."),
             Err(_) => self.tagged(tag, "NO [INUSE] Mailbox has children; delete them first."),
