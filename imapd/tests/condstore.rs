@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::pair::Pair;
 use common::{Client, Site};
 
@@ -293,4 +295,133 @@ fn an_orphaned_sidecar_does_not_keep_its_directory() {
     client.send("DELETE a2");
     assert!(client.answer().contains(" NO "));
     assert!(site.folder("alice", "a2").join(".c.modseq").exists());
+}
+
+/// interimap (Debian's, installed by .ci/run): a real client that syncs
+/// only through QRESYNC — SELECT … (QRESYNC …), UID FETCH … (CHANGEDSINCE
+/// … VANISHED), STORE … (UNCHANGEDSINCE …). It keeps our INBOX and
+/// Dovecot's (its "local" side, over a pipe) the same, both ways, run
+/// after run: what changed on either side since the last run, and only
+/// that, crosses.
+#[test]
+fn interimap_keeps_ours_and_dovecots_inbox_the_same() {
+    let pair = Pair::start();
+    pair.put("inbox", b"");
+    let site = &pair.site;
+    let inbox = site.inbox("alice");
+    for n in 1..=3 {
+        site.deliver(
+            &inbox,
+            "a@example.org",
+            format!("Subject: message {n}\nMessage-ID: <{n}@x>\n\nbody {n}\n").as_bytes(),
+        );
+    }
+    let root = site.dir.path();
+    let config = root.join("interimap.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "database = {root}/interimap.db\nlist-mailbox = INBOX\n\
+             [local]\ntype = tunnel\nnull-stderr = YES\n\
+             command = setpriv --reuid={uid} --regid={uid} --clear-groups env -i USER=dove HOME={home} /usr/lib/dovecot/imap -c {conf}\n\
+             [remote]\ntype = imap\nhost = 127.0.0.1\nport = {port}\nSTARTTLS = NO\nusername = alice\npassword = secret\n",
+            root = root.display(),
+            uid = common::pair::NOBODY,
+            home = pair.dove_home.display(),
+            conf = pair.dovecot_dir.join("dovecot.conf").display(),
+            port = site.port,
+        ),
+    )
+    .unwrap();
+    let sync = || {
+        let out = Command::new("interimap")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("interimap (.ci/run installs it)");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "interimap failed:\n{said}");
+        said
+    };
+    // Dovecot's INBOX as its own imap shows it: (subject, flags) by UID
+    let theirs = || {
+        let mut dovecot = pair.theirs();
+        let answer = dovecot.exchange("t1 EXAMINE INBOX", "t1 ");
+        assert!(String::from_utf8_lossy(&answer).contains("t1 OK"));
+        let answer = dovecot.exchange("t2 FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])", "t2 ");
+        listing(&String::from_utf8_lossy(&answer))
+    };
+    let ours = || {
+        let mut client = Client::connect(site.port);
+        client.run("LOGIN alice secret");
+        client.run("EXAMINE INBOX");
+        listing(
+            &client
+                .run("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])")
+                .join(""),
+        )
+    };
+    sync();
+    assert_eq!(theirs().len(), 3, "{:?}", theirs());
+    assert_eq!(theirs(), ours());
+    // changes on our side: a flag, an expunge, a delivery
+    let mut client = Client::connect(site.port);
+    client.run("LOGIN alice secret");
+    client.run("SELECT INBOX");
+    client.run("STORE 2 +FLAGS (\\Flagged)");
+    client.run("STORE 1 +FLAGS (\\Deleted)");
+    client.run("EXPUNGE");
+    client.run("LOGOUT");
+    site.deliver(
+        &inbox,
+        "a@example.org",
+        b"Subject: message 4\nMessage-ID: <4@x>\n\nbody 4\n",
+    );
+    sync();
+    let after = theirs();
+    assert_eq!(after, ours());
+    let subjects: Vec<&str> = after.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(subjects, ["message 2", "message 3", "message 4"]);
+    assert!(after[0].1.contains("\\Flagged"), "{after:?}");
+    // a change on Dovecot's side comes back to ours
+    let mut dovecot = pair.theirs();
+    dovecot.exchange("t1 SELECT INBOX", "t1 ");
+    let answer = dovecot.exchange("t2 STORE 2 +FLAGS (\\Seen $Work)", "t2 ");
+    assert!(String::from_utf8_lossy(&answer).contains("t2 OK"));
+    drop(dovecot);
+    sync();
+    let back = ours();
+    assert_eq!(back, theirs());
+    assert!(back[1].1.contains("\\Seen") && back[1].1.contains("$Work"), "{back:?}");
+    // nothing changed since: a run with nothing to do changes nothing
+    sync();
+    assert_eq!(ours(), back);
+}
+
+/// `(subject, flags without \Recent)` of each `* n FETCH (FLAGS (…) BODY[…] {n} Subject: …)`.
+fn listing(answer: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for fetch in answer.split("* ").filter(|f| f.contains(" FETCH ")) {
+        let flags = fetch
+            .split("FLAGS (")
+            .nth(1)
+            .and_then(|f| f.split(')').next())
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|f| !f.is_empty() && *f != "\\Recent")
+            .collect::<Vec<_>>()
+            .join(" ");
+        let subject = fetch
+            .split("Subject: ")
+            .nth(1)
+            .and_then(|s| s.split("\r\n").next())
+            .unwrap_or_default()
+            .to_string();
+        out.push((subject, flags));
+    }
+    out
 }
