@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # imapd beside Dovecot on the same mbox files, same machine, same run:
-# IMAP (imap-bench.py, imap-resync.py, imap-clients.py) and POP3 (pop3-check.py: RETR of
+# IMAP (imap-bench.py, imap-resync.py, imap-compress.py, imap-clients.py) and POP3 (pop3-check.py: RETR of
 # the 1,000-message INBOX of user u1, plain and over TLS).
 #
 # Usage: bench/imapd-vs-dovecot.sh [MESSAGES] [CLIENTS] [SECONDS]
@@ -25,7 +25,10 @@ python3 "$PROTO/gen-mbox.py" "$W/small.mbox" 1000
 cold() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || echo "(could not drop the page cache)"; }
 
 # --- Dovecot ---
-bash "$PROTO/dovecot-scratch.sh" start > /dev/null
+# (with its COMPRESS=DEFLATE plugin, which the scratch configuration leaves out)
+conf="$(bash "$PROTO/dovecot-scratch.sh" conf | tail -1)"
+printf 'protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n' >> "$conf"
+dovecot -c "$conf"; sleep 1
 trap 'bash "$PROTO/dovecot-scratch.sh" stop > /dev/null 2>&1 || true; pkill -f "$BIN --config $W" || true' EXIT
 place() { # user mbox owner
   install -d -o "$3" -g "$3" "$DV/home/$1" "$DV/home/$1/mail"
@@ -37,6 +40,8 @@ echo "== Dovecot: $N messages"; cold
 python3 "$PROTO/imap-bench.py" 127.0.0.1 10143 testuser testpass --move 100 --copy 100 --fetch-each 200
 echo "== Dovecot: CONDSTORE resync"
 python3 "$ROOT/bench/imap-resync.py" 127.0.0.1 10143 testuser testpass 10
+echo "== Dovecot: COMPRESS=DEFLATE"
+python3 "$ROOT/bench/imap-compress.py" 127.0.0.1 10143 testuser testpass
 echo "== Dovecot: $CLIENTS clients"
 python3 "$ROOT/bench/imap-clients.py" 127.0.0.1 10143 u pass "$CLIENTS" "$SECONDS_RUN"
 echo "== Dovecot: POP3"
@@ -56,6 +61,8 @@ echo "== ours: $N messages"; cold
 python3 "$PROTO/imap-bench.py" 127.0.0.1 "$PORT" testuser testpass --move 100 --copy 100 --fetch-each 200
 echo "== ours: CONDSTORE resync"
 python3 "$ROOT/bench/imap-resync.py" 127.0.0.1 "$PORT" testuser testpass 10
+echo "== ours: COMPRESS=DEFLATE"
+python3 "$ROOT/bench/imap-compress.py" 127.0.0.1 "$PORT" testuser testpass
 echo "== ours: $CLIENTS clients"
 python3 "$ROOT/bench/imap-clients.py" 127.0.0.1 "$PORT" u pass "$CLIENTS" "$SECONDS_RUN"
 echo "== ours: POP3"

@@ -6,7 +6,11 @@
 //!
 //! Written over flate2's streaming `Compress` / `Decompress` rather than a
 //! generic adapter crate: those two rules are the whole of the layer, and
-//! they are a few calls into flate2's state. Decoded bytes go straight
+//! they are a few calls into flate2's state. flate2 runs on zlib-rs (pure
+//! Rust, zlib-ng's design): compressing is nearly all a compressed bulk
+//! FETCH costs (93 % of it, perf), and a FETCH 1:* of 54 MB took 3.0 s
+//! with it against 3.5–3.9 s with miniz_oxide (Dovecot's zlib: 2.8–3.4 s,
+//! `bench/imap-compress.py`). Decoded bytes go straight
 //! into the reader's buffer, so a small input that inflates hugely (a
 //! "deflate bomb") is bounded by the line and literal limits that apply
 //! to what the reader asks for, like plain input.
