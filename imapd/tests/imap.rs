@@ -437,3 +437,12 @@ fn imap4rev2_once_enabled() {
         "{select:?}"
     );
 }
+
+/// CATENATE and IMAP4rev2 through imaplib (`py/catenate_rev2.py`).
+#[test]
+fn catenate_and_imap4rev2_through_imaplib() {
+    let site = Site::start();
+    std::fs::create_dir_all(site.home("alice")).unwrap();
+    let out = site.python("catenate_rev2.py", &[]);
+    assert!(out.contains("catenate_rev2: ok"), "{out}");
+}
