@@ -478,3 +478,21 @@ fn greylisting_delays_the_first_attempt_only() {
     assert!(trusted.starts_with("250"), "mynetworks never waits: {trusted}");
     site.wait_for_log("cause=\"greylist\"");
 }
+
+/// The triplets outlive a restart (as postgrey's database does): a retry
+/// after mtad was stopped and started again passes, where a forgetful
+/// greylist would delay the sender once more.
+#[test]
+fn greylist_triplets_outlive_a_restart() {
+    let mut site = Site::start("greylist = true\ngreylist_delay = 0\n");
+    let attempt = |site: &Site, from: &str| rcpt(site, "127.0.0.9", "client.example.org", from, "alice@example.jp").0;
+    assert!(attempt(&site, "a@example.org").starts_with("450"));
+    assert!(site.terminate().success());
+    let kept = std::fs::read_to_string(site.dir.path().join("queue/greylist")).unwrap();
+    assert!(kept.contains(" 0 127.0.0/a@example.org/alice@example.jp\n"), "{kept:?}");
+    site.spawn();
+    let retry = attempt(&site, "a@example.org");
+    assert!(retry.starts_with("250"), "remembered across the restart: {retry}");
+    // a sender never seen still waits
+    assert!(attempt(&site, "b@example.org").starts_with("450"));
+}

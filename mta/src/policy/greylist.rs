@@ -9,15 +9,23 @@
 //!
 //! The client counts by its /24 (IPv6: /64), as postgrey's default, since
 //! a big sender retries from another address of the same farm. Triplets
-//! are kept in memory (a restart forgets them: every sender is delayed
-//! once more), at most [`MAX_TRIPLETS`]; the oldest go first.
+//! are kept in memory, at most [`MAX_TRIPLETS`] (the oldest go first), and
+//! in `QUEUE/greylist` across restarts, as postgrey keeps its database: a
+//! restart that forgot them would delay every sender once more. The file
+//! is rewritten whole (a temporary file renamed over it) at most once a
+//! [`SAVE_EVERY`] when triplets changed, and when mtad stops; it is not
+//! synced — a crash loses at most the last minute's triplets, which only
+//! delays those senders once more. Times are the wall clock's seconds.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::table::Table;
 use super::{Facts, Point, Stage, Verdict};
@@ -26,22 +34,100 @@ use crate::smtp::reply::Reply;
 /// How many triplets are remembered.
 pub const MAX_TRIPLETS: usize = 500_000;
 
+/// How often, at most, the triplets are written out.
+pub const SAVE_EVERY: Duration = Duration::from_secs(60);
+
 pub struct Greylist {
     delay: Duration,
     max_age: Duration,
     /// Only clients these tables list are greylisted (empty: all).
     clients: Vec<Table>,
-    /// Triplet → when it was first seen, and whether a retry passed.
-    seen: Mutex<HashMap<String, (Instant, bool)>>,
+    seen: Mutex<Seen>,
+    /// Where the triplets are kept across restarts.
+    file: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Triplet → when it was first seen (seconds since the epoch), and
+    /// whether a retry passed.
+    triplets: HashMap<String, (u64, bool)>,
+    /// Changed since written out.
+    dirty: bool,
+    /// When last written out.
+    saved: u64,
 }
 
 impl Greylist {
-    pub fn new(delay: Duration, max_age: Duration, clients: Vec<Table>) -> Greylist {
+    /// `file`: where triplets are kept across restarts (read now, if it
+    /// is there; a line that is not a triplet is skipped).
+    pub fn new(delay: Duration, max_age: Duration, clients: Vec<Table>, file: Option<PathBuf>) -> Greylist {
+        let mut seen = Seen {
+            saved: unix_now(),
+            ..Seen::default()
+        };
+        if let Some(text) = file.as_deref().and_then(|f| std::fs::read_to_string(f).ok()) {
+            for line in text.lines() {
+                let mut fields = line.splitn(3, ' ');
+                if let (Some(Ok(first)), Some(passed @ ("0" | "1")), Some(key)) =
+                    (fields.next().map(str::parse), fields.next(), fields.next())
+                    && seen.triplets.len() < MAX_TRIPLETS
+                {
+                    seen.triplets.insert(key.to_owned(), (first, passed == "1"));
+                }
+            }
+        }
         Greylist {
             delay,
             max_age,
             clients,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(seen),
+            file,
+        }
+    }
+
+    /// The triplets, one a line: `FIRST_SEEN PASSED KEY`.
+    fn snapshot(seen: &Seen) -> String {
+        let mut text = String::with_capacity(seen.triplets.len() * 64);
+        for (key, (first, passed)) in &seen.triplets {
+            text.push_str(&format!("{first} {} {key}\n", u8::from(*passed)));
+        }
+        text
+    }
+
+    fn write(file: &Path, text: &str) -> std::io::Result<()> {
+        let tmp = file.with_extension("tmp");
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        out.write_all(text.as_bytes())?;
+        std::fs::rename(&tmp, file)
+    }
+
+    /// Writes the triplets out if they changed and the last write is
+    /// `SAVE_EVERY` old (or `now` is None: at once), in a thread of its
+    /// own so that no session waits for the disk.
+    fn save(&self, seen: &mut Seen, now: Option<u64>) {
+        let Some(file) = &self.file else { return };
+        if !seen.dirty || now.is_some_and(|t| t < seen.saved + SAVE_EVERY.as_secs()) {
+            return;
+        }
+        seen.dirty = false;
+        seen.saved = now.unwrap_or_else(unix_now);
+        let text = Greylist::snapshot(seen);
+        let file = file.clone();
+        let write = move || {
+            if let Err(e) = Greylist::write(&file, &text) {
+                tracing::warn!("{}: greylist triplets not kept: {e}", file.display());
+            }
+        };
+        if now.is_some() {
+            std::thread::spawn(write);
+        } else {
+            write();
         }
     }
 
@@ -75,7 +161,7 @@ impl Greylist {
         })
     }
 
-    fn verdict(&self, facts: &Facts, now: Instant) -> Verdict {
+    fn verdict(&self, facts: &Facts, now: u64) -> Verdict {
         let (Some(ip), Some(rcpt)) = (facts.client_addr, facts.recipients.last()) else {
             return Verdict::Continue;
         };
@@ -84,31 +170,38 @@ impl Greylist {
         }
         let sender = facts.sender.as_deref().unwrap_or("").to_ascii_lowercase();
         let key = format!("{}/{sender}/{}", Greylist::network(ip), rcpt.to_ascii_lowercase());
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let passed = match seen.get_mut(&key) {
-            Some((first, passed)) if now.duration_since(*first) > self.max_age => {
+        let mut guard = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = &mut *guard;
+        let age = |first: u64| Duration::from_secs(now.saturating_sub(first));
+        let passed = match seen.triplets.get_mut(&key) {
+            Some((first, passed)) if age(*first) > self.max_age => {
                 *first = now;
                 *passed = false;
+                seen.dirty = true;
                 false
             }
             Some((first, passed)) => {
-                if !*passed && now.duration_since(*first) >= self.delay {
+                if !*passed && age(*first) >= self.delay {
                     *passed = true;
+                    seen.dirty = true;
                 }
                 *passed
             }
             None => {
-                if seen.len() >= MAX_TRIPLETS {
+                if seen.triplets.len() >= MAX_TRIPLETS {
                     // forget the oldest tenth
-                    let mut ages: Vec<Instant> = seen.values().map(|(t, _)| *t).collect();
-                    ages.sort();
+                    let mut ages: Vec<u64> = seen.triplets.values().map(|(t, _)| *t).collect();
+                    ages.sort_unstable();
                     let cut = ages[ages.len() / 10];
-                    seen.retain(|_, (t, _)| *t > cut);
+                    seen.triplets.retain(|_, (t, _)| *t > cut);
                 }
-                seen.insert(key, (now, false));
+                seen.triplets.insert(key, (now, false));
+                seen.dirty = true;
                 false
             }
         };
+        self.save(seen, Some(now));
+        drop(guard);
         if passed {
             return Verdict::Continue;
         }
@@ -132,12 +225,24 @@ impl Stage for Greylist {
     fn check<'a>(&'a self, point: Point, facts: &'a Facts) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
         Box::pin(async move {
             if point == Point::Rcpt {
-                self.verdict(facts, Instant::now())
+                self.verdict(facts, unix_now())
             } else {
                 Verdict::Continue
             }
         })
     }
+}
+
+impl Drop for Greylist {
+    /// mtad stopping: the triplets are written out now.
+    fn drop(&mut self) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        self.save(&mut seen, None);
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -156,23 +261,23 @@ mod tests {
 
     #[test]
     fn first_try_waits_a_retry_after_the_delay_passes() {
-        let g = Greylist::new(Duration::from_secs(300), Duration::from_secs(86400), Vec::new());
-        let t0 = Instant::now();
+        let g = Greylist::new(Duration::from_secs(300), Duration::from_secs(86400), Vec::new(), None);
+        let t0 = 1_800_000_000;
         let f = facts("192.0.2.10", "a@example.org", "alice@example.jp");
         let refused = |v: Verdict| matches!(v, Verdict::Reject(r) if r.code == 450);
         assert!(refused(g.verdict(&f, t0)));
-        assert!(refused(g.verdict(&f, t0 + Duration::from_secs(299))), "too soon");
-        assert!(!refused(g.verdict(&f, t0 + Duration::from_secs(300))));
+        assert!(refused(g.verdict(&f, t0 + 299)), "too soon");
+        assert!(!refused(g.verdict(&f, t0 + 300)));
         // from then on at once, from another address of the farm too
         assert!(!refused(g.verdict(
             &facts("192.0.2.77", "A@example.org", "alice@example.jp"),
-            t0 + Duration::from_secs(301)
+            t0 + 301
         )));
         // another triplet waits; an old one starts again
         assert!(refused(
             g.verdict(&facts("192.0.2.10", "b@example.org", "alice@example.jp"), t0)
         ));
-        assert!(refused(g.verdict(&f, t0 + Duration::from_secs(300 + 86401))));
+        assert!(refused(g.verdict(&f, t0 + 300 + 86401)));
     }
 
     #[test]
@@ -181,12 +286,12 @@ mod tests {
         let path = dir.path().join("s25r");
         std::fs::write(&path, "/^[^.]*[0-9]{5}/ 450 dynamic\n").unwrap();
         let table = Table::open(&format!("regexp:{}", path.display())).unwrap();
-        let g = Greylist::new(Duration::from_secs(300), Duration::from_secs(86400), vec![table]);
+        let g = Greylist::new(Duration::from_secs(300), Duration::from_secs(86400), vec![table], None);
         let mut dynamic = facts("192.0.2.10", "a@example.org", "alice@example.jp");
         dynamic.client_name = "ntt12345.example.ne.jp".into();
         let mut named = dynamic.clone();
         named.client_name = "mail.example.jp".into();
-        assert!(matches!(g.verdict(&dynamic, Instant::now()), Verdict::Reject(_)));
-        assert_eq!(g.verdict(&named, Instant::now()), Verdict::Continue);
+        assert!(matches!(g.verdict(&dynamic, unix_now()), Verdict::Reject(_)));
+        assert_eq!(g.verdict(&named, unix_now()), Verdict::Continue);
     }
 }

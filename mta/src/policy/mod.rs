@@ -189,6 +189,7 @@ impl Chain {
                 config.greylist_delay.0,
                 config.greylist_max_age.0,
                 open("greylist_clients", &config.greylist_clients)?,
+                Some(config.queue_dir.join("greylist")),
             )));
         }
         let shared = |key: &str, specs: &[String]| -> Result<Vec<Arc<table::Table>>, String> {
