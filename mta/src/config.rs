@@ -45,6 +45,8 @@
 //! greylist_delay = 300                # seconds before a retry passes
 //! greylist_max_age = 3024000          # seconds a passed triplet is remembered (35 days)
 //! greylist_clients = ["regexp:/etc/mailkit/s25r.regexp"]   # only these clients (empty: all)
+//! tarpit_clients = ["regexp:/etc/mailkit/s25r.regexp"]     # these wait before each answer (empty: off)
+//! tarpit_delay = 15                   # seconds, before the greeting and each HELO, MAIL, RCPT answer
 //! header_checks = ["regexp:/etc/postfix/header_checks"]
 //! mime_header_checks = [...]          # unset: the header_checks tables
 //! nested_header_checks = [...]        # unset: the header_checks tables
@@ -216,6 +218,10 @@ pub struct MtadConfig {
     pub greylist_max_age: LongSeconds,
     /// Only clients these tables list are greylisted (empty: every client).
     pub greylist_clients: Vec<String>,
+    /// Clients these tables list wait `tarpit_delay` before each answer
+    /// (none: off).
+    pub tarpit_clients: Vec<String>,
+    pub tarpit_delay: Seconds,
     pub header_checks: Vec<String>,
     /// Unset: the header_checks tables, as Postfix.
     pub mime_header_checks: Option<Vec<String>>,
@@ -308,6 +314,8 @@ impl Default for MtadConfig {
             greylist_delay: Seconds(Duration::from_secs(300)),
             greylist_max_age: LongSeconds(Duration::from_secs(35 * 86400)),
             greylist_clients: Vec::new(),
+            tarpit_clients: Vec::new(),
+            tarpit_delay: Seconds(Duration::from_secs(15)),
             header_checks: Vec::new(),
             mime_header_checks: None,
             nested_header_checks: None,

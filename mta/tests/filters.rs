@@ -496,3 +496,44 @@ fn greylist_triplets_outlive_a_restart() {
     // a sender never seen still waits
     assert!(attempt(&site, "b@example.org").starts_with("450"));
 }
+
+/// The tarpit: a client a `tarpit_clients` table lists waits before the
+/// greeting and before each of its HELO, MAIL and RCPT answers (four
+/// waits of 1 s here), and is logged once; mail from it is still
+/// accepted. A client the table does not list is not tarpitted.
+#[test]
+fn a_tarpitted_client_waits_before_each_answer() {
+    let tables = tempfile::tempdir().unwrap();
+    let table = tables.path().join("slow");
+    std::fs::write(&table, "127.0.0.9 slow\n").unwrap();
+    let site = Site::start(&format!(
+        "tarpit_clients = [\"cidr:{}\"]\ntarpit_delay = 1\n",
+        table.display()
+    ));
+    let start = std::time::Instant::now();
+    let (reply, _) = rcpt(
+        &site,
+        "127.0.0.9",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    let (reply, _) = rcpt(
+        &site,
+        "127.0.0.10",
+        "client.example.org",
+        "a@example.org",
+        "alice@example.jp",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let log = site.wait_for_log("event=\"tarpit\"");
+    assert_eq!(log.matches("event=\"tarpit\"").count(), 1, "{log}");
+    let line = log.lines().find(|l| l.contains("event=\"tarpit\"")).unwrap();
+    assert!(line.contains("[127.0.0.9]"), "{line}");
+}

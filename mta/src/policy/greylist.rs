@@ -146,19 +146,7 @@ impl Greylist {
 
     /// Whether this client is one to greylist.
     fn applies(&self, facts: &Facts) -> bool {
-        if self.clients.is_empty() {
-            return true;
-        }
-        let addr = facts
-            .client_addr
-            .map(|a| a.to_canonical().to_string())
-            .unwrap_or_default();
-        self.clients.iter().any(|t| {
-            let lookups = t.lookups();
-            [facts.client_name.as_str(), addr.as_str()]
-                .iter()
-                .any(|k| !k.is_empty() && lookups.get(k.as_bytes()).is_some())
-        })
+        self.clients.is_empty() || super::client_listed(&self.clients, facts)
     }
 
     fn verdict(&self, facts: &Facts, now: u64) -> Verdict {

@@ -7,6 +7,7 @@
 //! - [`access`] — `check_{client,helo,sender,recipient}_access`;
 //! - [`dnsbl`] — DNS allow and block lists;
 //! - [`greylist`] — a first attempt waits (all clients, or those tables name);
+//! - [`tarpit`] — the clients tables name wait before each answer;
 //! - [`content`] — header and body rules at the end of DATA;
 //! - [`virus`] — virus scanning (clamd or built-in) at the end of DATA;
 //! - [`bayes`] — the site-wide spam score at the end of DATA;
@@ -28,6 +29,7 @@ pub mod content;
 pub mod dnsbl;
 pub mod greylist;
 pub mod table;
+pub mod tarpit;
 pub mod virus;
 
 use std::future::Future;
@@ -105,6 +107,22 @@ pub struct Decision {
     /// A DEFER_IF_REJECT or DEFER_IF_PERMIT waiting for the outcome.
     defer_if_reject: Option<(String, Reply)>,
     defer_if_permit: Option<(String, Reply)>,
+}
+
+/// Whether one of `tables` lists the client, by its name or its address
+/// (the greylist's and the tarpit's `*_clients` tables: S25R's regexps of
+/// dynamic-looking names, or a list of networks).
+fn client_listed(tables: &[table::Table], facts: &Facts) -> bool {
+    let addr = facts
+        .client_addr
+        .map(|a| a.to_canonical().to_string())
+        .unwrap_or_default();
+    tables.iter().any(|t| {
+        let lookups = t.lookups();
+        [facts.client_name.as_str(), addr.as_str()]
+            .iter()
+            .any(|k| !k.is_empty() && lookups.get(k.as_bytes()).is_some())
+    })
 }
 
 /// One stage of the chain.
@@ -190,6 +208,12 @@ impl Chain {
                 config.greylist_max_age.0,
                 open("greylist_clients", &config.greylist_clients)?,
                 Some(config.queue_dir.join("greylist")),
+            )));
+        }
+        if !config.tarpit_clients.is_empty() {
+            stages.push(Box::new(tarpit::Tarpit::new(
+                config.tarpit_delay.0,
+                open("tarpit_clients", &config.tarpit_clients)?,
             )));
         }
         let shared = |key: &str, specs: &[String]| -> Result<Vec<Arc<table::Table>>, String> {
