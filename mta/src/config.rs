@@ -41,6 +41,7 @@
 //! reject_rhsbl_sender = ["dbl.example.org"]
 //! reject_rhsbl_helo = []
 //! rbl_reply = { "bl.example.net" = "$rbl_code Listed at $rbl_domain${rbl_reason?: $rbl_reason}" }
+//! dnsbl_threshold = 3                # score the lists (zone*weight, as postscreen) and refuse at this sum
 //! greylist = false                   # postgrey's: a first attempt waits
 //! greylist_delay = 300                # seconds before a retry passes
 //! greylist_max_age = 3024000          # seconds a passed triplet is remembered (35 days)
@@ -212,6 +213,10 @@ pub struct MtadConfig {
     pub reject_rhsbl_helo: Vec<crate::policy::dnsbl::List>,
     /// Reply templates by list zone (Postfix's `rbl_reply_maps`).
     pub rbl_reply: std::collections::HashMap<String, String>,
+    /// Score the block lists by their weights (`zone*N`) and refuse at
+    /// this sum (postscreen's `postscreen_dnsbl_threshold`); unset: the
+    /// first list that lists refuses.
+    pub dnsbl_threshold: Option<i32>,
     /// Greylisting (postgrey's): off unless true.
     pub greylist: bool,
     pub greylist_delay: Seconds,
@@ -310,6 +315,7 @@ impl Default for MtadConfig {
             reject_rhsbl_sender: Vec::new(),
             reject_rhsbl_helo: Vec::new(),
             rbl_reply: Default::default(),
+            dnsbl_threshold: None,
             greylist: false,
             greylist_delay: Seconds(Duration::from_secs(300)),
             greylist_max_age: LongSeconds(Duration::from_secs(35 * 86400)),

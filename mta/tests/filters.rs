@@ -537,3 +537,38 @@ fn a_tarpitted_client_waits_before_each_answer() {
     let line = log.lines().find(|l| l.contains("event=\"tarpit\"")).unwrap();
     assert!(line.contains("[127.0.0.9]"), "{line}");
 }
+
+/// `dnsbl_threshold`, postscreen's weighted score: each list that lists
+/// the client adds its weight (`zone*N`, 1 without one, negative for a
+/// list of good clients) and only a sum at the threshold refuses, with
+/// the reply of the first list in the configured order that listed.
+#[test]
+fn dns_lists_scored_against_a_threshold() {
+    let dns = DnsServer::start(
+        "$ORIGIN test.\n$TTL 60\n@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ IN NS ns.test.\n\
+         ns IN A 127.0.0.1\n\
+         12.0.0.127.heavy IN A 127.0.0.2\n13.0.0.127.heavy IN A 127.0.0.2\n13.0.0.127.heavy IN TXT \"heavy says so\"\n\
+         13.0.0.127.light IN A 127.0.0.2\n14.0.0.127.light IN A 127.0.0.2\n14.0.0.127.light2 IN A 127.0.0.2\n\
+         14.0.0.127.good IN A 127.0.0.4\n15.0.0.127.light IN A 127.0.0.2\n15.0.0.127.light2 IN A 127.0.0.2\n\
+         15.0.0.127.heavy IN A 127.0.0.2\n",
+    );
+    let site = Site::start(&format!(
+        "resolver = \"{}\"\ndnsbl_threshold = 3\n\
+         reject_rbl_client = [\"light.test\", \"heavy.test*2\", \"light2.test\", \"good.test=127.0.0.4*-2\"]\n",
+        dns.addr
+    ));
+    let ok = |client: &str| rcpt(&site, client, "client.example.org", "a@example.org", "alice@example.jp").0;
+    // one list, even of weight 2: below 3
+    assert!(ok("127.0.0.12").starts_with("250"), "heavy alone");
+    // 1 + 2: refused, with the reply of the first that listed in the configured order
+    assert_eq!(
+        ok("127.0.0.13"),
+        "554 5.7.1 Service unavailable; Client host [127.0.0.13] blocked using light.test"
+    );
+    // 1 + 1 - 2: the good list takes it back below
+    assert!(ok("127.0.0.14").starts_with("250"), "a good list's negative weight");
+    // 1 + 1 + 2
+    assert!(ok("127.0.0.15").starts_with("554"));
+    let log = site.wait_for_log("event=\"dnsbl_score\"");
+    assert!(log.contains("score=2 threshold=3 lists=heavy.test"), "{log}");
+}

@@ -10,6 +10,13 @@
 //! reply carrying the list's TXT text through the site's template
 //! (`rbl_reply`, Postfix's `rbl_reply_maps`). A lookup that times out or
 //! fails is logged and counts as not listed (fail-open, as Postfix).
+//!
+//! With `dnsbl_threshold` the block lists are scored instead, as
+//! postscreen's `postscreen_dnsbl_sites` / `postscreen_dnsbl_threshold`:
+//! each list that lists adds its weight (`zone*3`, `zone=127.0.0.4*-2`;
+//! 1 when not given), and only a sum at or above the threshold refuses —
+//! one list's mistake no longer stops mail by itself. The reply is that of
+//! the first list in the configured order that listed.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,6 +35,8 @@ pub const DEFAULT_REPLY: &str =
 pub struct List {
     pub zone: String,
     filter: Option<[Octet; 4]>,
+    /// What a listing adds to the score under `dnsbl_threshold`.
+    pub weight: i32,
 }
 
 /// One octet of an answer filter: the values it takes.
@@ -36,7 +45,17 @@ struct Octet(Vec<(u8, u8)>);
 
 impl std::str::FromStr for List {
     type Err = String;
-    fn from_str(s: &str) -> Result<List, String> {
+    fn from_str(text: &str) -> Result<List, String> {
+        // postscreen's weight: `*N` at the end, N maybe negative
+        let (s, weight) = match text.rsplit_once('*') {
+            Some((list, w)) => (
+                list,
+                w.trim()
+                    .parse()
+                    .map_err(|_| format!("{text:?}: the weight after * is a whole number"))?,
+            ),
+            None => (text, 1),
+        };
         let (zone, filter) = match s.split_once('=') {
             Some((z, f)) => (z, Some(f)),
             None => (s, None),
@@ -48,7 +67,7 @@ impl std::str::FromStr for List {
         let filter = filter
             .map(|f| parse_filter(f).ok_or_else(|| format!("{s:?}: bad answer filter {f:?}")))
             .transpose()?;
-        Ok(List { zone, filter })
+        Ok(List { zone, filter, weight })
     }
 }
 
@@ -154,6 +173,9 @@ pub struct Dnsbl {
     pub allow: Vec<List>,
     /// Reply templates by zone (`rbl_reply_maps`); others get [`DEFAULT_REPLY`].
     pub replies: std::collections::HashMap<String, String>,
+    /// Score the lists (their weights) and refuse at this sum, instead of
+    /// at the first that lists.
+    pub threshold: Option<i32>,
 }
 
 impl Dnsbl {
@@ -165,6 +187,7 @@ impl Dnsbl {
             helo: Vec::new(),
             allow: Vec::new(),
             replies: Default::default(),
+            threshold: None,
         }
     }
 
@@ -216,14 +239,27 @@ impl Dnsbl {
                 queries.push((Kind::Helo, l, helo.clone(), format!("{helo}.{}.", l.zone)));
             }
         }
-        for (list, hit) in self.ask(queries.into_iter()).await {
-            if let Some((kind, what, reason)) = hit {
-                let template = self.replies.get(&list.zone).map_or(DEFAULT_REPLY, String::as_str);
-                let reply = expand_reply(template, &list.zone, kind.class(), &what, reason.as_deref(), facts);
-                return Verdict::Reject(reply);
+        let answers = self.ask(queries.into_iter()).await;
+        let mut hits = answers.iter().filter_map(|(list, hit)| Some((*list, hit.as_ref()?)));
+        let Some((first, (kind, what, reason))) = hits.clone().next() else {
+            return Verdict::Continue;
+        };
+        if let Some(threshold) = self.threshold {
+            let score: i32 = hits.by_ref().map(|(list, _)| list.weight).sum();
+            let listed: Vec<&str> = answers
+                .iter()
+                .filter(|(_, hit)| hit.is_some())
+                .map(|(list, _)| list.zone.as_str())
+                .collect();
+            if score < threshold {
+                tracing::info!(event = "dnsbl_score", client = %client, score, threshold, lists = %listed.join(","), "listed, below the threshold");
+                return Verdict::Continue;
             }
+            tracing::info!(event = "dnsbl_score", client = %client, score, threshold, lists = %listed.join(","), "at the threshold");
         }
-        Verdict::Continue
+        let template = self.replies.get(&first.zone).map_or(DEFAULT_REPLY, String::as_str);
+        let reply = expand_reply(template, &first.zone, kind.class(), what, reason.as_deref(), facts);
+        Verdict::Reject(reply)
     }
 
     /// Looks up every query at once; each list with what it said, in the
@@ -378,6 +414,13 @@ mod tests {
         assert!(any.matches(&[Ipv4Addr::new(127, 0, 0, 5)]) && !any.matches(&[]));
         assert!("bl.example=127.0.0".parse::<List>().is_err());
         assert!("".parse::<List>().is_err());
+        // postscreen's weights
+        assert_eq!((l.weight, any.weight), (1, 1));
+        let w: List = "zen.example=127.0.0.[2..11]*3".parse().unwrap();
+        assert_eq!((w.zone.as_str(), w.weight), ("zen.example", 3));
+        assert!(w.matches(&[Ipv4Addr::new(127, 0, 0, 11)]));
+        assert_eq!("wl.example*-2".parse::<List>().unwrap().weight, -2);
+        assert!("bl.example*x".parse::<List>().is_err());
         assert_eq!(
             reversed("61.49.138.219".parse().unwrap(), "bl.example"),
             "219.138.49.61.bl.example."

@@ -199,6 +199,7 @@ impl Chain {
             .iter()
             .map(|(z, t)| (z.trim_end_matches('.').to_ascii_lowercase(), t.clone()))
             .collect();
+        lists.threshold = config.dnsbl_threshold;
         if !lists.is_empty() {
             stages.push(Box::new(lists));
         }
