@@ -150,8 +150,7 @@ pub fn decode_header(raw: &[u8]) -> String {
     };
     let flush_words = |pending: &mut Option<(String, Vec<u8>)>, out: &mut String| {
         if let Some((charset, bytes)) = pending.take() {
-            let encoding = Encoding::for_label(charset.as_bytes()).unwrap_or(UTF_8);
-            out.push_str(&encoding.decode_without_bom_handling(&bytes).0);
+            out.push_str(&decode_word(&charset, &bytes));
         }
     };
     while pos < unfolded.len() {
@@ -183,6 +182,35 @@ pub fn decode_header(raw: &[u8]) -> String {
     flush_words(&mut pending, &mut out);
     flush_plain(&mut plain, &mut out);
     out.trim().to_owned()
+}
+
+/// The bytes of encoded words in their `charset` — unless they cannot be
+/// in it, the repair a mislabelled body gets (Japanese spam of every year
+/// wraps Shift_JIS in `=?iso-2022-jp?B?…?=`): 8-bit bytes under a 7-bit
+/// label, or bytes the label's decoder finds no character for, are decoded
+/// as detection says; valid UTF-8 under a Japanese label is UTF-8 when
+/// the label cannot decode it, or when it holds two characters of three
+/// bytes or more (Japanese in UTF-8; Shift_JIS and EUC-JP text rarely
+/// forms that by chance, though a single EUC-JP character may).
+fn decode_word(charset: &str, bytes: &[u8]) -> String {
+    let encoding = Encoding::for_label(charset.as_bytes()).unwrap_or(UTF_8);
+    let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
+    if bytes.is_ascii() || encoding == UTF_8 {
+        return text.into_owned();
+    }
+    let japanese = encoding == ISO_2022_JP || encoding == SHIFT_JIS || encoding == EUC_JP;
+    if japanese && let Ok(utf8) = std::str::from_utf8(bytes) {
+        let wide = utf8.chars().filter(|c| c.len_utf8() >= 3).take(2).count();
+        if had_errors || encoding == ISO_2022_JP || wide >= 2 {
+            return utf8.to_owned();
+        }
+    }
+    if had_errors || label_excludes_8bit(Some(charset)) {
+        if let Some((detected, _)) = detect(bytes) {
+            return detected;
+        }
+    }
+    text.into_owned()
 }
 
 /// Removes folding: CRLF or LF followed by white space.
@@ -245,6 +273,52 @@ mod tests {
         // "会議のお知らせ" in ISO-2022-JP, split after 9 bytes into two words
         let raw = b" =?ISO-2022-JP?B?GyRCMnE1RCROJCo=?=\r\n =?ISO-2022-JP?B?Q04kaSQ7GyhC?=";
         assert_eq!(decode_header(raw), "会議のお知らせ");
+    }
+
+    #[test]
+    fn mislabelled_encoded_words_are_repaired() {
+        let word = |label: &str, kind: char, bytes: &[u8]| -> Vec<u8> {
+            let text = match kind {
+                'B' => base64(bytes),
+                _ => bytes.iter().map(|b| format!("={b:02X}")).collect(),
+            };
+            format!("=?{label}?{kind}?{text}?=").into_bytes()
+        };
+        let subject = "未承諾広告 今すぐ";
+        let sjis = SHIFT_JIS.encode(subject).0.into_owned();
+        let euc = EUC_JP.encode(subject).0.into_owned();
+        for (label, bytes) in [
+            ("iso-2022-jp", &sjis),
+            ("ISO-2022-JP", &euc),
+            ("iso-2022-jp", &subject.as_bytes().to_vec()),
+            ("shift_jis", &subject.as_bytes().to_vec()),
+        ] {
+            for kind in ['B', 'Q'] {
+                let raw = word(label, kind, bytes);
+                assert_eq!(decode_header(&raw), subject, "{}", String::from_utf8_lossy(&raw));
+            }
+        }
+        // what is right stays as it is
+        let jis = ISO_2022_JP.encode(subject).0.into_owned();
+        assert_eq!(decode_header(&word("iso-2022-jp", 'B', &jis)), subject);
+        assert_eq!(decode_header(&word("shift_jis", 'B', &sjis)), subject);
+        assert_eq!(decode_header(&word("iso-8859-1", 'Q', b"caf\xe9")), "café");
+    }
+
+    fn base64(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
     }
 
     #[test]

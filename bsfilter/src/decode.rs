@@ -85,26 +85,32 @@ impl DecodedMessage {
             self.add_headers(part, raw);
             match &part.body {
                 PartType::Text(text) => {
-                    if !is_attachment(part, index) {
-                        let text = redecode(part, raw, text).unwrap_or_else(|| text.to_string());
-                        self.texts.push(TextPart { text, from_html: false });
-                    } else {
+                    let attached = is_attachment(part, index);
+                    if attached {
                         self.add_attachment(part);
                     }
+                    let mut text = redecode(part, raw, text).unwrap_or_else(|| text.to_string());
+                    if attached {
+                        truncate_at_char(&mut text, MAX_ATTACHED_TEXT);
+                    }
+                    self.texts.push(TextPart { text, from_html: false });
                 }
                 PartType::Html(markup) => {
-                    if !is_attachment(part, index) {
-                        let redecoded = redecode(part, raw, markup);
-                        let extracted = html::extract(redecoded.as_deref().unwrap_or(markup));
-                        self.links.extend(extracted.links);
-                        self.html_tags.extend(extracted.tags);
-                        self.texts.push(TextPart {
-                            text: extracted.text,
-                            from_html: true,
-                        });
-                    } else {
+                    let attached = is_attachment(part, index);
+                    if attached {
                         self.add_attachment(part);
                     }
+                    let redecoded = redecode(part, raw, markup);
+                    let mut extracted = html::extract(redecoded.as_deref().unwrap_or(markup));
+                    if attached {
+                        truncate_at_char(&mut extracted.text, MAX_ATTACHED_TEXT);
+                    }
+                    self.links.extend(extracted.links);
+                    self.html_tags.extend(extracted.tags);
+                    self.texts.push(TextPart {
+                        text: extracted.text,
+                        from_html: true,
+                    });
                 }
                 PartType::Binary(_) | PartType::InlineBinary(_) => self.add_attachment(part),
                 PartType::Message(nested) => {
@@ -204,11 +210,28 @@ fn within_part_limit(raw: &[u8]) -> &[u8] {
     }
 }
 
-/// A text part that is explicitly an attachment (a `.txt` file sent along)
-/// still contributes only its name, as every attachment does; the first part
-/// is the body whatever its disposition says.
+/// A text part that is explicitly an attachment (a `.txt` file sent along,
+/// often a Japanese text that way): its name and type count as every
+/// attachment's do, and its text, the first [`MAX_ATTACHED_TEXT`] bytes of
+/// it, as the body's does; the first part is the body whatever its
+/// disposition says.
 fn is_attachment(part: &MessagePart<'_>, index: usize) -> bool {
     index > 0 && part.content_disposition().is_some_and(|cd| cd.is_attachment())
+}
+
+/// How much of an attached text part is read as text: a long log or
+/// listing sent along adds nothing a page of it does not, and costs
+/// tokenizing time.
+pub const MAX_ATTACHED_TEXT: usize = 64 << 10;
+
+fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
 }
 
 fn flatten_value(value: &HeaderValue<'_>) -> Option<String> {

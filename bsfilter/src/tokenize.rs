@@ -1060,6 +1060,53 @@ mod tests {
         assert_eq!(tags_naming_fork, ["return-path", "to", "url"]);
     }
 
+    /// The two defects found in real Japanese mail: a Subject of Shift_JIS
+    /// bytes labelled ISO-2022-JP gave no Japanese `subject:` tokens, and
+    /// a text/plain part sent as an attachment gave only its name.
+    #[test]
+    fn japanese_mislabelled_subject_and_attached_text() {
+        use encoding_rs::{ISO_2022_JP, SHIFT_JIS};
+        let b64 = |bytes: &[u8]| -> String {
+            const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            bytes
+                .chunks(3)
+                .flat_map(|c| {
+                    let n = c.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - c.len()));
+                    (0..4).map(move |i| {
+                        if i <= c.len() {
+                            A[(n >> (18 - 6 * i) & 63) as usize] as char
+                        } else {
+                            '='
+                        }
+                    })
+                })
+                .collect()
+        };
+        let subject = b64(&SHIFT_JIS.encode("未承諾広告").0);
+        let attached = b64(&ISO_2022_JP.encode("出会い系サイトのご案内です").0);
+        let raw = format!(
+            "Subject: =?iso-2022-jp?B?{subject}?=\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n\
+             --b\nContent-Type: text/plain; charset=us-ascii\n\nsee attached\n\
+             --b\nContent-Type: text/plain; charset=iso-2022-jp; name=\"annai.txt\"\n\
+             Content-Disposition: attachment; filename=\"annai.txt\"\nContent-Transfer-Encoding: base64\n\n{attached}\n--b--\n"
+        );
+        let tokens = tokens_of(&raw);
+        assert!(has(&tokens, "subject:承諾"), "{tokens:?}");
+        assert!(
+            !tokens
+                .iter()
+                .any(|t| t.starts_with("subject:") && t.contains('\u{FFFD}'))
+        );
+        // the attachment's text, and its name as before
+        assert!(has(&tokens, "出会"), "{tokens:?}");
+        assert!(
+            tokens
+                .iter()
+                .any(|t| t.starts_with("attachment:") && t.contains("annai")),
+            "{tokens:?}"
+        );
+    }
+
     fn tokens_of(raw: &str) -> Vec<String> {
         tokens_with(&Tokenizer::new(TokenizerOptions::default(), Box::new(Bigram)), raw)
     }
