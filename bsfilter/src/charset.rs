@@ -205,10 +205,10 @@ fn decode_word(charset: &str, bytes: &[u8]) -> String {
             return utf8.to_owned();
         }
     }
-    if had_errors || label_excludes_8bit(Some(charset)) {
-        if let Some((detected, _)) = detect(bytes) {
-            return detected;
-        }
+    if (had_errors || label_excludes_8bit(Some(charset)))
+        && let Some((detected, _)) = detect(bytes)
+    {
+        return detected;
     }
     text.into_owned()
 }
