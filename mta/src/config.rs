@@ -48,6 +48,10 @@
 //! greylist_clients = ["regexp:/etc/mailkit/s25r.regexp"]   # only these clients (empty: all)
 //! tarpit_clients = ["regexp:/etc/mailkit/s25r.regexp"]     # these wait before each answer (empty: off)
 //! tarpit_delay = 15                   # seconds, before the greeting and each HELO, MAIL, RCPT answer
+//! sender_auth = false                 # SPF, DKIM, DMARC for mail from outside; Authentication-Results
+//! dmarc_reject = true                 # 550 5.7.1 for a DMARC failure where the domain says p=reject
+//! spf_fail_reject = false             # 550 5.7.23 for an SPF fail (-all)
+//! auth_tempfail = true                # a DNS failure in SPF or DMARC: 451 (false: pass on)
 //! header_checks = ["regexp:/etc/postfix/header_checks"]
 //! mime_header_checks = [...]          # unset: the header_checks tables
 //! nested_header_checks = [...]        # unset: the header_checks tables
@@ -227,6 +231,15 @@ pub struct MtadConfig {
     /// (none: off).
     pub tarpit_clients: Vec<String>,
     pub tarpit_delay: Seconds,
+    /// SPF, DKIM and DMARC for mail from outside, and their
+    /// Authentication-Results (off unless true).
+    pub sender_auth: bool,
+    /// Refuse (550 5.7.1) what fails DMARC where the domain says p=reject.
+    pub dmarc_reject: bool,
+    /// Refuse (550 5.7.23) an SPF fail (`-all`).
+    pub spf_fail_reject: bool,
+    /// A DNS failure in SPF or DMARC: 451, try later (false: pass on).
+    pub auth_tempfail: bool,
     pub header_checks: Vec<String>,
     /// Unset: the header_checks tables, as Postfix.
     pub mime_header_checks: Option<Vec<String>>,
@@ -322,6 +335,10 @@ impl Default for MtadConfig {
             greylist_clients: Vec::new(),
             tarpit_clients: Vec::new(),
             tarpit_delay: Seconds(Duration::from_secs(15)),
+            sender_auth: false,
+            dmarc_reject: true,
+            spf_fail_reject: false,
+            auth_tempfail: true,
             header_checks: Vec::new(),
             mime_header_checks: None,
             nested_header_checks: None,

@@ -572,3 +572,150 @@ fn dns_lists_scored_against_a_threshold() {
     let log = site.wait_for_log("event=\"dnsbl_score\"");
     assert!(log.contains("score=2 threshold=3 lists=heavy.test"), "{log}");
 }
+
+/// Sender authentication (`sender_auth = true`) against the test's DNS
+/// server: SPF, DKIM (an ed25519 key made here, its public half published)
+/// and DMARC of example.org, whose policy is p=reject. Signed mail from
+/// the address SPF allows passes all three and carries one
+/// Authentication-Results of ours (a forged one from outside removed);
+/// unsigned mail in its name from elsewhere is refused; a domain with no
+/// records passes with `none`.
+#[test]
+fn spf_dkim_and_dmarc_against_the_sites_dns() {
+    use mail_auth::common::crypto::Ed25519Key;
+    use mail_auth::common::headers::HeaderWriter;
+    use mail_auth::dkim::DkimSigner;
+    let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
+    let key = Ed25519Key::from_pkcs8_der(&pkcs8).unwrap();
+    let public = base64(&key.public_key());
+    let zone = format!(
+        "$ORIGIN example.org.\n$TTL 60\n@ IN SOA ns.example.org. hostmaster.example.org. 1 3600 600 86400 60\n\
+         @ IN NS ns.example.org.\nns IN A 127.0.0.1\n\
+         @ IN TXT \"v=spf1 ip4:127.0.0.9 -all\"\n\
+         _dmarc IN TXT \"v=DMARC1; p=reject\"\n\
+         sel._domainkey IN TXT \"v=DKIM1; k=ed25519; p={public}\"\n"
+    );
+    // and the zones above, where DMARC's tree walk (RFC 9989) asks for
+    // `_dmarc.org` and the like: empty, so the answer is NXDOMAIN, as the
+    // real ones give (a server that serves no such zone refuses, which is
+    // a temporary error)
+    let empty = |origin: &str| {
+        format!(
+            "$ORIGIN {origin}.\n$TTL 60\n@ IN SOA ns.{origin}. h.{origin}. 1 3600 600 86400 60\n@ IN NS ns.{origin}.\nns IN A 127.0.0.1\n"
+        )
+    };
+    let (net, org, example_net) = (empty("net"), empty("org"), empty("example.net"));
+    let dns = DnsServer::serving(&[&zone, &example_net, &net, &org]);
+    let site = Site::start(&format!("resolver = \"{}\"\nsender_auth = true\n", dns.addr));
+    let message = "From: Carol <carol@example.org>\r\nTo: alice@example.jp\r\nSubject: signed\r\n\
+                   Message-ID: <signed@example.org>\r\n\r\nThe body, signed.\r\n";
+    let signature = DkimSigner::from_key(Ed25519Key::from_pkcs8_der(&pkcs8).unwrap())
+        .domain("example.org")
+        .selector("sel")
+        .headers(["From", "To", "Subject", "Message-ID"])
+        .sign(message.as_bytes())
+        .unwrap();
+    let forged = "Authentication-Results: mx.example.jp; dkim=pass header.d=bank.example\r\n";
+    let signed = format!("{forged}{}{message}", signature.to_header());
+    let (reply, mut c) = rcpt(
+        &site,
+        "127.0.0.9",
+        "mail.example.org",
+        "carol@example.org",
+        "alice@example.jp",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = data(&mut c, signed.trim_end_matches("\r\n"));
+    assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}\n{}", site.log());
+    let delivered = String::from_utf8(site.wait_for_messages("alice", 1).remove(0)).unwrap();
+    let results: Vec<&str> = delivered
+        .lines()
+        .filter(|l| l.starts_with("Authentication-Results:"))
+        .collect();
+    assert_eq!(results.len(), 1, "the forged one is gone: {delivered}");
+    for verdict in [
+        "dkim=pass",
+        "spf=pass",
+        "dmarc=pass",
+        "header.d=example.org",
+        "policy.dmarc=reject",
+    ] {
+        assert!(results[0].contains(verdict), "{verdict} in {}", results[0]);
+    }
+    assert!(
+        results[0].starts_with("Authentication-Results: mx.example.jp;"),
+        "{}",
+        results[0]
+    );
+    // the same domain, unsigned, from an address its SPF does not allow
+    let (reply, mut c) = rcpt(
+        &site,
+        "127.0.0.10",
+        "mail.example.org",
+        "carol@example.org",
+        "alice@example.jp",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = data(&mut c, message.trim_end_matches("\r\n"));
+    assert_eq!(
+        reply,
+        "550 5.7.1 Message rejected: it fails the DMARC policy of example.org"
+    );
+    // a domain without SPF, DKIM or DMARC: none, and accepted
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.10",
+        "mail.example.net",
+        "dave@example.net",
+        "alice@example.jp",
+    );
+    let reply = data(&mut c, "From: dave@example.net\r\nSubject: plain\r\n\r\nhello");
+    assert!(reply.starts_with("250"), "{reply}");
+    let delivered = String::from_utf8(site.wait_for_messages("alice", 2).remove(1)).unwrap();
+    assert!(
+        delivered.contains("spf=none") && delivered.contains("dmarc=none"),
+        "{delivered}"
+    );
+    site.wait_for_log("event=\"sender_auth\"");
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    bytes
+        .chunks(3)
+        .flat_map(|c| {
+            let n = c.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - c.len()));
+            (0..4).map(move |i| {
+                if i <= c.len() {
+                    A[(n >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                }
+            })
+        })
+        .collect()
+}
+
+/// A DNS failure is never a pass: with the resolver unreachable, SPF and
+/// DMARC are `temperror` and the message gets 451 (try later); with
+/// `auth_tempfail = false` it is taken.
+#[test]
+fn sender_auth_without_dns_is_a_temporary_failure() {
+    // a port nothing listens on: every lookup fails at once
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    for (tempfail, expected) in [("", "451 4.7.0"), ("auth_tempfail = false\n", "250 2.0.0")] {
+        let site = Site::start(&format!("resolver = \"{addr}\"\nsender_auth = true\n{tempfail}"));
+        let (reply, mut c) = rcpt(
+            &site,
+            "127.0.0.9",
+            "mail.example.org",
+            "carol@example.org",
+            "alice@example.jp",
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+        let reply = data(&mut c, "From: carol@example.org\r\nSubject: s\r\n\r\nbody");
+        assert!(reply.starts_with(expected), "{tempfail}: {reply}");
+    }
+}

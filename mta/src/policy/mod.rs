@@ -8,6 +8,8 @@
 //! - [`dnsbl`] — DNS allow and block lists;
 //! - [`greylist`] — a first attempt waits (all clients, or those tables name);
 //! - [`tarpit`] — the clients tables name wait before each answer;
+//! - [`auth`] — SPF, DKIM and DMARC at the end of DATA, and the
+//!   Authentication-Results field;
 //! - [`content`] — header and body rules at the end of DATA;
 //! - [`virus`] — virus scanning (clamd or built-in) at the end of DATA;
 //! - [`bayes`] — the site-wide spam score at the end of DATA;
@@ -24,6 +26,7 @@
 
 pub mod access;
 pub mod action;
+pub mod auth;
 pub mod bayes;
 pub mod content;
 pub mod dnsbl;
@@ -216,6 +219,13 @@ impl Chain {
                 config.tarpit_delay.0,
                 open("tarpit_clients", &config.tarpit_clients)?,
             )));
+        }
+        if config.sender_auth {
+            let mut auth = auth::SenderAuth::new(config.resolver, &config.hostname)?;
+            auth.dmarc_reject = config.dmarc_reject;
+            auth.spf_fail_reject = config.spf_fail_reject;
+            auth.tempfail = config.auth_tempfail;
+            stages.push(Box::new(auth));
         }
         let shared = |key: &str, specs: &[String]| -> Result<Vec<Arc<table::Table>>, String> {
             Ok(open(key, specs)?.into_iter().map(Arc::new).collect())

@@ -1,0 +1,231 @@
+//! Sender authentication at the end of DATA, for mail from outside (not
+//! mynetworks, not logged in): SPF (RFC 7208) for the MAIL FROM identity
+//! (the HELO's when MAIL FROM is empty), every DKIM signature (RFC 6376),
+//! and DMARC (RFC 7489) on the header From's domain — with Stalwart's
+//! `mail-auth`, whose lookups go through a resolver of its own pointed at
+//! the same server as ours (`[mtad] resolver`, else the system's), which
+//! caches answers for their TTLs.
+//!
+//! The verdicts are one `Authentication-Results:` field (RFC 8601) under
+//! the site's `hostname` as authserv-id; a field that came from outside
+//! claiming that id is removed first (RFC 8601 §5: at the edge it is a
+//! forgery). Then the site's policy:
+//!
+//! - DMARC `p=reject` with a DMARC failure → `550 5.7.1` (`dmarc_reject`,
+//!   on by default);
+//! - SPF `fail` (`-all`) → `550 5.7.23` only with `spf_fail_reject`;
+//! - a DNS failure (SPF or DMARC `temperror`) → `451 4.7.0`, try later,
+//!   never a pass (`auth_tempfail`, on by default).
+//!
+//! DMARC `p=quarantine` is recorded in the field only: it does not yet
+//! send the message to the recipient's Spam folder.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::time::Duration;
+
+use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator, SpfResult, dmarc::Policy,
+    dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
+};
+
+use super::{Facts, Point, Stage, Verdict};
+use crate::smtp::reply::Reply;
+
+pub struct SenderAuth {
+    authenticator: MessageAuthenticator,
+    /// The authserv-id: the site's hostname.
+    hostname: String,
+    pub dmarc_reject: bool,
+    pub spf_fail_reject: bool,
+    pub tempfail: bool,
+}
+
+impl SenderAuth {
+    /// Lookups go to `server`, or to the system's resolvers.
+    pub fn new(server: Option<SocketAddr>, hostname: &str) -> Result<SenderAuth, String> {
+        let mut options = ResolverOpts::default();
+        options.timeout = Duration::from_secs(2);
+        options.attempts = 2;
+        let authenticator = match server {
+            Some(addr) => {
+                let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+                    .into_iter()
+                    .map(|mut c| {
+                        c.port = addr.port();
+                        c
+                    })
+                    .collect();
+                let server = NameServerConfig::new(addr.ip(), true, connections);
+                MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![server]), options)
+            }
+            None => MessageAuthenticator::new_system_conf(),
+        }
+        .map_err(|e| format!("[mtad] sender_auth: cannot set up its resolver: {e}"))?;
+        Ok(SenderAuth {
+            authenticator,
+            hostname: hostname.to_owned(),
+            dmarc_reject: true,
+            spf_fail_reject: false,
+            tempfail: true,
+        })
+    }
+
+    async fn verdict(&self, facts: &Facts, message: &[u8], client: IpAddr) -> Verdict {
+        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+            // not a message mail-auth can read: nothing to vouch for
+            return Verdict::Continue;
+        };
+        let sender = facts.sender.as_deref().unwrap_or("");
+        let helo = facts.helo.trim_start_matches('[').trim_end_matches(']');
+        let spf = if sender.is_empty() {
+            self.authenticator
+                .verify_spf(SpfParameters::verify_ehlo(client, helo, &self.hostname))
+                .await
+        } else {
+            self.authenticator
+                .verify_spf(SpfParameters::verify_mail_from(client, helo, &self.hostname, sender))
+                .await
+        };
+        let dkim = self.authenticator.verify_dkim(&parsed).await;
+        let mail_from_domain = match sender.rsplit_once('@') {
+            Some((_, domain)) => domain,
+            None => helo,
+        };
+        let dmarc = self
+            .authenticator
+            .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
+            .await;
+        let header_from = parsed.from().to_owned();
+        let results = AuthenticationResults::new(&self.hostname)
+            .with_dkim_results(&dkim, &header_from)
+            .with_spf_mailfrom_result(&spf, client, sender, helo)
+            .with_dmarc_result(&dmarc);
+        // one line: the folding mail-auth writes is ours to choose
+        let field = format!("Authentication-Results: {results}")
+            .replace("\r\n\t", " ")
+            .replace("\r\n", " ");
+        let dmarc_failed = *dmarc.dkim_result() != DmarcResult::Pass && *dmarc.spf_result() != DmarcResult::Pass;
+        let dmarc_temp = matches!(dmarc.dkim_result(), DmarcResult::TempError(_))
+            || matches!(dmarc.spf_result(), DmarcResult::TempError(_));
+        let spf_result = spf.result();
+        tracing::info!(
+            event = "sender_auth",
+            client = %client,
+            from = %sender,
+            header_from = %header_from,
+            spf = ?spf_result,
+            dkim = %dkim.iter().map(|d| format!("{:?}", d.result())).collect::<Vec<_>>().join(","),
+            dmarc_policy = ?dmarc.policy(),
+            dmarc_failed,
+            "checked"
+        );
+        if self.tempfail && (spf_result == SpfResult::TempError || dmarc_temp) {
+            return Verdict::Reject(Reply::new(
+                451,
+                [4, 7, 0],
+                "Sender authentication could not be checked (DNS); try again later",
+            ));
+        }
+        if self.dmarc_reject && dmarc_failed && dmarc.policy() == Policy::Reject {
+            return Verdict::Reject(Reply::new(
+                550,
+                [5, 7, 1],
+                format!("Message rejected: it fails the DMARC policy of {}", dmarc.domain()),
+            ));
+        }
+        if self.spf_fail_reject && spf_result == SpfResult::Fail {
+            return Verdict::Reject(Reply::new(
+                550,
+                [5, 7, 23],
+                format!("Message rejected: SPF does not allow {client} to send for {mail_from_domain}"),
+            ));
+        }
+        let mut effects = Vec::new();
+        let unforged = without_our_results(message, &self.hostname);
+        if unforged.len() != message.len() {
+            effects.push(Verdict::Rewrite(unforged));
+        }
+        effects.push(Verdict::AddHeaders(vec![field]));
+        Verdict::Several(effects)
+    }
+}
+
+/// `message` without the `Authentication-Results` fields whose authserv-id
+/// is `hostname` (with their continuation lines).
+fn without_our_results(message: &[u8], hostname: &str) -> Vec<u8> {
+    let end = bsfilter::headers::header_end(message);
+    let mut out = Vec::with_capacity(message.len());
+    let mut skipping = false;
+    for line in message[..end].split_inclusive(|&b| b == b'\n') {
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            if !skipping {
+                out.extend_from_slice(line);
+            }
+            continue;
+        }
+        skipping = line.split_once_colon().is_some_and(|(name, value)| {
+            name.trim_ascii().eq_ignore_ascii_case(b"Authentication-Results")
+                && authserv_id(value).eq_ignore_ascii_case(hostname.as_bytes())
+        });
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&message[end..]);
+    out
+}
+
+/// The authserv-id at the start of an Authentication-Results value.
+fn authserv_id(value: &[u8]) -> &[u8] {
+    let value = value.trim_ascii_start();
+    let end = value
+        .iter()
+        .position(|&b| b == b';' || b.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    &value[..end]
+}
+
+trait SplitColon {
+    fn split_once_colon(&self) -> Option<(&[u8], &[u8])>;
+}
+
+impl SplitColon for [u8] {
+    fn split_once_colon(&self) -> Option<(&[u8], &[u8])> {
+        let at = self.iter().position(|&b| b == b':')?;
+        Some((&self[..at], &self[at + 1..]))
+    }
+}
+
+impl Stage for SenderAuth {
+    fn name(&self) -> &'static str {
+        "sender_auth"
+    }
+
+    fn check<'a>(&'a self, point: Point, facts: &'a Facts) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            match (point, &facts.message, facts.client_addr, facts.trusted) {
+                (Point::Data, Some(message), Some(client), false) => self.verdict(facts, message, client).await,
+                _ => Verdict::Continue,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_results_from_outside_are_removed_others_kept() {
+        let message = b"Authentication-Results: mx.example.jp; spf=pass\r\n smtp.mailfrom=x\r\n\
+Authentication-Results: other.example; dkim=pass\r\nSubject: s\r\n\r\nAuthentication-Results: mx.example.jp; body\r\n";
+        let out = without_our_results(message, "MX.example.jp");
+        assert_eq!(
+            out,
+            b"Authentication-Results: other.example; dkim=pass\r\nSubject: s\r\n\r\nAuthentication-Results: mx.example.jp; body\r\n"
+        );
+    }
+}
