@@ -52,6 +52,7 @@
 //! dmarc_reject = true                 # 550 5.7.1 for a DMARC failure where the domain says p=reject
 //! spf_fail_reject = false             # 550 5.7.23 for an SPF fail (-all)
 //! auth_tempfail = true                # a DNS failure in SPF or DMARC: 451 (false: pass on)
+//! dkim_keys = [{ domain = "example.jp", selector = "mail", key = "/etc/mailkit/dkim/example.jp.mail.pem" }]
 //! header_checks = ["regexp:/etc/postfix/header_checks"]
 //! mime_header_checks = [...]          # unset: the header_checks tables
 //! nested_header_checks = [...]        # unset: the header_checks tables
@@ -240,6 +241,9 @@ pub struct MtadConfig {
     pub spf_fail_reject: bool,
     /// A DNS failure in SPF or DMARC: 451, try later (false: pass on).
     pub auth_tempfail: bool,
+    /// Keys that sign the mail of their domain from mynetworks and
+    /// logged-in users.
+    pub dkim_keys: Vec<crate::policy::dkim::KeyConfig>,
     pub header_checks: Vec<String>,
     /// Unset: the header_checks tables, as Postfix.
     pub mime_header_checks: Option<Vec<String>>,
@@ -339,6 +343,7 @@ impl Default for MtadConfig {
             dmarc_reject: true,
             spf_fail_reject: false,
             auth_tempfail: true,
+            dkim_keys: Vec::new(),
             header_checks: Vec::new(),
             mime_header_checks: None,
             nested_header_checks: None,

@@ -64,6 +64,29 @@ fn command() -> Command {
                 .arg(Arg::new("log").value_name("LOG").num_args(0..)),
         )
         .subcommand(
+            Command::new("dkim")
+                .about("DKIM keys for signing the site's mail")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("keygen")
+                        .about("make a signing key (ed25519, or RSA-2048 with --rsa), write it and print the DNS TXT record to publish")
+                        .arg(Arg::new("domain").value_name("DOMAIN").required(true))
+                        .arg(Arg::new("selector").value_name("SELECTOR").required(true))
+                        .arg(
+                            Arg::new("rsa")
+                                .long("rsa")
+                                .action(ArgAction::SetTrue)
+                                .help("an RSA-2048 key (made by openssl) instead of ed25519"),
+                        )
+                        .arg(
+                            Arg::new("out")
+                                .long("out")
+                                .value_name("FILE")
+                                .help("where to write the key [default: DOMAIN.SELECTOR.pem here]; never over a file"),
+                        ),
+                ),
+        )
+        .subcommand(
             Command::new("queue")
                 .about("the queue of the running mtad")
                 .subcommand_required(true)
@@ -122,6 +145,23 @@ fn tls_acceptor(mtad: &MtadConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, 
 fn run(matches: ArgMatches) -> i32 {
     if let Some(("refused", sub)) = matches.subcommand() {
         return refused(sub);
+    }
+    if let Some(("dkim", dkim)) = matches.subcommand()
+        && let Some(("keygen", sub)) = dkim.subcommand()
+    {
+        let domain = sub.get_one::<String>("domain").expect("required");
+        let selector = sub.get_one::<String>("selector").expect("required");
+        let out = sub
+            .get_one::<String>("out")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(format!("{domain}.{selector}.pem")));
+        return match mta::policy::dkim::keygen(domain, selector, sub.get_flag("rsa"), &out) {
+            Ok(record) => {
+                println!("{record}");
+                0
+            }
+            Err(e) => fail(EX_IOERR, &e),
+        };
     }
     let config_path = matches.get_one::<String>("config").map(PathBuf::from);
     let (delivery, mut mtad) = match read_config(config_path.as_deref()) {

@@ -13,6 +13,8 @@
 //! - [`content`] — header and body rules at the end of DATA;
 //! - [`virus`] — virus scanning (clamd or built-in) at the end of DATA;
 //! - [`bayes`] — the site-wide spam score at the end of DATA;
+//! - [`dkim`] — DKIM signatures on mail from mynetworks and logged-in
+//!   users, last, over the message as the others left it;
 //!
 //! with what they share: [`table`] (Postfix's lookup tables, read from
 //! their files and reread when edited) and [`action`] (what a table's
@@ -29,6 +31,7 @@ pub mod action;
 pub mod auth;
 pub mod bayes;
 pub mod content;
+pub mod dkim;
 pub mod dnsbl;
 pub mod greylist;
 pub mod table;
@@ -259,6 +262,9 @@ impl Chain {
         if let Some(db) = &config.site_bayes_db {
             let bayes = bayes::SiteBayes::open(db, config.site_bayes_reject_above, &delivery.filter)?;
             stages.push(Box::new(bayes));
+        }
+        if !config.dkim_keys.is_empty() {
+            stages.push(Box::new(dkim::DkimSign::new(&config.dkim_keys)?));
         }
         Ok(Chain { stages })
     }
