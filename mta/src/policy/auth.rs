@@ -1,7 +1,8 @@
 //! Sender authentication at the end of DATA, for mail from outside (not
-//! mynetworks, not logged in): SPF (RFC 7208) for the MAIL FROM identity
-//! (the HELO's when MAIL FROM is empty), every DKIM signature (RFC 6376),
-//! and DMARC (RFC 7489) on the header From's domain — with Stalwart's
+//! mynetworks, not logged in): SPF (RFC 7208) for the HELO and the MAIL
+//! FROM identities, every DKIM signature (RFC 6376), the ARC chain (RFC
+//! 8617) of a list that forwarded it, and DMARC (RFC 7489) on the header
+//! From's domain — with Stalwart's
 //! `mail-auth`, whose lookups go through a resolver of its own pointed at
 //! the same server as ours (`[mtad] resolver`, else the system's), which
 //! caches answers for their TTLs.
@@ -80,16 +81,23 @@ impl SenderAuth {
         };
         let sender = facts.sender.as_deref().unwrap_or("");
         let helo = facts.helo.trim_start_matches('[').trim_end_matches(']');
+        // RFC 7208 §2.3: the HELO identity is checked too; the MAIL FROM's
+        // result is the one DMARC and the policy use (HELO's when empty)
+        let spf_helo = self
+            .authenticator
+            .verify_spf(SpfParameters::verify_ehlo(client, helo, &self.hostname))
+            .await;
         let spf = if sender.is_empty() {
-            self.authenticator
-                .verify_spf(SpfParameters::verify_ehlo(client, helo, &self.hostname))
-                .await
+            spf_helo.clone()
         } else {
             self.authenticator
                 .verify_spf(SpfParameters::verify_mail_from(client, helo, &self.hostname, sender))
                 .await
         };
         let dkim = self.authenticator.verify_dkim(&parsed).await;
+        // ARC (RFC 8617): what a mailing list's server found before it
+        // changed the message; recorded for the reader, no policy uses it
+        let arc = self.authenticator.verify_arc(&parsed).await;
         let mail_from_domain = match sender.rsplit_once('@') {
             Some((_, domain)) => domain,
             None => helo,
@@ -99,9 +107,13 @@ impl SenderAuth {
             .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
             .await;
         let header_from = parsed.from().to_owned();
-        let results = AuthenticationResults::new(&self.hostname)
-            .with_dkim_results(&dkim, &header_from)
+        let mut results = AuthenticationResults::new(&self.hostname).with_dkim_results(&dkim, &header_from);
+        if !helo.is_empty() {
+            results = results.with_spf_ehlo_result(&spf_helo, client, helo);
+        }
+        let results = results
             .with_spf_mailfrom_result(&spf, client, sender, helo)
+            .with_arc_result(&arc, client)
             .with_dmarc_result(&dmarc);
         // one line: the folding mail-auth writes is ours to choose
         let field = format!("Authentication-Results: {results}")
