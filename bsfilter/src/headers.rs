@@ -94,6 +94,14 @@ fn field_name(line: &[u8]) -> Option<&[u8]> {
     (!name.is_empty() && name.iter().all(|&b| b.is_ascii_graphic())).then_some(name)
 }
 
+/// Whether the header has a field named `name` (any case).
+pub fn has_field(message: &[u8], name: &str) -> bool {
+    message[..header_end(message)]
+        .split_inclusive(|&b| b == b'\n')
+        .filter_map(field_name)
+        .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+}
+
 /// Offset of the empty line ending the header (or of the first line that
 /// cannot be part of a header); the message length if there is neither.
 /// An mbox `From ` line first (procmail hands one to every filter) is part

@@ -38,6 +38,13 @@ pub fn as_recipient(
     Ok((user, outcome))
 }
 
+/// The field mtad adds to a message whose sender's domain asks, by its
+/// DMARC policy `p=quarantine`, that mail failing it be quarantined: lda
+/// files such a message in the Spam folder whatever the filter says (mtad
+/// removes the field from mail that comes from outside, so only the site
+/// sets it).
+pub const QUARANTINE_FIELD: &str = "X-Mailkit-Quarantine";
+
 /// lda's work for several messages (sender, input) to one recipient:
 /// find them, become them (when root; for the whole process: call it
 /// only in a process of its own, single-threaded), read each message,
@@ -350,8 +357,10 @@ fn deliver_for_user(config: &Config, requests: &[Request<'_>]) -> Vec<Result<Out
             }));
             continue;
         }
+        let quarantined = bsfilter::headers::has_field(request.message, QUARANTINE_FIELD);
         let mbox = match (verdict, folder.as_deref()) {
             (Some(v), _) if v.is_spam => layout.path(&config.spam_folder),
+            _ if quarantined => layout.path(&config.spam_folder),
             (_, Some(folder)) => layout.path(folder),
             _ => layout.path("INBOX"),
         };

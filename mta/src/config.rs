@@ -50,6 +50,7 @@
 //! tarpit_delay = 15                   # seconds, before the greeting and each HELO, MAIL, RCPT answer
 //! sender_auth = false                 # SPF, DKIM, DMARC for mail from outside; Authentication-Results
 //! dmarc_reject = true                 # 550 5.7.1 for a DMARC failure where the domain says p=reject
+//! dmarc_quarantine = true             # ... p=quarantine: the recipient's Spam folder (through lda)
 //! spf_fail_reject = false             # 550 5.7.23 for an SPF fail (-all)
 //! auth_tempfail = true                # a DNS failure in SPF or DMARC: 451 (false: pass on)
 //! dkim_keys = [{ domain = "example.jp", selector = "mail", key = "/etc/mailkit/dkim/example.jp.mail.pem" }]
@@ -237,6 +238,9 @@ pub struct MtadConfig {
     pub sender_auth: bool,
     /// Refuse (550 5.7.1) what fails DMARC where the domain says p=reject.
     pub dmarc_reject: bool,
+    /// File what fails DMARC where the domain says p=quarantine in the
+    /// recipient's Spam folder.
+    pub dmarc_quarantine: bool,
     /// Refuse (550 5.7.23) an SPF fail (`-all`).
     pub spf_fail_reject: bool,
     /// A DNS failure in SPF or DMARC: 451, try later (false: pass on).
@@ -341,6 +345,7 @@ impl Default for MtadConfig {
             tarpit_delay: Seconds(Duration::from_secs(15)),
             sender_auth: false,
             dmarc_reject: true,
+            dmarc_quarantine: true,
             spf_fail_reject: false,
             auth_tempfail: true,
             dkim_keys: Vec::new(),

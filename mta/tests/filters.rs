@@ -604,8 +604,13 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
             "$ORIGIN {origin}.\n$TTL 60\n@ IN SOA ns.{origin}. h.{origin}. 1 3600 600 86400 60\n@ IN NS ns.{origin}.\nns IN A 127.0.0.1\n"
         )
     };
-    let (net, org, example_net) = (empty("net"), empty("org"), empty("example.net"));
-    let dns = DnsServer::serving(&[&zone, &example_net, &net, &org]);
+    let (net, org, example_net, com) = (empty("net"), empty("org"), empty("example.net"), empty("com"));
+    // a domain that asks for quarantine
+    let example_com = format!(
+        "{}@ IN TXT \"v=spf1 ip4:127.0.0.9 -all\"\n_dmarc IN TXT \"v=DMARC1; p=quarantine\"\n",
+        empty("example.com")
+    );
+    let dns = DnsServer::serving(&[&zone, &example_net, &net, &org, &example_com, &com]);
     let site = Site::start(&format!("resolver = \"{}\"\nsender_auth = true\n", dns.addr));
     let message = "From: Carol <carol@example.org>\r\nTo: alice@example.jp\r\nSubject: signed\r\n\
                    Message-ID: <signed@example.org>\r\n\r\nThe body, signed.\r\n";
@@ -615,7 +620,8 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
         .headers(["From", "To", "Subject", "Message-ID"])
         .sign(message.as_bytes())
         .unwrap();
-    let forged = "Authentication-Results: mx.example.jp; dkim=pass header.d=bank.example\r\n";
+    let forged =
+        "Authentication-Results: mx.example.jp; dkim=pass header.d=bank.example\r\nX-Mailkit-Quarantine: forged\r\n";
     let signed = format!("{forged}{}{message}", signature.to_header());
     let (reply, mut c) = rcpt(
         &site,
@@ -633,6 +639,7 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
         .filter(|l| l.starts_with("Authentication-Results:"))
         .collect();
     assert_eq!(results.len(), 1, "the forged one is gone: {delivered}");
+    assert!(!delivered.contains("X-Mailkit-Quarantine"), "{delivered}");
     // (mail.example.org has no SPF record of its own: the HELO's is none)
     for verdict in [
         "dkim=pass",
@@ -680,6 +687,28 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
         delivered.contains("spf=none") && delivered.contains("dmarc=none"),
         "{delivered}"
     );
+    // p=quarantine: taken, and filed in the recipient's Spam folder
+    let (_, mut c) = rcpt(
+        &site,
+        "127.0.0.10",
+        "mail.example.com",
+        "erin@example.com",
+        "alice@example.jp",
+    );
+    let reply = data(&mut c, "From: erin@example.com\r\nSubject: quarantined\r\n\r\nhello");
+    assert!(reply.starts_with("250"), "{reply}");
+    let start = std::time::Instant::now();
+    while site.messages("alice", "Spam").is_empty() {
+        assert!(start.elapsed().as_secs() < 15, "never filed in Spam: {}", site.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let spam = String::from_utf8(site.messages("alice", "Spam").remove(0)).unwrap();
+    assert!(
+        spam.contains("X-Mailkit-Quarantine: dmarc=fail header.from=example.com"),
+        "{spam}"
+    );
+    assert!(spam.contains("policy.dmarc=quarantine"), "{spam}");
+    assert_eq!(site.messages("alice", "INBOX").len(), 2);
     site.wait_for_log("event=\"sender_auth\"");
 }
 

@@ -13,13 +13,11 @@
 //! forgery). Then the site's policy:
 //!
 //! - DMARC `p=reject` with a DMARC failure → `550 5.7.1` (`dmarc_reject`,
-//!   on by default);
+//!   on by default); `p=quarantine` → the recipient's Spam folder, through
+//!   lda (`dmarc_quarantine`, on by default);
 //! - SPF `fail` (`-all`) → `550 5.7.23` only with `spf_fail_reject`;
 //! - a DNS failure (SPF or DMARC `temperror`) → `451 4.7.0`, try later,
 //!   never a pass (`auth_tempfail`, on by default).
-//!
-//! DMARC `p=quarantine` is recorded in the field only: it does not yet
-//! send the message to the recipient's Spam folder.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +38,9 @@ pub struct SenderAuth {
     /// The authserv-id: the site's hostname.
     hostname: String,
     pub dmarc_reject: bool,
+    /// A DMARC failure where the domain says p=quarantine goes to the
+    /// recipient's Spam folder (lda reads [`lda::deliver::QUARANTINE_FIELD`]).
+    pub dmarc_quarantine: bool,
     pub spf_fail_reject: bool,
     pub tempfail: bool,
 }
@@ -69,6 +70,7 @@ impl SenderAuth {
             authenticator,
             hostname: hostname.to_owned(),
             dmarc_reject: true,
+            dmarc_quarantine: true,
             spf_fail_reject: false,
             tempfail: true,
         })
@@ -156,18 +158,28 @@ impl SenderAuth {
             ));
         }
         let mut effects = Vec::new();
-        let unforged = without_our_results(message, &self.hostname);
+        let unforged = unforged(message, &self.hostname);
         if unforged.len() != message.len() {
             effects.push(Verdict::Rewrite(unforged));
         }
-        effects.push(Verdict::AddHeaders(vec![field]));
+        let mut fields = vec![field];
+        if self.dmarc_quarantine && dmarc_failed && dmarc.policy() == Policy::Quarantine {
+            tracing::info!(event = "quarantine", client = %client, header_from = %header_from, "DMARC p=quarantine: to the Spam folder");
+            fields.push(format!(
+                "{}: dmarc=fail header.from={}",
+                lda::deliver::QUARANTINE_FIELD,
+                dmarc.domain()
+            ));
+        }
+        effects.push(Verdict::AddHeaders(fields));
         Verdict::Several(effects)
     }
 }
 
-/// `message` without the `Authentication-Results` fields whose authserv-id
-/// is `hostname` (with their continuation lines).
-fn without_our_results(message: &[u8], hostname: &str) -> Vec<u8> {
+/// `message` without what only the site may write: the
+/// `Authentication-Results` fields whose authserv-id is `hostname`, and
+/// the quarantine field (with their continuation lines).
+fn unforged(message: &[u8], hostname: &str) -> Vec<u8> {
     let end = bsfilter::headers::header_end(message);
     let mut out = Vec::with_capacity(message.len());
     let mut skipping = false;
@@ -179,8 +191,10 @@ fn without_our_results(message: &[u8], hostname: &str) -> Vec<u8> {
             continue;
         }
         skipping = line.split_once_colon().is_some_and(|(name, value)| {
-            name.trim_ascii().eq_ignore_ascii_case(b"Authentication-Results")
-                && authserv_id(value).eq_ignore_ascii_case(hostname.as_bytes())
+            let name = name.trim_ascii();
+            (name.eq_ignore_ascii_case(b"Authentication-Results")
+                && authserv_id(value).eq_ignore_ascii_case(hostname.as_bytes()))
+                || name.eq_ignore_ascii_case(lda::deliver::QUARANTINE_FIELD.as_bytes())
         });
         if !skipping {
             out.extend_from_slice(line);
@@ -233,8 +247,8 @@ mod tests {
     #[test]
     fn our_results_from_outside_are_removed_others_kept() {
         let message = b"Authentication-Results: mx.example.jp; spf=pass\r\n smtp.mailfrom=x\r\n\
-Authentication-Results: other.example; dkim=pass\r\nSubject: s\r\n\r\nAuthentication-Results: mx.example.jp; body\r\n";
-        let out = without_our_results(message, "MX.example.jp");
+Authentication-Results: other.example; dkim=pass\r\nX-Mailkit-Quarantine: forged\r\nSubject: s\r\n\r\nAuthentication-Results: mx.example.jp; body\r\n";
+        let out = unforged(message, "MX.example.jp");
         assert_eq!(
             out,
             b"Authentication-Results: other.example; dkim=pass\r\nSubject: s\r\n\r\nAuthentication-Results: mx.example.jp; body\r\n"
