@@ -265,7 +265,7 @@ fn encoded_word(s: &[u8]) -> Option<(String, Vec<u8>, usize)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -305,7 +305,8 @@ mod tests {
         assert_eq!(decode_header(&word("iso-8859-1", 'Q', b"caf\xe9")), "café");
     }
 
-    fn base64(bytes: &[u8]) -> String {
+    /// Base64 for test data (mail-parser decodes only).
+    pub(crate) fn base64(bytes: &[u8]) -> String {
         const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {

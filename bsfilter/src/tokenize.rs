@@ -1066,22 +1066,7 @@ mod tests {
     #[test]
     fn japanese_mislabelled_subject_and_attached_text() {
         use encoding_rs::{ISO_2022_JP, SHIFT_JIS};
-        let b64 = |bytes: &[u8]| -> String {
-            const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-            bytes
-                .chunks(3)
-                .flat_map(|c| {
-                    let n = c.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - c.len()));
-                    (0..4).map(move |i| {
-                        if i <= c.len() {
-                            A[(n >> (18 - 6 * i) & 63) as usize] as char
-                        } else {
-                            '='
-                        }
-                    })
-                })
-                .collect()
-        };
+        let b64 = crate::charset::tests::base64;
         let subject = b64(&SHIFT_JIS.encode("未承諾広告").0);
         let attached = b64(&ISO_2022_JP.encode("出会い系サイトのご案内です").0);
         let raw = format!(

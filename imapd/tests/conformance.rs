@@ -511,21 +511,11 @@ fn multiappend_answers_as_dovecot_does() {
         "FETCH 2 (INTERNALDATE)",
     ];
     let (ours, theirs) = pair.imap(&commands);
-    assert_eq!(
-        ours.iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
-        theirs.iter().map(|a| a.status.as_str()).collect::<Vec<_>>()
-    );
+    assert_eq!(statuses(&ours), statuses(&theirs), "{ours:?}\n{theirs:?}");
     assert_eq!(ours[0].status, "OK");
     assert_eq!(ours[1].status, "BAD");
     // the same three messages with the same flags and dates (our FLAGS
     // name the new keyword first in a * FLAGS line, as Dovecot does)
-    let fetches = |a: &Answer| {
-        a.untagged
-            .lines()
-            .filter(|l| !l.starts_with("* FLAGS") && !l.starts_with("* OK"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     assert_eq!(fetches(&ours[3]), fetches(&theirs[3]));
     assert_eq!(ours[4], theirs[4]);
     assert_eq!(ours[3].untagged.matches("FETCH").count(), 3, "{:?}", ours[3]);
@@ -612,22 +602,22 @@ fn catenate_answers_as_dovecot_does() {
         "FETCH 2:* (FLAGS BODY.PEEK[])",
     ];
     let (ours, theirs) = pair.imap(&commands);
-    assert_eq!(
-        ours.iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
-        theirs.iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
-        "{ours:?}\n{theirs:?}"
-    );
-    assert_eq!(
-        ours[1..5].iter().map(|a| a.status.as_str()).collect::<Vec<_>>(),
-        ["OK", "OK", "OK", "NO"]
-    );
-    let fetches = |a: &Answer| {
-        a.untagged
-            .lines()
-            .filter(|l| !l.starts_with("* FLAGS") && !l.starts_with("* OK"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    assert_eq!(statuses(&ours), statuses(&theirs), "{ours:?}\n{theirs:?}");
+    assert_eq!(statuses(&ours[1..5]), ["OK", "OK", "OK", "NO"]);
     assert_eq!(fetches(&ours[6]), fetches(&theirs[6]));
     assert_eq!(ours[6].untagged.matches(" FETCH ").count(), 3, "{:?}", ours[6]);
+}
+
+/// Each answer's status word.
+fn statuses(answers: &[Answer]) -> Vec<&str> {
+    answers.iter().map(|a| a.status.as_str()).collect()
+}
+
+/// An answer's FETCH lines, without the FLAGS and OK lines around them.
+fn fetches(a: &Answer) -> String {
+    a.untagged
+        .lines()
+        .filter(|l| !l.starts_with("* FLAGS") && !l.starts_with("* OK"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

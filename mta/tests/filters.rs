@@ -587,7 +587,7 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
     use mail_auth::dkim::DkimSigner;
     let pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
     let key = Ed25519Key::from_pkcs8_der(&pkcs8).unwrap();
-    let public = base64(&key.public_key());
+    let public = daemon::auth::base64_encode(&key.public_key());
     let zone = format!(
         "$ORIGIN example.org.\n$TTL 60\n@ IN SOA ns.example.org. hostmaster.example.org. 1 3600 600 86400 60\n\
          @ IN NS ns.example.org.\nns IN A 127.0.0.1\n\
@@ -710,23 +710,6 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
     assert!(spam.contains("policy.dmarc=quarantine"), "{spam}");
     assert_eq!(site.messages("alice", "INBOX").len(), 2);
     site.wait_for_log("event=\"sender_auth\"");
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    bytes
-        .chunks(3)
-        .flat_map(|c| {
-            let n = c.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - c.len()));
-            (0..4).map(move |i| {
-                if i <= c.len() {
-                    A[(n >> (18 - 6 * i) & 63) as usize] as char
-                } else {
-                    '='
-                }
-            })
-        })
-        .collect()
 }
 
 /// A DNS failure is never a pass: with the resolver unreachable, SPF and
