@@ -9,12 +9,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::{ResolveError, TokioResolver};
+use hickory_resolver::proto::rr::RData;
 
 /// How long one lookup may take.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,9 +54,9 @@ enum Negative {
     Failure,
 }
 
-fn negative(e: &ResolveError) -> Negative {
-    match e.proto().map(|p| p.kind()) {
-        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => match *response_code {
+fn negative(e: &NetError) -> Negative {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(no_records)) => match no_records.response_code {
             ResponseCode::NoError => Negative::NoData,
             ResponseCode::NXDomain => Negative::NxDomain,
             _ => Negative::Failure,
@@ -77,17 +77,20 @@ impl Dns {
         options.timeout = Duration::from_secs(2);
         options.attempts = 2;
         let builder = match server {
-            Some(addr) => {
-                let mut config = ResolverConfig::new();
-                config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
-                config.add_name_server(NameServerConfig::new(addr, Protocol::Tcp));
-                TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-            }
+            Some(addr) => TokioResolver::builder_with_config(server_config(addr), TokioRuntimeProvider::default()),
             None => TokioResolver::builder_tokio().map_err(|e| format!("reading /etc/resolv.conf: {e}"))?,
         };
-        Ok(Dns {
-            resolver: builder.with_options(options).build(),
-        })
+        let resolver = builder
+            .with_options(options)
+            .build()
+            .map_err(|e| format!("setting up the resolver: {e}"))?;
+        Ok(Dns { resolver })
+    }
+
+    /// The resolver itself, for what looks up through it too (sender
+    /// authentication): one resolver, one cache.
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
     }
 
     /// The client's name, as Postfix gives it: its reverse name when that
@@ -100,8 +103,11 @@ impl Dns {
         }
         let lookup = async {
             let names = self.resolver.reverse_lookup(ip).await.ok()?;
-            for name in names.iter() {
-                let name = name.to_string();
+            let names = names.answers().iter().filter_map(|r| match &r.data {
+                RData::PTR(ptr) => Some(ptr.0.to_string()),
+                _ => None,
+            });
+            for name in names {
                 let host = name.trim_end_matches('.').to_owned();
                 if let Ok(addresses) = self.resolver.lookup_ip(name.as_str()).await
                     && addresses.iter().any(|a| a == ip)
@@ -122,7 +128,14 @@ impl Dns {
     /// its A records, none when the name is not listed.
     pub async fn listed(&self, name: &str) -> Result<Vec<std::net::Ipv4Addr>, DnsFailure> {
         match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.ipv4_lookup(name)).await {
-            Ok(Ok(a)) => Ok(a.iter().map(|r| r.0).collect()),
+            Ok(Ok(a)) => Ok(a
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect()),
             Ok(Err(e)) => match negative(&e) {
                 Negative::NoData | Negative::NxDomain => Ok(Vec::new()),
                 Negative::Failure => Err(DnsFailure(format!("{name}: {e}"))),
@@ -137,8 +150,11 @@ impl Dns {
             .await
             .ok()?
             .ok()?;
-        let record = txt.iter().next()?;
-        Some(record.txt_data().iter().map(|d| String::from_utf8_lossy(d)).collect())
+        let record = txt.answers().iter().find_map(|r| match &r.data {
+            RData::TXT(txt) => Some(txt),
+            _ => None,
+        })?;
+        Some(record.txt_data.iter().map(|d| String::from_utf8_lossy(d)).collect())
     }
 
     /// The addresses of `host` (A and AAAA).
@@ -165,12 +181,13 @@ impl Dns {
         let mx = match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.mx_lookup(name.as_str())).await {
             Ok(Ok(mx)) => {
                 let mut records: Vec<(u16, String)> = mx
+                    .answers()
                     .iter()
-                    .map(|r| {
-                        (
-                            r.preference(),
-                            r.exchange().to_string().trim_end_matches('.').to_owned(),
-                        )
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) => {
+                            Some((mx.preference, mx.exchange.to_string().trim_end_matches('.').to_owned()))
+                        }
+                        _ => None,
                     })
                     .collect();
                 records.sort_by_key(|(preference, _)| *preference);
@@ -206,4 +223,16 @@ impl Dns {
             (false, _) => Ok(Route::Hosts(route)),
         }
     }
+}
+
+/// `addr` as the one server, over UDP and TCP on its port.
+pub fn server_config(addr: SocketAddr) -> ResolverConfig {
+    let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+        .into_iter()
+        .map(|mut c| {
+            c.port = addr.port();
+            c
+        })
+        .collect();
+    ResolverConfig::from_name_servers(vec![NameServerConfig::new(addr.ip(), true, connections)])
 }

@@ -2,10 +2,9 @@
 //! mynetworks, not logged in): SPF (RFC 7208) for the HELO and the MAIL
 //! FROM identities, every DKIM signature (RFC 6376), the ARC chain (RFC
 //! 8617) of a list that forwarded it, and DMARC (RFC 7489) on the header
-//! From's domain — with Stalwart's
-//! `mail-auth`, whose lookups go through a resolver of its own pointed at
-//! the same server as ours (`[mtad] resolver`, else the system's), which
-//! caches answers for their TTLs.
+//! From's domain — with Stalwart's `mail-auth`, whose lookups go through
+//! mtad's one resolver ([`Dns`]: `[mtad] resolver`, else the system's),
+//! its answers cached for their TTLs, each lookup bounded in time.
 //!
 //! The verdicts are one `Authentication-Results:` field (RFC 8601) under
 //! the site's `hostname` as authserv-id; a field that came from outside
@@ -20,17 +19,16 @@
 //!   never a pass (`auth_tempfail`, on by default).
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::time::Duration;
 
-use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator, SpfResult, dmarc::Policy,
     dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
 };
 
 use super::{Facts, Point, Stage, Verdict};
+use crate::dns::Dns;
 use crate::smtp::reply::Reply;
 
 pub struct SenderAuth {
@@ -46,34 +44,17 @@ pub struct SenderAuth {
 }
 
 impl SenderAuth {
-    /// Lookups go to `server`, or to the system's resolvers.
-    pub fn new(server: Option<SocketAddr>, hostname: &str) -> Result<SenderAuth, String> {
-        let mut options = ResolverOpts::default();
-        options.timeout = Duration::from_secs(2);
-        options.attempts = 2;
-        let authenticator = match server {
-            Some(addr) => {
-                let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-                    .into_iter()
-                    .map(|mut c| {
-                        c.port = addr.port();
-                        c
-                    })
-                    .collect();
-                let server = NameServerConfig::new(addr.ip(), true, connections);
-                MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![server]), options)
-            }
-            None => MessageAuthenticator::new_system_conf(),
-        }
-        .map_err(|e| format!("[mtad] sender_auth: cannot set up its resolver: {e}"))?;
-        Ok(SenderAuth {
+    /// Lookups go through `dns`, mtad's resolver.
+    pub fn new(dns: &Dns, hostname: &str) -> SenderAuth {
+        let authenticator = MessageAuthenticator(dns.resolver().clone());
+        SenderAuth {
             authenticator,
             hostname: hostname.to_owned(),
             dmarc_reject: true,
             dmarc_quarantine: true,
             spf_fail_reject: false,
             tempfail: true,
-        })
+        }
     }
 
     async fn verdict(&self, facts: &Facts, message: &[u8], client: IpAddr) -> Verdict {

@@ -224,7 +224,7 @@ impl Chain {
             )));
         }
         if config.sender_auth {
-            let mut auth = auth::SenderAuth::new(config.resolver, &config.hostname)?;
+            let mut auth = auth::SenderAuth::new(dns, &config.hostname);
             auth.dmarc_reject = config.dmarc_reject;
             auth.dmarc_quarantine = config.dmarc_quarantine;
             auth.spf_fail_reject = config.spf_fail_reject;

@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hickory_server::ServerFuture;
-use hickory_server::authority::{Catalog, ZoneType};
+use hickory_server::Server;
 use hickory_server::proto::rr::LowerName;
 use hickory_server::proto::serialize::txt::Parser;
-use hickory_server::store::in_memory::InMemoryAuthority;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 
 /// An authoritative DNS server, until dropped.
 pub struct DnsServer {
@@ -30,7 +30,13 @@ impl DnsServer {
             let (origin, records) = Parser::new((*zone).to_owned(), None, None)
                 .parse()
                 .expect("the test's zone parses");
-            let authority = InMemoryAuthority::new(origin.clone(), records, ZoneType::Primary, false).unwrap();
+            let authority = InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::new(
+                origin.clone(),
+                records,
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            )
+            .unwrap();
             catalog.upsert(LowerName::new(&origin), vec![Arc::new(authority)]);
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -52,9 +58,9 @@ impl DnsServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
-                let mut server = ServerFuture::new(catalog);
+                let mut server = Server::new(catalog);
                 server.register_socket(udp);
-                server.register_listener(tcp, std::time::Duration::from_secs(5));
+                server.register_listener(tcp, std::time::Duration::from_secs(5), 64 << 10);
                 let _ = stopped.await;
                 let _ = server.shutdown_gracefully().await;
             })
