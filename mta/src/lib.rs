@@ -6,13 +6,14 @@
 //! - [`smtp`]: the protocol's syntax, sans-IO: DATA/BDAT content, replies;
 //! - [`session`]: one connection's SMTP state and commands, sans-IO;
 //! - [`policy`]: the filter chain a session consults (access tables, DNS lists, greylisting,
-//!   header/body rules, virus scanning, the site-wide Bayes score);
+//!   the tarpit, SPF/DKIM/DMARC, header/body rules, virus scanning, the site-wide Bayes
+//!   score, DKIM signing);
 //! - [`server`]: the listeners and the socket side of sessions; `run` takes a listener;
 //! - [`envelope`]: a message's sender, recipients and DSN requests;
 //! - [`queue`]: the durable spool (synced before the 250) and delivery state;
 //! - [`delivery`]: the queue manager: local (through the helper), remote (SMTP client), retries;
 //! - [`dsn`]: the reports a sender gets (RFC 3464);
-//! - [`dns`]: client names, MX and addresses (hickory);
+//! - [`dns`]: client names, MX and addresses (hickory; sender authentication looks up through it);
 //! - [`helper`]: the delivery helper that stays root and forks lda's delivery per recipient;
 //! - [`control`]: the socket `mtad queue …` talks to;
 //! - [`refused`]: `mtad refused`, what the log says was refused for a recipient.
