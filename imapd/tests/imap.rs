@@ -354,6 +354,15 @@ fn catenate_puts_a_message_together_from_parts_the_user_has() {
     assert!(answer.contains("BAD A NUL byte in a literal"), "{answer}");
     client.send("APPEND Drafts CATENATE ()");
     assert!(client.answer().contains(" BAD "));
+    // MULTIAPPEND with CATENATE: both messages land, or (a bad URL in the
+    // second) neither does
+    client.send("APPEND Drafts {10+}\r\nSubject: a CATENATE (URL \";UID=1/;SECTION=TEXT\")");
+    let answer = client.answer();
+    assert!(answer.contains("OK [APPENDUID "), "{answer}");
+    bodies.push("Subject: a".to_string());
+    bodies.push("first line\r\nsecond line\r\n".to_string());
+    client.send("APPEND Drafts {10+}\r\nSubject: b CATENATE (URL \";UID=7\")");
+    assert!(client.answer().contains("NO [BADURL ;UID=7]"));
     // what landed, and only that
     client.run("SELECT Drafts");
     let lines = client.run("FETCH 1:* (BINARY.PEEK[])").join("");
