@@ -45,14 +45,21 @@ pub fn set_fields(message: &[u8], remove: &[&str], add: &[(&str, &str)]) -> Vec<
 
 /// Removes every field called one of `names`, continuation lines included.
 pub fn remove_fields(message: &[u8], names: &[&str]) -> Vec<u8> {
+    remove_fields_where(message, |name, _| {
+        names.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    })
+}
+
+/// Removes every field for which `unwanted(name, first line of the value)`
+/// holds, continuation lines included.
+pub fn remove_fields_where(message: &[u8], unwanted: impl Fn(&[u8], &[u8]) -> bool) -> Vec<u8> {
     let end = header_end(message);
     let mut out = Vec::with_capacity(message.len() + 128);
     let mut skipping = false;
     for line in message[..end].split_inclusive(|&b| b == b'\n') {
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
         if !continuation {
-            skipping =
-                field_name(line).is_some_and(|n| names.iter().any(|name| n.eq_ignore_ascii_case(name.as_bytes())));
+            skipping = field_name(line).is_some_and(|n| unwanted(n, &line[n.len() + 1..]));
         }
         if !skipping {
             out.extend_from_slice(line);

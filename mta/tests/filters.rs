@@ -709,6 +709,23 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
     );
     assert!(spam.contains("policy.dmarc=quarantine"), "{spam}");
     assert_eq!(site.messages("alice", "INBOX").len(), 2);
+    // spf_fail_reject: the SPF fail (example.com's -all) is refused itself
+    let strict = Site::start(&format!(
+        "resolver = \"{}\"\nsender_auth = true\nspf_fail_reject = true\n",
+        dns.addr
+    ));
+    let (_, mut c) = rcpt(
+        &strict,
+        "127.0.0.10",
+        "mail.example.com",
+        "erin@example.com",
+        "alice@example.jp",
+    );
+    let reply = data(&mut c, "From: erin@example.com\r\nSubject: spf\r\n\r\nhello");
+    assert_eq!(
+        reply,
+        "550 5.7.23 Message rejected: SPF does not allow 127.0.0.10 to send for example.com"
+    );
     site.wait_for_log("event=\"sender_auth\"");
 }
 
@@ -756,6 +773,9 @@ fn keygen_keys_sign_and_a_receiver_verifies() {
             path.display()
         ));
     }
+    // never over a key that is there
+    let again = mta::policy::dkim::keygen("example.jp", "mail", false, &keys.path().join("mail.pem"));
+    assert!(again.is_err_and(|e| e.contains("File exists")));
     let signing = Site::start(&format!("dkim_keys = [{}]\n", dkim_keys.join(", ")));
     // from mynetworks (127.0.0.1): signed
     let (reply, mut c) = rcpt(

@@ -159,30 +159,13 @@ impl SenderAuth {
 
 /// `message` without what only the site may write: the
 /// `Authentication-Results` fields whose authserv-id is `hostname`, and
-/// the quarantine field (with their continuation lines).
+/// the quarantine field.
 fn unforged(message: &[u8], hostname: &str) -> Vec<u8> {
-    let end = bsfilter::headers::header_end(message);
-    let mut out = Vec::with_capacity(message.len());
-    let mut skipping = false;
-    for line in message[..end].split_inclusive(|&b| b == b'\n') {
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            if !skipping {
-                out.extend_from_slice(line);
-            }
-            continue;
-        }
-        skipping = line.split_once_colon().is_some_and(|(name, value)| {
-            let name = name.trim_ascii();
-            (name.eq_ignore_ascii_case(b"Authentication-Results")
-                && authserv_id(value).eq_ignore_ascii_case(hostname.as_bytes()))
-                || name.eq_ignore_ascii_case(lda::deliver::QUARANTINE_FIELD.as_bytes())
-        });
-        if !skipping {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(&message[end..]);
-    out
+    bsfilter::headers::remove_fields_where(message, |name, value| {
+        (name.eq_ignore_ascii_case(b"Authentication-Results")
+            && authserv_id(value).eq_ignore_ascii_case(hostname.as_bytes()))
+            || name.eq_ignore_ascii_case(lda::deliver::QUARANTINE_FIELD.as_bytes())
+    })
 }
 
 /// The authserv-id at the start of an Authentication-Results value.
@@ -193,17 +176,6 @@ fn authserv_id(value: &[u8]) -> &[u8] {
         .position(|&b| b == b';' || b.is_ascii_whitespace())
         .unwrap_or(value.len());
     &value[..end]
-}
-
-trait SplitColon {
-    fn split_once_colon(&self) -> Option<(&[u8], &[u8])>;
-}
-
-impl SplitColon for [u8] {
-    fn split_once_colon(&self) -> Option<(&[u8], &[u8])> {
-        let at = self.iter().position(|&b| b == b':')?;
-        Some((&self[..at], &self[at + 1..]))
-    }
 }
 
 impl Stage for SenderAuth {

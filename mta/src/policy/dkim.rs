@@ -15,7 +15,7 @@ use std::path::Path;
 use std::pin::Pin;
 
 use mail_auth::AuthenticatedMessage;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{DkimSigner, Done};
 use rustls_pki_types::PrivateKeyDer;
@@ -102,24 +102,20 @@ impl DkimSign {
 
 fn load(path: &Path, domain: &str, selector: &str) -> Result<Signer, String> {
     let key = PrivateKeyDer::from_pem_file(path).map_err(|e| format!("not a PEM private key: {e}"))?;
-    let signer = |key| {
-        DkimSigner::from_key(key)
-            .domain(domain)
-            .selector(selector)
-            .headers(SIGNED_FIELDS)
-    };
     if let PrivateKeyDer::Pkcs8(der) = &key
         && let Ok(ed) = Ed25519Key::from_pkcs8_der(der.secret_pkcs8_der())
     {
-        return Ok(Signer::Ed25519(signer(ed)));
+        return Ok(Signer::Ed25519(signer(ed, domain, selector)));
     }
     let rsa = RsaKey::<Sha256>::from_key_der(key).map_err(|e| format!("neither an ed25519 nor an RSA key: {e}"))?;
-    Ok(Signer::Rsa(
-        DkimSigner::from_key(rsa)
-            .domain(domain)
-            .selector(selector)
-            .headers(SIGNED_FIELDS),
-    ))
+    Ok(Signer::Rsa(signer(rsa, domain, selector)))
+}
+
+fn signer<K: SigningKey>(key: K, domain: &str, selector: &str) -> DkimSigner<K, Done> {
+    DkimSigner::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(SIGNED_FIELDS)
 }
 
 impl Stage for DkimSign {
