@@ -363,6 +363,16 @@ fn catenate_puts_a_message_together_from_parts_the_user_has() {
     bodies.push("first line\r\nsecond line\r\n".to_string());
     client.send("APPEND Drafts {10+}\r\nSubject: b CATENATE (URL \";UID=7\")");
     assert!(client.answer().contains("NO [BADURL ;UID=7]"));
+    // a short command that names one big message many times does not
+    // build a message past the literal limit (64 MB): 70 × 1 MB is refused
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(1 << 20));
+    client.send(&format!("APPEND INBOX {{{}+}}\r\n{big}", big.len()));
+    let answer = client.answer();
+    let big_uid = answer.trim_end().trim_end_matches("] Append completed.").rsplit(' ').next().unwrap().to_owned();
+    let urls = vec![format!("URL \"/INBOX/;UID={big_uid}\""); 70].join(" ");
+    client.send(&format!("APPEND Drafts CATENATE ({urls})"));
+    let answer = client.answer();
+    assert!(answer.contains(" NO [TOOBIG] The message would be larger than 67108864 bytes."), "{answer}");
     // what landed, and only that
     client.run("SELECT Drafts");
     let lines = client.run("FETCH 1:* (BINARY.PEEK[])").join("");
