@@ -152,10 +152,6 @@ impl Connection {
         tls(self.io.get_ref())
     }
 
-    pub fn is_compressed(&self) -> bool {
-        matches!(self.io.get_ref(), Stream::Deflate(_))
-    }
-
     /// Deflate from here on, both ways (IMAP COMPRESS, after its OK was
     /// sent). Bytes the client sent after the command are the start of
     /// its compressed stream.

@@ -368,11 +368,20 @@ fn catenate_puts_a_message_together_from_parts_the_user_has() {
     let big = format!("Subject: big\r\n\r\n{}", "x".repeat(1 << 20));
     client.send(&format!("APPEND INBOX {{{}+}}\r\n{big}", big.len()));
     let answer = client.answer();
-    let big_uid = answer.trim_end().trim_end_matches("] Append completed.").rsplit(' ').next().unwrap().to_owned();
+    let big_uid = answer
+        .trim_end()
+        .trim_end_matches("] Append completed.")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
     let urls = vec![format!("URL \"/INBOX/;UID={big_uid}\""); 70].join(" ");
     client.send(&format!("APPEND Drafts CATENATE ({urls})"));
     let answer = client.answer();
-    assert!(answer.contains(" NO [TOOBIG] The message would be larger than 67108864 bytes."), "{answer}");
+    assert!(
+        answer.contains(" NO [TOOBIG] The message would be larger than 67108864 bytes."),
+        "{answer}"
+    );
     // what landed, and only that
     client.run("SELECT Drafts");
     let lines = client.run("FETCH 1:* (BINARY.PEEK[])").join("");

@@ -242,6 +242,19 @@ impl Layout {
         out
     }
 
+    /// The INBOX and every folder that holds mail (not the directories
+    /// that only hold folders): what a quota counts.
+    pub fn mail_files(&self) -> Vec<MboxPath> {
+        let mut paths = vec![self.path("INBOX")];
+        paths.extend(
+            self.folders()
+                .into_iter()
+                .filter(|(_, selectable, _)| *selectable)
+                .map(|(name, ..)| self.path(&name)),
+        );
+        paths
+    }
+
     /// What the user's mail files hold together, for a delivery's quota
     /// check: (bytes, messages). Bytes are the files' sizes — each message
     /// with its `From ` line and state headers, a little more than
@@ -252,15 +265,8 @@ impl Layout {
     /// lines, a read of each file) only when `count_messages`. Files are
     /// opened through their directory, never through a link.
     pub fn usage(&self, count_messages: bool) -> (u64, u64) {
-        let mut paths = vec![self.path("INBOX")];
-        paths.extend(
-            self.folders()
-                .into_iter()
-                .filter(|(_, selectable, _)| *selectable)
-                .map(|(name, ..)| self.path(&name)),
-        );
         let (mut bytes, mut messages) = (0, 0);
-        for path in paths {
+        for path in self.mail_files() {
             let Ok((dir, name)) = path.open_dir(false) else {
                 continue;
             };

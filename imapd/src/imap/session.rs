@@ -1174,17 +1174,8 @@ impl Session {
 
     /// What the user's folders hold together: (bytes, messages).
     fn usage(&self) -> (u64, u64) {
-        let layout = self.layout();
-        let mut paths = vec![layout.path("INBOX")];
-        paths.extend(
-            layout
-                .folders()
-                .into_iter()
-                .filter(|(_, selectable, _)| *selectable)
-                .map(|(name, ..)| layout.path(&name)),
-        );
         let (mut bytes, mut messages) = (0u64, 0u64);
-        for path in paths {
+        for path in self.layout().mail_files() {
             if let Ok(folder) = self.ctx.folders.read(&path) {
                 bytes += folder.messages.iter().map(|m| m.size() as u64).sum::<u64>();
                 messages += folder.messages.len() as u64;

@@ -66,8 +66,8 @@ impl Greylist {
             saved: unix_now(),
             ..Seen::default()
         };
-        if let Some(text) = file.as_deref().and_then(|f| std::fs::read_to_string(f).ok()) {
-            for line in text.lines() {
+        if let Some(bytes) = file.as_deref().and_then(|f| std::fs::read(f).ok()) {
+            for line in String::from_utf8_lossy(&bytes).lines() {
                 let mut fields = line.splitn(3, ' ');
                 if let (Some(Ok(first)), Some(passed @ ("0" | "1")), Some(key)) =
                     (fields.next().map(str::parse), fields.next(), fields.next())
@@ -266,6 +266,37 @@ mod tests {
             g.verdict(&facts("192.0.2.10", "b@example.org", "alice@example.jp"), t0)
         ));
         assert!(refused(g.verdict(&f, t0 + 300 + 86401)));
+    }
+
+    #[test]
+    fn kept_triplets_are_read_back_and_broken_lines_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("greylist");
+        // (a byte that is not UTF-8 must not cost the good lines)
+        std::fs::write(
+            &file,
+            b"\xff\xfe\n1800000000 1 192.0.2/a@example.org/alice@example.jp\nnot a line\n\
+              x 0 192.0.2/b@example.org/alice@example.jp\n1800000000 7 192.0.2/c@example.org/alice@example.jp\n",
+        )
+        .unwrap();
+        let g = Greylist::new(
+            Duration::from_secs(300),
+            Duration::from_secs(86400),
+            Vec::new(),
+            Some(file),
+        );
+        let refused = |v: Verdict| matches!(v, Verdict::Reject(r) if r.code == 450);
+        // the one good line: a passed triplet, let through at once
+        assert!(!refused(g.verdict(
+            &facts("192.0.2.1", "a@example.org", "alice@example.jp"),
+            1_800_000_010
+        )));
+        // the broken ones were not taken: those senders wait
+        for from in ["b@example.org", "c@example.org"] {
+            assert!(refused(
+                g.verdict(&facts("192.0.2.1", from, "alice@example.jp"), 1_800_000_010)
+            ));
+        }
     }
 
     #[test]
