@@ -734,10 +734,10 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
 /// `auth_tempfail = false` it is taken.
 #[test]
 fn sender_auth_without_dns_is_a_temporary_failure() {
-    // a port nothing listens on: every lookup fails at once
-    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    // a socket that never answers (kept bound, so no other test can take
+    // its port): every lookup times out
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
     for (tempfail, expected) in [("", "451 4.7.0"), ("auth_tempfail = false\n", "250 2.0.0")] {
         let site = Site::start(&format!("resolver = \"{addr}\"\nsender_auth = true\n{tempfail}"));
         let (reply, mut c) = rcpt(
