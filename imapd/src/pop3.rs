@@ -266,7 +266,7 @@ impl Pop3Session {
                 }
                 match self.ctx.folders.read(&inbox) {
                     Ok(folder) => {
-                        tracing::info!(user = %user.name, client = %self.client, "POP3 login");
+                        tracing::info!(event = "login", service = "pop3", client = %self.client, user = ?user.name, "POP3 login");
                         let count = folder.messages.len();
                         let octets: usize = folder.messages.iter().map(Message::size).sum();
                         self.state = State::Transaction(Box::new(Maildrop {

@@ -55,7 +55,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use crate::delivery::Outcome;
-use crate::delivery::local::outcome_of;
+use crate::delivery::local::{Filed, outcome_of};
 use crate::queue::Queue;
 
 /// Children (recipients being delivered to) at once; more requests wait
@@ -396,10 +396,7 @@ fn deliver_in_child(delivery: &lda::config::Config, user: &str, opened: Vec<Open
         Ok((_, results)) => results
             .into_iter()
             .map(|r| match r {
-                Ok(lda::deliver::Outcome::Delivered {
-                    filter_error: Some(e), ..
-                }) => (0, format!("delivered unfiltered: {e}")),
-                Ok(_) => (0, String::new()),
+                Ok(outcome) => (0, Filed::of(&outcome).to_string()),
                 Err(failure) => (failure.code, failure.message),
             })
             .collect(),
@@ -489,6 +486,20 @@ impl Helper {
             return Outcome::deferred("4.3.0", &format!("delivery helper: {e}"), "local");
         }
         match rx.await {
+            Ok((0, text)) => {
+                if let Some(filed) = Filed::parse(&text) {
+                    tracing::info!(
+                        event = "delivered",
+                        queue_id = %queue_id,
+                        verdict = filed.verdict,
+                        probability = filed.probability.unwrap_or(f64::NAN),
+                        user = ?user,
+                        mailbox = ?filed.mailbox,
+                        "filed"
+                    );
+                }
+                outcome_of(Some(0), &text)
+            }
             Ok((code, text)) => outcome_of(if code < 0 { None } else { Some(code) }, &text),
             Err(_) => Outcome::deferred("4.3.0", "delivery helper gone", "local"),
         }

@@ -171,12 +171,14 @@ impl Context {
         tracing::info!(
             event = "accepted",
             queue_id = %id,
-            client = %format!("{name}[{addr}]"),
-            helo = %helo,
-            from = %from,
+            // the figures before the client's words (the site report
+            // reads the first of each field)
             size,
             nrcpt,
             hold,
+            client = %format!("{name}[{addr}]"),
+            helo = %helo,
+            from = %from,
             "queued"
         );
         self.manager.send(Command::New(id, hold));

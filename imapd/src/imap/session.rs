@@ -586,7 +586,7 @@ impl Session {
                         "NO [LIMIT] Too many connections for this user from your address; close some first.",
                     );
                 }
-                tracing::info!(user = %user.name, client = %self.client, "logged in");
+                tracing::info!(event = "login", service = "imap", client = %self.client, user = ?user.name, "logged in");
                 let layout = Layout::of(&user, &self.ctx.config);
                 self.user = Some((user, layout));
                 let caps = self.capabilities();

@@ -11,6 +11,71 @@ use bsfilter::error::exit;
 
 use super::Outcome;
 
+/// What a delivery that succeeded did with the message, as the helper's
+/// child tells mtad (`VERDICT PROBABILITY MAILBOX`, one line) and as mtad
+/// logs it (`event="delivered"`, which the site report counts: the part
+/// of a user's mail the filter called spam).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filed {
+    /// `spam`, `clean`, `unfiltered` (filtering off or failed) or
+    /// `discarded` (spam above lda's `discard_above`).
+    pub verdict: &'static str,
+    pub probability: Option<f64>,
+    /// The mbox it went to; empty when discarded.
+    pub mailbox: String,
+}
+
+impl Filed {
+    pub fn of(outcome: &lda::deliver::Outcome) -> Filed {
+        match outcome {
+            lda::deliver::Outcome::Delivered { mbox, verdict, .. } => Filed {
+                verdict: match verdict {
+                    Some(v) if v.is_spam => "spam",
+                    Some(_) => "clean",
+                    None => "unfiltered",
+                },
+                probability: verdict.map(|v| v.probability),
+                mailbox: mbox.display().to_string(),
+            },
+            lda::deliver::Outcome::Discarded { probability } => Filed {
+                verdict: "discarded",
+                probability: Some(*probability),
+                mailbox: String::new(),
+            },
+        }
+    }
+
+    /// Reads back what [`Filed`]'s `Display` wrote; None for anything else.
+    pub fn parse(text: &str) -> Option<Filed> {
+        let mut words = text.splitn(3, ' ');
+        let verdict = match words.next()? {
+            "spam" => "spam",
+            "clean" => "clean",
+            "unfiltered" => "unfiltered",
+            "discarded" => "discarded",
+            _ => return None,
+        };
+        let probability = match words.next()? {
+            "-" => None,
+            p => Some(p.parse().ok()?),
+        };
+        Some(Filed {
+            verdict,
+            probability,
+            mailbox: words.next().unwrap_or("").to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for Filed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.probability {
+            Some(p) => write!(f, "{} {p:.6} {}", self.verdict, self.mailbox),
+            None => write!(f, "{} - {}", self.verdict, self.mailbox),
+        }
+    }
+}
+
 /// What lda's delivery for one recipient ended in (its exit code, or
 /// None for a signal, and the last line it said).
 pub fn outcome_of(code: Option<i32>, stderr: &str) -> Outcome {
@@ -39,6 +104,31 @@ pub fn outcome_of(code: Option<i32>, stderr: &str) -> Outcome {
 mod tests {
     use super::*;
     use crate::queue::Status;
+
+    #[test]
+    fn filed_round_trip() {
+        for filed in [
+            Filed {
+                verdict: "spam",
+                probability: Some(0.999),
+                mailbox: "/home/a b/mail/Spam".into(),
+            },
+            Filed {
+                verdict: "unfiltered",
+                probability: None,
+                mailbox: "/var/mail/alice".into(),
+            },
+            Filed {
+                verdict: "discarded",
+                probability: Some(1.0),
+                mailbox: String::new(),
+            },
+        ] {
+            assert_eq!(Filed::parse(&filed.to_string()), Some(filed));
+        }
+        assert_eq!(Filed::parse("delivered unfiltered: x"), None);
+        assert_eq!(Filed::parse("spam nan? /x"), None);
+    }
 
     #[test]
     fn exit_codes() {

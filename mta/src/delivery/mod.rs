@@ -405,8 +405,10 @@ async fn attempt(ctx: &Arc<Context>, id: &str) -> Option<u64> {
                     relay = %r.relay,
                     dsn = %r.dsn,
                     attempts = r.attempts,
-                    "deferred: {}",
-                    r.reply
+                    // the next hop's words last, out of the message: the
+                    // site report trusts only lines whose message is ours
+                    reply = %r.reply,
+                    "deferred"
                 );
             }
         }
@@ -533,8 +535,8 @@ async fn finish(
         to = %stories.join(","),
         delay = %seconds(envelope.receiving + queued + attempt),
         delays = %format!("{}/{}/{}", seconds(envelope.receiving), seconds(queued), seconds(attempt)),
-        "{}",
-        state.recipients.iter().map(|r| r.reply.as_str()).collect::<Vec<_>>().join(" | ")
+        replies = %state.recipients.iter().map(|r| r.reply.as_str()).collect::<Vec<_>>().join(" | "),
+        "done"
     );
     let queue = ctx.queue.clone();
     let owned_id = id.to_owned();

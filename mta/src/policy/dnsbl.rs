@@ -259,7 +259,7 @@ impl Dnsbl {
         }
         let template = self.replies.get(&first.zone).map_or(DEFAULT_REPLY, String::as_str);
         let reply = expand_reply(template, &first.zone, kind.class(), what, reason.as_deref(), facts);
-        Verdict::Reject(reply)
+        Verdict::RejectBy(first.zone.clone(), reply)
     }
 
     /// Looks up every query at once; each list with what it said, in the

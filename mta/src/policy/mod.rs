@@ -79,6 +79,9 @@ pub enum Verdict {
     Accept,
     /// Refuse with this reply (4xx: try later; 5xx: never).
     Reject(Reply),
+    /// Refuse, and name what refused after the stage in the log's cause
+    /// (`dnsbl:zen.example`: the report counts refusals by list).
+    RejectBy(String, Reply),
     /// Accept, and drop the message silently (with a log line).
     Discard,
     /// Accept, and keep the message on hold in the queue.
@@ -310,10 +313,12 @@ fn apply(stage: &str, verdict: Verdict, decision: &mut Decision) -> bool {
     match verdict {
         Verdict::Continue => false,
         Verdict::Accept => true,
-        Verdict::Reject(reply) => {
+        Verdict::Reject(reply) => apply(stage, Verdict::RejectBy(String::new(), reply), decision),
+        Verdict::RejectBy(by, reply) => {
             decision.reject = match decision.defer_if_reject.take() {
                 Some(deferred) if reply.code >= 500 => Some(deferred),
-                _ => Some((stage.to_owned(), reply)),
+                _ if by.is_empty() => Some((stage.to_owned(), reply)),
+                _ => Some((format!("{stage}:{by}"), reply)),
             };
             true
         }
