@@ -266,15 +266,19 @@ impl Walk {
         };
         let shown = String::from_utf8_lossy(&key[..key.len().min(200)]).replace(['\r', '\n'], " ");
         let log = |action: &str, text: &str| {
+            // one event name for every action: the session logs the
+            // refusal or the discard itself (`event="reject"`), once
             tracing::info!(
-                event = action,
+                event = "content_check",
+                action,
                 stage = "content_checks",
                 class = class.name(),
                 table = %table,
-                line = %shown,
                 client = ?facts.client_addr,
                 from = ?facts.sender,
-                "{text}"
+                line = %shown,
+                text = %text,
+                "content rule"
             );
         };
         let eol = &line[trim_line_end(line).len()..];

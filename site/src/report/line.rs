@@ -256,6 +256,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_line_breaks_it(
+            prefix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            fields in "( ?[a-z_]{0,8}=(\"[^\"]{0,12}\"?|\\[[^\\]]{0,12}\\]?|[a-z0-9.]{0,8})){0,6}",
+            event in "(accepted|reject|discard|virus|delivered|login|x)",
+        ) {
+            // arbitrary bytes, and a well-formed start with any fields after
+            let _ = parse(&prefix);
+            let line = format!("2026-12-02T01:48:30Z  INFO m event=\"{event}\"{fields}");
+            let _ = parse(line.as_bytes());
+            let mut cut = line.into_bytes();
+            cut.extend_from_slice(&prefix);
+            let _ = parse(&cut);
+        }
+    }
+
     #[test]
     fn a_client_cannot_forge_an_event() {
         // an AUTH user name holding a whole accepted line
