@@ -99,17 +99,18 @@ fn draw_into(
         .x_label_area_size(48)
         .y_label_area_size(64)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)?;
-    // at most ~16 labels on the category axis, at whole categories
-    let step = n.div_ceil(16).max(1);
+    // at most ~12 labels on the category axis (plotters puts them at
+    // round positions); only those at a whole category are named
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(RGBColor(238, 238, 238))
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .x_labels(n.min(16) + 1)
+        .x_labels(n.min(12) + 1)
         .x_label_formatter(&|x| {
             let i = x.round();
-            if (x - i).abs() > 1e-6 || i < 0.0 || i as usize >= categories.len() || !(i as usize).is_multiple_of(step) {
+            if (x - i).abs() > 1e-6 || i < 0.0 || i as usize >= categories.len() {
                 String::new()
             } else {
                 categories[i as usize].clone()
