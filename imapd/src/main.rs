@@ -133,6 +133,11 @@ fn run() -> i32 {
             Ok(spool) => spool,
             Err(e) => return fail(EX_CONFIG, &format!("[imapd] {e}")),
         };
+        // SIGHUP: the TLS certificate and key are read again (after the
+        // privilege drop: run_as must be able to read them for that)
+        if let Err(e) = daemon::tls::reload_on_hangup().await {
+            return fail(EX_OSERR, &format!("cannot watch for SIGHUP: {e}"));
+        }
         let (trigger, shutdown) = daemon::shutdown::channel();
         let ctx = Arc::new(Context::new(config, imapd.clone(), passwd_file, tls, spool, shutdown));
         let mut servers = tokio::task::JoinSet::new();

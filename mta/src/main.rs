@@ -236,6 +236,11 @@ async fn serve(
     if let Err(e) = daemon::privileges::drop_to(mtad.run_as.as_deref(), false) {
         return fail(EX_CONFIG, &format!("[mtad] {e}"));
     }
+    // SIGHUP: the TLS certificate and key are read again (after the
+    // privilege drop: run_as must be able to read them for that)
+    if let Err(e) = daemon::tls::reload_on_hangup().await {
+        return fail(EX_OSERR, &format!("cannot watch for SIGHUP: {e}"));
+    }
     let (trigger, shutdown) = daemon::shutdown::channel();
     let parts = Parts {
         config: mtad,

@@ -1,5 +1,6 @@
-//! `mailkit`: the site's own commands. `mailkit report` reads the logs of
-//! mtad and imapd and prints the site's figures.
+//! `mailkit`: the site's own commands. `mailkit up` runs the whole site
+//! on this machine; `mailkit report` reads the logs of mtad and imapd and
+//! prints the site's figures.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -15,6 +16,35 @@ fn command() -> Command {
     Command::new("mailkit")
         .about("the mail site's own commands")
         .subcommand_required(true)
+        .subcommand(
+            Command::new("up")
+                .about(
+                    "run the whole site on this machine: mtad and imapd under a supervisor, on loopback, with a demo \
+                     user; the data directory is made on the first start (configuration, certificate, tokens trained \
+                     on the sample messages) and reused after; Ctrl-C stops it",
+                )
+                .arg(
+                    Arg::new("data")
+                        .long("data")
+                        .value_name("DIR")
+                        .default_value("mailkit-site")
+                        .help("the site's data directory"),
+                )
+                .arg(
+                    Arg::new("port-base")
+                        .long("port-base")
+                        .value_name("N")
+                        .value_parser(clap::value_parser!(u16).range(0..=64_000))
+                        .default_value("2000")
+                        .help("on the first start: ports at N plus the well-known ones (2025 SMTP, 2587 submission, 2143 IMAP, 2993 IMAPS, 2110 POP3…); 0: any free ports"),
+                )
+                .arg(
+                    Arg::new("foreground")
+                        .long("foreground")
+                        .action(ArgAction::SetTrue)
+                        .help("also write every daemon's log to the terminal, as syslog does (NAME[PID]: line)"),
+                ),
+        )
         .subcommand(
             Command::new("report")
                 .about(
@@ -85,6 +115,25 @@ fn command() -> Command {
 
 fn run(matches: ArgMatches) -> i32 {
     match matches.subcommand() {
+        Some(("up", m)) => {
+            let programs = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+                .unwrap_or_default();
+            let options = site::up::Options {
+                data: PathBuf::from(m.get_one::<String>("data").expect("defaulted")),
+                port_base: *m.get_one::<u16>("port-base").expect("defaulted"),
+                foreground: m.get_flag("foreground"),
+                programs,
+            };
+            match site::up::up(options) {
+                Ok(()) => 0,
+                Err(message) => {
+                    eprintln!("mailkit up: {message}");
+                    1
+                }
+            }
+        }
         Some(("report", m)) => match report(m) {
             Ok(()) => 0,
             Err(message) => {

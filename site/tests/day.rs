@@ -8,74 +8,13 @@
 #[path = "../../mta/tests/common/dns.rs"]
 mod dns;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const MAILKIT: &str = env!("CARGO_BIN_EXE_mailkit");
+use std::path::Path;
+use std::process::Command;
+
+use common::{MAILKIT, port, program, start, wait_for};
 const EICAR: &str = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
-
-/// A program of the workspace, built beside `mailkit` (the workspace's
-/// test run builds every package's binaries).
-fn program(name: &str) -> PathBuf {
-    let path = Path::new(MAILKIT).with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run the whole suite (cargo test --workspace) or cargo build -p mta -p imapd",
-        path.display()
-    );
-    path
-}
-
-/// Started with its log to `log`; killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(program: &Path, config: &Path, log: &Path) -> Running {
-    let file = std::fs::File::create(log).unwrap();
-    Running(
-        Command::new(program)
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Waits until `log` holds `count` lines containing `needle` (the
-/// programs say when they listen and when they deliver).
-fn wait_for(log: &Path, needle: &str, count: usize) -> String {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.lines().filter(|l| l.contains(needle)).count() >= count {
-            return text;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{needle} ×{count} not in {}:\n{text}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The port a program's log says it listens on for `service`.
-fn port(log: &str, service: &str) -> u16 {
-    log.lines()
-        .find(|l| l.contains(&format!(" {service} on ")))
-        .and_then(|l| l.rsplit(':').next())
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {service} port in:\n{log}"))
-}
 
 /// Each user's filter trained on a few messages of each kind (as
 /// `bsfilter --add-spam` / `--add-clean` would).
@@ -99,13 +38,6 @@ fn train(home: &Path) {
             .train(&mut store, &analyzed.iter().collect::<Vec<_>>(), Action::Add(class))
             .unwrap();
     }
-}
-
-fn python(args: &[&str]) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/day.py");
-    let out = Command::new("python3").arg(script).args(args).output().unwrap();
-    assert!(out.status.success(), "day.py: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -162,7 +94,7 @@ fn a_scripted_day_is_counted_exactly() {
     let started = wait_for(&imapd_log, " on 127.0.0.1:", 2);
     let (imap, pop3) = (port(&started, "Imap"), port(&started, "Pop3"));
 
-    let sent = python(&["send", &smtp.to_string(), EICAR]);
+    let sent = common::python("day.py", &["send", &smtp.to_string(), EICAR]);
     for accepted in ["small", "medium", "large", "outside"] {
         assert_eq!(sent[accepted], 250, "{accepted}: {sent}");
     }
@@ -171,7 +103,7 @@ fn a_scripted_day_is_counted_exactly() {
         assert!((500..600).contains(&code), "{refused}: {sent}");
     }
     wait_for(&mtad_log, "event=\"delivered\"", 4);
-    let read = python(&["read", &imap.to_string(), &pop3.to_string()]);
+    let read = common::python("day.py", &["read", &imap.to_string(), &pop3.to_string()]);
     // alice's INBOX holds her two clean messages (the pill offer is in Spam)
     assert_eq!(read["imap_inside"], serde_json::json!([2, 2]), "{read}");
     assert_eq!(read["pop3_outside"], 1, "{read}");
