@@ -26,6 +26,12 @@ fn command() -> Command {
             lda::config::DEFAULT_CONFIG_PATH
         )))
         .arg(
+            Arg::new("man-page")
+                .long("man-page")
+                .action(ArgAction::SetTrue)
+                .help("print this program's manual page (roff: man -l -, or save it as NAME.8)"),
+        )
+        .arg(
             Arg::new("check-config")
                 .long("check-config")
                 .action(ArgAction::SetTrue)
@@ -69,6 +75,9 @@ fn read_config(path: Option<&std::path::Path>) -> Result<(lda::config::Config, I
 
 fn run() -> i32 {
     let matches = command().get_matches();
+    if matches.get_flag("man-page") {
+        return print_man_page(command());
+    }
     let config_path = matches.get_one::<String>("config").map(PathBuf::from);
     let (config, mut imapd) = match read_config(config_path.as_deref()) {
         Ok(c) => c,
@@ -191,6 +200,17 @@ enum Service {
     Imaps,
     Pop3,
     Pop3s,
+}
+
+/// The manual page, roff on standard output (clap_mangen).
+fn print_man_page(command: Command) -> i32 {
+    match clap_mangen::Man::new(command)
+        .section("8")
+        .render(&mut std::io::stdout().lock())
+    {
+        Ok(()) => 0,
+        Err(e) => fail(EX_OSERR, &format!("writing the manual page: {e}")),
+    }
 }
 
 fn fail(code: i32, message: &str) -> i32 {

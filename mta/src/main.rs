@@ -46,6 +46,12 @@ fn command() -> Command {
                 )),
         )
         .arg(
+            Arg::new("man-page")
+                .long("man-page")
+                .action(ArgAction::SetTrue)
+                .help("print this program's manual page (roff: man -l -, or save it as NAME.8)"),
+        )
+        .arg(
             Arg::new("check-config")
                 .long("check-config")
                 .action(ArgAction::SetTrue)
@@ -143,6 +149,15 @@ fn tls_acceptor(mtad: &MtadConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, 
 }
 
 fn run(matches: ArgMatches) -> i32 {
+    if matches.get_flag("man-page") {
+        return match clap_mangen::Man::new(command())
+            .section("8")
+            .render(&mut std::io::stdout().lock())
+        {
+            Ok(()) => 0,
+            Err(e) => fail(EX_OSERR, &format!("writing the manual page: {e}")),
+        };
+    }
     if let Some(("refused", sub)) = matches.subcommand() {
         return refused(sub);
     }

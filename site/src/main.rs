@@ -17,6 +17,11 @@ fn command() -> Command {
         .about("the mail site's own commands")
         .subcommand_required(true)
         .subcommand(
+            Command::new("man")
+                .about("write the manual pages of mailkit and its subcommands into DIR (roff, section 1)")
+                .arg(Arg::new("dir").value_name("DIR").required(true)),
+        )
+        .subcommand(
             Command::new("up")
                 .about(
                     "run the whole site on this machine: mtad and imapd under a supervisor, on loopback, with a demo \
@@ -115,6 +120,16 @@ fn command() -> Command {
 
 fn run(matches: ArgMatches) -> i32 {
     match matches.subcommand() {
+        Some(("man", m)) => {
+            let dir = PathBuf::from(m.get_one::<String>("dir").expect("required"));
+            match std::fs::create_dir_all(&dir).and_then(|()| clap_mangen::generate_to(command(), &dir)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("mailkit man: {}: {e}", dir.display());
+                    1
+                }
+            }
+        }
         Some(("up", m)) => {
             let programs = std::env::current_exe()
                 .ok()

@@ -153,6 +153,39 @@ fn the_whole_site_in_one_command() {
         up.port("POP3").to_string(),
     );
 
+    // SIGHUP: a renewed certificate is served from the next connection,
+    // the daemons keep running
+    let old_cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
+    let renewed = dir.path().join("renewed");
+    std::fs::create_dir(&renewed).unwrap();
+    let (cert, key) = e2e_tests::certificate(&renewed, "mail.example.test");
+    std::fs::copy(&cert, data.join("tls/cert.pem")).unwrap();
+    std::fs::copy(&key, data.join("tls/key.pem")).unwrap();
+    let running = (pids(&own_log, "mtad"), pids(&own_log, "imapd"));
+    // SAFETY: kill with our child's pid.
+    unsafe { libc::kill(up.child.id() as libc::pid_t, libc::SIGHUP) };
+    wait_for(&mtad_log, "SIGHUP: reloaded", 1);
+    wait_for(&imapd_log, "SIGHUP: reloaded", 1);
+    for service in ["IMAPS", "submissions"] {
+        let served = Command::new("python3")
+            .args([
+                "-c",
+                "import ssl, sys; print(ssl.get_server_certificate(('127.0.0.1', int(sys.argv[1]))))",
+            ])
+            .arg(up.port(service).to_string())
+            .output()
+            .unwrap();
+        let served = String::from_utf8(served.stdout).unwrap();
+        let want = std::fs::read_to_string(&cert).unwrap();
+        assert_eq!(served.trim(), want.trim(), "{service} serves the renewed certificate");
+        assert_ne!(served.trim(), old_cert.trim());
+    }
+    assert_eq!(
+        (pids(&own_log, "mtad"), pids(&own_log, "imapd")),
+        running,
+        "nothing restarted"
+    );
+
     // a newsletter the user does not want: each issue passes the chain
     // into INBOX and the user moves it to Spam (imapd trains the user's
     // filter on it), until an issue goes to Spam by itself
@@ -317,4 +350,22 @@ fn the_whole_site_in_one_command() {
     for pid in pids(&own_log, "mtad").into_iter().chain(pids(&own_log, "imapd")) {
         assert!(!alive(pid), "{pid} still runs after the site stopped");
     }
+
+    // a mistake in the configuration: said once, with its file and line,
+    // and nothing starts
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("relay_host = \"smtp.example.net\"\n");
+    std::fs::write(&config, &text).unwrap();
+    let lines = text.lines().count();
+    let out = Command::new(MAILKIT)
+        .args(["up", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("mailkit.toml:{lines}:1: [mtad] unknown field `relay_host`")),
+        "{said}"
+    );
 }

@@ -139,6 +139,18 @@ pub fn up(options: Options) -> Result<(), String> {
             args: vec!["--config".into(), config],
         },
     ];
+    // a configuration a daemon would refuse is said once, here, rather
+    // than by a daemon started again and again
+    for p in &programs {
+        let checked = std::process::Command::new(&p.path)
+            .args(&p.args)
+            .arg("--check-config")
+            .output()
+            .map_err(|e| format!("{}: {e}", p.path.display()))?;
+        if !checked.status.success() {
+            return Err(String::from_utf8_lossy(&checked.stderr).trim().to_owned());
+        }
+    }
     supervise::supervise(programs, &log_dir, options.foreground, on_line)
         .map_err(|e| format!("starting the daemons: {e}"))?;
     println!("The demo site has stopped; `mailkit up` starts it again with the same data.");
