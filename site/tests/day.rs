@@ -11,9 +11,8 @@ mod dns;
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{MAILKIT, port, program, start, wait_for};
+use common::{port, program, start, wait_for};
 const EICAR: &str = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
 /// Each user's filter trained on a few messages of each kind (as
@@ -109,32 +108,9 @@ fn a_scripted_day_is_counted_exactly() {
     assert_eq!(read["pop3_outside"], 1, "{read}");
     wait_for(&imapd_log, "event=\"login\"", 4);
 
-    let out = Command::new(MAILKIT)
-        .args([
-            "report",
-            "--format",
-            "json",
-            "--utc-offset",
-            "+00:00",
-            "--user",
-            "alice",
-            "--config",
-        ])
-        .arg(&config)
-        .arg(&mtad_log)
-        .arg(&imapd_log)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = common::report(&config, &[&mtad_log, &imapd_log], "alice");
     let totals = &report["totals"];
     let n = |k: &str| totals[k].as_u64().unwrap();
-    let by: std::collections::HashMap<&str, u64> = totals["refused_by"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_str().unwrap(), p[1].as_u64().unwrap()))
-        .collect();
     let log = std::fs::read_to_string(&mtad_log).unwrap();
     assert_eq!(n("received"), 4, "{log}");
     for (cause, count) in [
@@ -146,7 +122,7 @@ fn a_scripted_day_is_counted_exactly() {
         ("virus", 1),
         ("other", 0),
     ] {
-        assert_eq!(by[cause], count, "{cause}: {by:?}\n{log}");
+        assert_eq!(common::refused(&report, cause), count, "{cause}: {totals}\n{log}");
     }
     assert_eq!(n("refused"), 6);
     assert_eq!(report["dnsbl_lists"], serde_json::json!([["bl.test", 1]]));

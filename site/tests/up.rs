@@ -249,36 +249,12 @@ fn the_whole_site_in_one_command() {
     assert_eq!(send(smtp, "127.0.0.2", "someone@remote.example", "relay", "hello"), 554);
 
     // the report counts it all
-    let out = Command::new(MAILKIT)
-        .args([
-            "report",
-            "--format",
-            "json",
-            "--utc-offset",
-            "+00:00",
-            "--user",
-            "demo",
-            "--config",
-        ])
-        .arg(&config)
-        .arg(data.join("log"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = common::report(&config, &[&data.join("log")], "demo");
     let totals = &report["totals"];
     let n = |k: &str| totals[k].as_u64().unwrap();
-    let by = |cause: &str| {
-        totals["refused_by"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p[0] == cause)
-            .and_then(|p| p[1].as_u64())
-            .unwrap()
-    };
     let received = issues as u64 + 1;
     assert_eq!((n("received"), n("refused")), (received, 3), "{totals}");
+    let by = |cause| common::refused(&report, cause);
     assert_eq!((by("virus"), by("dnsbl"), by("relay_denied")), (1, 1, 1));
     assert_eq!((n("user_delivered"), n("user_spam"), n("viruses")), (received, 1, 1));
     // imaplib's logins (a move each, and the count) and poplib's one, all

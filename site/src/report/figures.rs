@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::tally::{Cause, SIZE_LABELS, Tally};
+use super::tally::{Cause, Day, SIZE_LABELS, Tally};
 use super::time;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -91,25 +91,22 @@ pub struct LineCounts {
 }
 
 impl Counts {
-    fn add(&mut self, other: &Counts) {
-        self.received += other.received;
-        self.refused += other.refused;
-        if self.refused_by.is_empty() {
-            self.refused_by = Cause::ALL.iter().map(|c| (c.name(), 0)).collect();
+    fn of(d: &Day) -> Counts {
+        Counts {
+            received: d.received,
+            refused: d.refused_total(),
+            refused_by: Cause::ALL.iter().map(|&c| (c.name(), d.refused[c as usize])).collect(),
+            discarded: d.discarded,
+            viruses: d.viruses,
+            delivered: d.delivered,
+            spam: d.spam,
+            user_delivered: d.user_delivered,
+            user_spam: d.user_spam,
+            imap_inside: d.imap_inside,
+            imap_outside: d.imap_outside,
+            pop_inside: d.pop_inside,
+            pop_outside: d.pop_outside,
         }
-        for (mine, theirs) in self.refused_by.iter_mut().zip(&other.refused_by) {
-            mine.1 += theirs.1;
-        }
-        self.discarded += other.discarded;
-        self.viruses += other.viruses;
-        self.delivered += other.delivered;
-        self.spam += other.spam;
-        self.user_delivered += other.user_delivered;
-        self.user_spam += other.user_spam;
-        self.imap_inside += other.imap_inside;
-        self.imap_outside += other.imap_outside;
-        self.pop_inside += other.pop_inside;
-        self.pop_outside += other.pop_outside;
     }
 }
 
@@ -125,43 +122,26 @@ fn most_first(map: &std::collections::BTreeMap<Vec<u8>, u64>) -> Vec<(String, u6
 
 impl Figures {
     pub fn of(tally: &Tally) -> Figures {
+        let mut total = Day::default();
+        let mut by_weekday = [(0u64, 0u64, 0u64, 0u64); 7];
         let days: Vec<DayRow> = tally
             .days()
             .into_iter()
-            .map(|(day, d)| DayRow {
-                date: time::date(day),
-                weekday: time::WEEKDAYS[time::weekday(day)],
-                counts: Counts {
-                    received: d.received,
-                    refused: d.refused_total(),
-                    refused_by: Cause::ALL.iter().map(|&c| (c.name(), d.refused[c as usize])).collect(),
-                    discarded: d.discarded,
-                    viruses: d.viruses,
-                    delivered: d.delivered,
-                    spam: d.spam,
-                    user_delivered: d.user_delivered,
-                    user_spam: d.user_spam,
-                    imap_inside: d.imap_inside,
-                    imap_outside: d.imap_outside,
-                    pop_inside: d.pop_inside,
-                    pop_outside: d.pop_outside,
-                },
+            .map(|(day, d)| {
+                total.add(&d);
+                let slot = &mut by_weekday[time::weekday(day)];
+                slot.0 += 1;
+                slot.1 += d.received;
+                slot.2 += d.refused_total();
+                slot.3 += d.viruses;
+                DayRow {
+                    date: time::date(day),
+                    weekday: time::WEEKDAYS[time::weekday(day)],
+                    counts: Counts::of(&d),
+                }
             })
             .collect();
-        let mut totals = Counts::default();
-        let mut by_weekday = [(0u64, 0u64, 0u64, 0u64); 7];
-        for row in &days {
-            totals.add(&row.counts);
-            let w = time::WEEKDAYS.iter().position(|&d| d == row.weekday).unwrap_or(0);
-            let slot = &mut by_weekday[w];
-            slot.0 += 1;
-            slot.1 += row.counts.received;
-            slot.2 += row.counts.refused;
-            slot.3 += row.counts.viruses;
-        }
-        if totals.refused_by.is_empty() {
-            totals.refused_by = Cause::ALL.iter().map(|c| (c.name(), 0)).collect();
-        }
+        let totals = Counts::of(&total);
         let mean = |sum: u64, n: u64| if n == 0 { 0.0 } else { sum as f64 / n as f64 };
         let weekdays = by_weekday
             .iter()

@@ -102,6 +102,24 @@ impl Day {
     pub fn refused_total(&self) -> u64 {
         self.refused.iter().sum()
     }
+
+    /// Adds another day's (or period's) counts to these.
+    pub fn add(&mut self, other: &Day) {
+        self.received += other.received;
+        for (m, o) in self.refused.iter_mut().zip(other.refused) {
+            *m += o;
+        }
+        self.discarded += other.discarded;
+        self.viruses += other.viruses;
+        self.delivered += other.delivered;
+        self.spam += other.spam;
+        self.user_delivered += other.user_delivered;
+        self.user_spam += other.user_spam;
+        self.imap_inside += other.imap_inside;
+        self.imap_outside += other.imap_outside;
+        self.pop_inside += other.pop_inside;
+        self.pop_outside += other.pop_outside;
+    }
 }
 
 /// Upper bounds of the size buckets, bytes (the seed's Table 3:
@@ -238,21 +256,7 @@ impl Tally {
     /// scope).
     pub fn merge(&mut self, other: Tally) {
         for (day, counts) in other.days {
-            let mine = self.days.entry(day).or_default();
-            mine.received += counts.received;
-            for (m, o) in mine.refused.iter_mut().zip(counts.refused) {
-                *m += o;
-            }
-            mine.discarded += counts.discarded;
-            mine.viruses += counts.viruses;
-            mine.delivered += counts.delivered;
-            mine.spam += counts.spam;
-            mine.user_delivered += counts.user_delivered;
-            mine.user_spam += counts.user_spam;
-            mine.imap_inside += counts.imap_inside;
-            mine.imap_outside += counts.imap_outside;
-            mine.pop_inside += counts.pop_inside;
-            mine.pop_outside += counts.pop_outside;
+            self.days.entry(day).or_default().add(&counts);
         }
         for (m, o) in self.sizes.iter_mut().zip(other.sizes) {
             *m += o;

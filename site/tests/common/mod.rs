@@ -83,3 +83,36 @@ pub fn python(script: &str, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `mailkit report` in JSON over `logs`, days in UTC, `user` the
+/// per-user figure's, `config` the site's (for mynetworks).
+pub fn report(config: &Path, logs: &[&Path], user: &str) -> serde_json::Value {
+    let out = Command::new(MAILKIT)
+        .args([
+            "report",
+            "--format",
+            "json",
+            "--utc-offset",
+            "+00:00",
+            "--user",
+            user,
+            "--config",
+        ])
+        .arg(config)
+        .args(logs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The period's total refusals for `cause`, from a report.
+pub fn refused(report: &serde_json::Value, cause: &str) -> u64 {
+    report["totals"]["refused_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == cause)
+        .and_then(|p| p[1].as_u64())
+        .unwrap_or_else(|| panic!("no cause {cause}"))
+}
