@@ -475,6 +475,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sample_configuration_names_every_key() {
+        let sample = include_str!("../../samples/etc/mailkit.toml");
+        assert!(Config::parse(sample).is_ok());
+        for section in ["users", "mailbox", "filter"] {
+            // serde lists every key it knows when it meets one it does not
+            let e = Config::parse(&format!("[{section}]\nno_such_key = 1\n"))
+                .unwrap_err()
+                .to_string();
+            // (`expected one of `a`, `b`, `c``, or `expected `a` or `b``)
+            let known = e
+                .split("expected ")
+                .nth(1)
+                .unwrap_or_else(|| panic!("the keys listed: {e}"));
+            let known = known.trim_start_matches("one of ").replace(" or ", ", ");
+            let shown = sample
+                .split(&format!("\n[{section}]"))
+                .nth(1)
+                .unwrap()
+                .split("\n[")
+                .next()
+                .unwrap();
+            for key in known.split(", ").map(|k| k.trim().trim_matches('`')) {
+                assert!(
+                    shown
+                        .lines()
+                        .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} "))),
+                    "samples/etc/mailkit.toml [{section}] does not show {key}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn defaults_and_overrides() {
         assert_eq!(Config::parse("").unwrap(), Config::default());
         let c = Config::parse(
