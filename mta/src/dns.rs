@@ -146,15 +146,25 @@ impl Dns {
 
     /// The TXT text of `name`, its strings joined (a list's reason).
     pub async fn text(&self, name: &str) -> Option<String> {
+        self.texts(name).await?.into_iter().next()
+    }
+
+    /// Every TXT record of `name`, each one's strings joined; None when
+    /// the lookup fails or finds nothing.
+    pub async fn texts(&self, name: &str) -> Option<Vec<String>> {
         let txt = tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.txt_lookup(name))
             .await
             .ok()?
             .ok()?;
-        let record = txt.answers().iter().find_map(|r| match &r.data {
-            RData::TXT(txt) => Some(txt),
-            _ => None,
-        })?;
-        Some(record.txt_data.iter().map(|d| String::from_utf8_lossy(d)).collect())
+        let records: Vec<String> = txt
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(txt) => Some(txt.txt_data.iter().map(|d| String::from_utf8_lossy(d)).collect()),
+                _ => None,
+            })
+            .collect();
+        (!records.is_empty()).then_some(records)
     }
 
     /// The addresses of `host` (A and AAAA).

@@ -23,16 +23,18 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator, SpfResult, dmarc::Policy,
-    dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
+    AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator, SpfOutput, SpfResult,
+    dmarc::Policy, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
 };
 
-use super::{Facts, Point, Stage, Verdict};
+use super::{Facts, Point, Stage, Verdict, spf_record};
 use crate::dns::Dns;
 use crate::smtp::reply::Reply;
 
 pub struct SenderAuth {
     authenticator: MessageAuthenticator,
+    /// The same resolver, for the SPF record checks of our own.
+    dns: Dns,
     /// The authserv-id: the site's hostname.
     hostname: String,
     pub dmarc_reject: bool,
@@ -49,11 +51,31 @@ impl SenderAuth {
         let authenticator = MessageAuthenticator(dns.resolver().clone());
         SenderAuth {
             authenticator,
+            dns: dns.clone(),
             hostname: hostname.to_owned(),
             dmarc_reject: true,
             dmarc_quarantine: true,
             spf_fail_reject: false,
             tempfail: true,
+        }
+    }
+
+    /// `output`, or a permerror when `domain`'s own SPF records break
+    /// RFC 7208's rules (two records, a term outside its grammar). A
+    /// lookup that fails leaves mail-auth's result.
+    async fn strict(&self, domain: &str, output: SpfOutput) -> SpfOutput {
+        if domain.is_empty() || matches!(output.result(), SpfResult::TempError | SpfResult::None) {
+            return output;
+        }
+        let Some(records) = self.dns.texts(&format!("{domain}.")).await else {
+            return output;
+        };
+        match spf_record::permerror(&records) {
+            Some(why) => {
+                tracing::info!(domain = %domain, "SPF permerror: {why}");
+                SpfOutput::new(domain.to_owned()).with_result(SpfResult::PermError)
+            }
+            None => output,
         }
     }
 
@@ -76,6 +98,12 @@ impl SenderAuth {
             self.authenticator
                 .verify_spf(SpfParameters::verify_mail_from(client, helo, &self.hostname, sender))
                 .await
+        };
+        // RFC 7208's record checks mail-auth leaves out (spf_record.rs)
+        let spf_helo = self.strict(helo, spf_helo).await;
+        let spf = match sender.rsplit_once('@') {
+            Some((_, domain)) => self.strict(domain, spf).await,
+            None => spf,
         };
         let dkim = self.authenticator.verify_dkim(&parsed).await;
         // ARC (RFC 8617): what a mailing list's server found before it

@@ -9,7 +9,8 @@
 //! - [`greylist`] — a first attempt waits (all clients, or those tables name);
 //! - [`tarpit`] — the clients tables name wait before each answer;
 //! - [`auth`] — SPF, DKIM and DMARC at the end of DATA, and the
-//!   Authentication-Results field;
+//!   Authentication-Results field ([`spf_record`]: the record checks of
+//!   RFC 7208 that mail-auth leaves out);
 //! - [`content`] — header and body rules at the end of DATA;
 //! - [`virus`] — virus scanning (clamd or built-in) at the end of DATA;
 //! - [`bayes`] — the site-wide spam score at the end of DATA;
@@ -34,6 +35,7 @@ pub mod content;
 pub mod dkim;
 pub mod dnsbl;
 pub mod greylist;
+pub mod spf_record;
 pub mod table;
 pub mod tarpit;
 pub mod virus;
