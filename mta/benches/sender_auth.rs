@@ -8,6 +8,7 @@
 //!     cargo bench -p mta --bench sender_auth
 
 #[path = "../tests/common/dns.rs"]
+#[allow(dead_code)] // (the benchmark serves several zones: `serving`)
 mod dns;
 
 use std::sync::Arc;
