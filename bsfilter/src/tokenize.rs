@@ -214,6 +214,11 @@ pub struct TokenizerOptions {
     /// sender; the first ones are the recipient's own relays, shared by
     /// all mail). 0 = all.
     pub received_hops: usize,
+    /// The site's authserv-id (mtad's hostname): the first
+    /// `Authentication-Results` field that names it gives tokens of its
+    /// verdicts (`auth:dkim=pass:example.jp`). Fields naming another id
+    /// are anyone's words and give none; `None`: no such tokens.
+    pub auth_results_id: Option<String>,
 }
 
 impl Default for TokenizerOptions {
@@ -228,6 +233,7 @@ impl Default for TokenizerOptions {
             word_pairs: false,
             html_tags: false,
             received_hops: 0,
+            auth_results_id: None,
         }
     }
 }
@@ -396,6 +402,14 @@ impl Tokenizer {
             && self.options.headers.includes("ufrom")
         {
             self.text(sender, Some("ufrom"), &mut out);
+        }
+        if let Some(id) = &self.options.auth_results_id
+            && let Some(field) = message
+                .headers
+                .iter()
+                .find(|f| f.name == "authentication-results" && authserv_id(&f.value).eq_ignore_ascii_case(id))
+        {
+            auth_tokens(&field.value, &mut out);
         }
         let received = message.headers.iter().filter(|f| f.name == "received").count();
         let mut received_seen = 0;
@@ -735,6 +749,62 @@ fn unleet(word: &str) -> Option<String> {
 /// kept apart by one to two separator characters, as spam spells out words
 /// to slip past filters, give the word they spell (`free`). Real text has
 /// such runs only as initials (`U.S.A` → `usa`, harmless).
+/// The authserv-id an `Authentication-Results` value opens with (RFC
+/// 8601: before the first `;`, a version number after it allowed).
+fn authserv_id(value: &str) -> &str {
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+}
+
+/// Tokens of the site's own verdicts: for each `method=result` (dkim,
+/// spf, dmarc, arc…) one token of the verdict alone and one with the
+/// domain it is about — the signing domain for DKIM (`header.d`, or
+/// `header.i`'s), the envelope's for SPF, the From domain for DMARC. The
+/// domain that signed is better evidence than any Received line: a
+/// sender can write those, not pass for another domain.
+fn auth_tokens(value: &str, out: &mut TokenSink) {
+    for result in value.split(';').skip(1) {
+        // comments in parentheses are the verifier's prose
+        let mut plain = String::with_capacity(result.len());
+        let mut depth = 0usize;
+        for c in result.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => plain.push(c),
+                _ => {}
+            }
+        }
+        let mut words = plain.split_whitespace();
+        let Some((method, verdict)) = words.next().and_then(|w| w.split_once('=')) else {
+            continue;
+        };
+        let (method, verdict) = (method.to_ascii_lowercase(), verdict.to_ascii_lowercase());
+        if method.is_empty() || verdict.is_empty() || method == "none" {
+            continue;
+        }
+        out.add(&format!("auth:{method}={verdict}"));
+        let domain = words.find_map(|w| {
+            let (property, v) = w.split_once('=')?;
+            let v = v.trim_matches('"');
+            let domain = match property.to_ascii_lowercase().as_str() {
+                "header.d" | "header.from" => v,
+                "header.i" | "smtp.mailfrom" | "smtp.mail" => v.rsplit_once('@').map_or(v, |(_, d)| d),
+                _ => return None,
+            };
+            (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
+        });
+        if let Some(domain) = domain {
+            out.add(&format!("auth:{method}={verdict}:{domain}"));
+        }
+    }
+}
+
 fn spelled_out_words(text: &str, tag: Option<&str>, out: &mut TokenSink) {
     // ASCII text (most of it) is read as bytes, without UTF-8 decoding
     if text.is_ascii() {
@@ -1170,6 +1240,40 @@ mod tests {
             !plain.iter().any(|x| x.contains('~') || x.starts_with("html:")),
             "{plain:?}"
         );
+    }
+
+    #[test]
+    fn the_sites_own_authentication_results_are_tokens() {
+        let m = "Authentication-Results: mx.example.jp; dkim=pass (good signature) header.i=@news.example.org header.s=s1;\n \
+                 spf=softfail (mx.example.jp: not designated) smtp.mailfrom=bounce@mailer.example;\n dmarc=pass header.from=news.example.org\n\
+                 Authentication-Results: evil.example; dkim=pass header.d=bank.example\n\
+                 Subject: s\n\nbody\n";
+        let ours = Tokenizer::new(
+            TokenizerOptions {
+                auth_results_id: Some("MX.example.jp".into()),
+                ..TokenizerOptions::default()
+            },
+            Box::new(Bigram),
+        );
+        let t = tokens_with(&ours, m);
+        for token in [
+            "auth:dkim=pass",
+            "auth:dkim=pass:news.example.org",
+            "auth:spf=softfail:mailer.example",
+            "auth:dmarc=pass:news.example.org",
+        ] {
+            assert!(has(&t, token), "{token}: {t:?}");
+        }
+        // another id's field is anyone's words; the prose is no token
+        assert!(
+            !t.iter().any(|x| x.contains("bank.example") || x.contains("designated")),
+            "{t:?}"
+        );
+        // off unless the site's id is given
+        assert!(!tokens_of(m).iter().any(|x| x.starts_with("auth:")));
+        // a field that only looks like ours (the id as a prefix) is not
+        let other = m.replace("mx.example.jp;", "mx.example.jp.evil.example;");
+        assert!(!tokens_with(&ours, &other).iter().any(|x| x.starts_with("auth:")));
     }
 
     #[test]

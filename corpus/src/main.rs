@@ -105,6 +105,11 @@ fn command() -> Command {
             "Read only the last N Received fields (0 = all)",
         ))
         .arg(value(
+            "auth-results-id",
+            "ID",
+            "Tokens of the Authentication-Results field of this authserv-id (auth:dkim=pass:example.jp)",
+        ))
+        .arg(value(
             "spam-esf",
             "F",
             "Fisher: effective size factor of the spam tail (default 1)",
@@ -211,6 +216,7 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     if let Some(v) = number("received-hops")? {
         config.tokenizer.received_hops = v as usize;
     }
+    config.tokenizer.auth_results_id = m.get_one::<String>("auth-results-id").cloned();
     if let Some(v) = number("spam-esf")? {
         config.robinson.spam_esf = v;
     }

@@ -36,6 +36,7 @@
 //! discard_above = 0.9999                # off unless set: drop such spam
 //! auto_train = false                    # learn each message as its verdict
 //! on_error = "deliver"                  # or "tempfail"
+//! auth_results_id = "mx.example.jp"     # tokens of mtad's Authentication-Results (its hostname)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -306,6 +307,8 @@ pub struct FilterSettings {
     pub discard_above: Option<f64>,
     pub auto_train: bool,
     pub tempfail_on_error: bool,
+    /// mtad's authserv-id: its Authentication-Results verdicts are tokens.
+    pub auth_results_id: Option<String>,
 }
 
 impl Default for Config {
@@ -386,6 +389,7 @@ struct FilterSection {
     discard_above: Option<Probability>,
     auto_train: bool,
     on_error: OnError,
+    auth_results_id: Option<String>,
 }
 
 impl Default for FilterSection {
@@ -400,6 +404,7 @@ impl Default for FilterSection {
             jtokenizer: JapaneseTokenizer::Bigram,
             discard_above: None,
             auto_train: false,
+            auth_results_id: None,
             on_error: OnError::Deliver,
         }
     }
@@ -447,6 +452,7 @@ impl From<DeliverySections> for Config {
                 discard_above: f.discard_above.map(|p| p.0),
                 auto_train: f.auto_train,
                 tempfail_on_error: f.on_error == OnError::Tempfail,
+                auth_results_id: f.auth_results_id,
             },
         }
     }

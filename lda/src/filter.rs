@@ -25,5 +25,6 @@ fn filter_config(config: &Config, user: &User) -> FilterConfig {
     fc.method = settings.method;
     fc.spam_cutoff = settings.spam_cutoff;
     fc.tokenizer.verdict_header_prefix = format!("x-{}-", settings.header_prefix.to_ascii_lowercase());
+    fc.tokenizer.auth_results_id = settings.auth_results_id.clone();
     fc
 }
