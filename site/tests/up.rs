@@ -345,3 +345,45 @@ fn the_whole_site_in_one_command() {
         "{said}"
     );
 }
+
+/// `--foreground`: every daemon's log on the terminal too, each line
+/// behind `NAME[PID]: ` as syslog writes it, and the supervisor's own.
+#[test]
+fn the_foreground_shows_every_daemons_log() {
+    program("mtad");
+    program("imapd");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(MAILKIT)
+        .args(["up", "--foreground", "--port-base", "0", "--data"])
+        .arg(dir.path().join("site"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(" INFO ready") || !seen.contains(" Pop3s on ") {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "mailkit up ended:\n{seen}");
+        seen.push_str(&line);
+    }
+    // SAFETY: kill with our child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    std::io::Read::read_to_string(&mut err, &mut seen).unwrap();
+    assert!(child.wait().unwrap().success());
+    let lines: Vec<&str> = seen.lines().collect();
+    let tagged = |name: &str| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.starts_with(&format!("{name}["))
+                    && l.split_once("]: ")
+                        .is_some_and(|(pid, _)| pid[name.len() + 1..].parse::<u32>().is_ok())
+            })
+            .count()
+    };
+    assert!(tagged("mtad") >= 2 && tagged("imapd") >= 4, "{seen}");
+    // the supervisor's own lines: its start and stop of each daemon
+    assert!(seen.contains("started program=\"mtad\""), "{seen}");
+    assert!(seen.contains("SIGTERM: stopping the daemons"), "{seen}");
+}
