@@ -54,6 +54,7 @@ fn causes_seen(f: &Figures) -> Vec<usize> {
 /// The report's heading line.
 pub fn heading(f: &Figures) -> String {
     let period = match (&f.period.first_day, &f.period.last_day) {
+        (Some(a), _) if f.period.days == 1 => format!("{a}, 1 day"),
         (Some(a), Some(b)) => format!("{a} to {b}, {} days", f.period.days),
         _ => "no mail in the period".to_owned(),
     };
