@@ -761,22 +761,12 @@ fn sender_auth_without_dns_is_a_temporary_failure() {
 #[test]
 fn keygen_keys_sign_and_a_receiver_verifies() {
     let keys = tempfile::tempdir().unwrap();
-    let mut records = String::new();
-    let mut dkim_keys = Vec::new();
-    for (selector, rsa) in [("mail", false), ("mailrsa", true)] {
-        let path = keys.path().join(format!("{selector}.pem"));
-        let printed = mta::policy::dkim::keygen("example.jp", selector, rsa, &path).unwrap();
-        records.push_str(printed.lines().next().unwrap());
-        records.push('\n');
-        dkim_keys.push(format!(
-            "{{ domain = \"example.jp\", selector = \"{selector}\", key = \"{}\" }}",
-            path.display()
-        ));
-    }
+    let (printed, dkim_keys) = common::keygen_both(keys.path());
+    let records: String = printed.iter().map(|(line, _)| format!("{line}\n")).collect();
     // never over a key that is there
     let again = mta::policy::dkim::keygen("example.jp", "mail", false, &keys.path().join("mail.pem"));
     assert!(again.is_err_and(|e| e.contains("File exists")));
-    let signing = Site::start(&format!("dkim_keys = [{}]\n", dkim_keys.join(", ")));
+    let signing = Site::start(&format!("dkim_keys = {dkim_keys}\n"));
     // from mynetworks (127.0.0.1): signed
     let (reply, mut c) = rcpt(
         &signing,

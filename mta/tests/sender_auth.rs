@@ -278,24 +278,19 @@ fn dkim_signatures_of_dkimpy_verify_at_mtad() {
 #[test]
 fn dkim_signatures_of_mtad_verify_in_dkimpy() {
     let keys = tempfile::tempdir().unwrap();
-    let mut records = serde_json::Map::new();
-    let mut dkim_keys = Vec::new();
-    for (selector, rsa) in [("mail", false), ("mailrsa", true)] {
-        let path = keys.path().join(format!("{selector}.pem"));
-        let printed = mta::policy::dkim::keygen("example.jp", selector, rsa, &path).unwrap();
-        // `NAME. IN TXT "part" "part"`: the record is the parts joined
-        let first = printed.lines().next().unwrap();
-        let (name, strings) = first.split_once(" IN TXT ").unwrap();
-        let record: String = strings.split('"').skip(1).step_by(2).collect();
-        records.insert(name.trim_end_matches('.').to_owned(), record.into());
-        dkim_keys.push(format!(
-            "{{ domain = \"example.jp\", selector = \"{selector}\", key = \"{}\" }}",
-            path.display()
-        ));
-    }
+    let (printed, dkim_keys) = common::keygen_both(keys.path());
+    let records: serde_json::Map<String, serde_json::Value> = printed
+        .into_iter()
+        .map(|(line, record)| {
+            (
+                line.split(' ').next().unwrap().trim_end_matches('.').to_owned(),
+                record.into(),
+            )
+        })
+        .collect();
     let record_file = keys.path().join("records.json");
     std::fs::write(&record_file, serde_json::Value::Object(records).to_string()).unwrap();
-    let site = Site::start(&format!("dkim_keys = [{}]\n", dkim_keys.join(", ")));
+    let site = Site::start(&format!("dkim_keys = {dkim_keys}\n"));
     let (reply, mut c) = common::tables::rcpt(
         ("127.0.0.1", site.port),
         "127.0.0.1",

@@ -13,6 +13,28 @@ use std::time::{Duration, Instant};
 pub mod dns;
 pub mod tables;
 
+/// `mtad dkim keygen`'s two keys for example.jp in `dir` — ed25519
+/// (selector `mail`) and RSA-2048 (`mailrsa`): for each, the zone line it
+/// printed, and the TXT record as a resolver returns it (the strings
+/// joined); and the `dkim_keys` value that signs with both.
+pub fn keygen_both(dir: &Path) -> (Vec<(String, String)>, String) {
+    let mut records = Vec::new();
+    let mut keys = Vec::new();
+    for (selector, rsa) in [("mail", false), ("mailrsa", true)] {
+        let path = dir.join(format!("{selector}.pem"));
+        let printed = mta::policy::dkim::keygen("example.jp", selector, rsa, &path).unwrap();
+        let line = printed.lines().next().unwrap().to_owned();
+        let (_, strings) = line.split_once(" IN TXT ").unwrap();
+        let record: String = strings.split('"').skip(1).step_by(2).collect();
+        records.push((line, record));
+        keys.push(format!(
+            "{{ domain = \"example.jp\", selector = \"{selector}\", key = \"{}\" }}",
+            path.display()
+        ));
+    }
+    (records, format!("[{}]", keys.join(", ")))
+}
+
 pub const MTAD: &str = env!("CARGO_BIN_EXE_mtad");
 
 /// A port the test holds for a next hop that is down (connections are
