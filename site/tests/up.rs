@@ -72,11 +72,25 @@ impl Up {
 
     /// SIGTERM, as Ctrl-C's SIGINT would: everything stops, exit 0.
     fn stop(mut self) {
-        // SAFETY: kill with our child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
+        let status = terminate(&mut self.child);
         assert!(status.success(), "mailkit up: {status}");
     }
+}
+
+/// A test that fails leaves no site running.
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            terminate(&mut self.child);
+        }
+    }
+}
+
+/// SIGTERM to `mailkit up`, and its exit.
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    // SAFETY: kill with our child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    child.wait().unwrap()
 }
 
 /// The pids of the daemons `mailkit up` started (its log says).
@@ -353,14 +367,17 @@ fn the_foreground_shows_every_daemons_log() {
     program("mtad");
     program("imapd");
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(MAILKIT)
-        .args(["up", "--foreground", "--port-base", "0", "--data"])
-        .arg(dir.path().join("site"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut up = Up {
+        child: Command::new(MAILKIT)
+            .args(["up", "--foreground", "--port-base", "0", "--data"])
+            .arg(dir.path().join("site"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        told: String::new(),
+    };
+    let mut err = BufReader::new(up.child.stderr.take().unwrap());
     let mut seen = String::new();
     while !seen.contains(" INFO ready") || !seen.contains(" Pop3s on ") {
         let mut line = String::new();
@@ -368,9 +385,9 @@ fn the_foreground_shows_every_daemons_log() {
         seen.push_str(&line);
     }
     // SAFETY: kill with our child's pid.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    unsafe { libc::kill(up.child.id() as libc::pid_t, libc::SIGTERM) };
     std::io::Read::read_to_string(&mut err, &mut seen).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(up.child.wait().unwrap().success());
     let lines: Vec<&str> = seen.lines().collect();
     let tagged = |name: &str| {
         lines
