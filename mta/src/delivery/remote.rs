@@ -534,9 +534,7 @@ async fn ehlo_again(client: &mut Client, hostname: &str) -> std::io::Result<Serv
 /// stuffed, ended by `.` on a line of its own.
 pub fn wire_form(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 5);
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        let content = line.strip_suffix(b"\n").unwrap_or(line);
-        let content = content.strip_suffix(b"\r").unwrap_or(content);
+    for content in crate::queue::lines(message) {
         if content.starts_with(b".") {
             out.push(b'.');
         }

@@ -80,7 +80,9 @@ impl SenderAuth {
     }
 
     async fn verdict(&self, facts: &Facts, message: &[u8], client: IpAddr) -> Verdict {
-        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+        // as it came over the wire: simple canonicalization hashes bytes
+        let wire = crate::queue::with_crlf(message);
+        let Some(parsed) = AuthenticatedMessage::parse(&wire) else {
             // not a message mail-auth can read: nothing to vouch for
             return Verdict::Continue;
         };

@@ -73,7 +73,9 @@ impl DkimSign {
     /// The DKIM-Signature fields for `message` (none when its From domain
     /// has no key).
     fn sign(&self, message: &[u8]) -> Vec<String> {
-        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+        // signed as it will go over the wire (CRLF)
+        let wire = crate::queue::with_crlf(message);
+        let Some(parsed) = AuthenticatedMessage::parse(&wire) else {
             return Vec::new();
         };
         let from = parsed.from().to_ascii_lowercase();
