@@ -404,3 +404,28 @@ fn the_foreground_shows_every_daemons_log() {
     assert!(seen.contains("started program=\"mtad\""), "{seen}");
     assert!(seen.contains("SIGTERM: stopping the daemons"), "{seen}");
 }
+
+/// A daemon that cannot start (its SMTP port is taken) ends `mailkit up`
+/// at once with its own words, rather than being started again and again.
+#[test]
+fn a_daemon_that_cannot_start_is_said_once() {
+    program("mtad");
+    program("imapd");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(MAILKIT)
+        .args(["up", "--port-base", &(port - 25).to_string(), "--data"])
+        .arg(dir.path().join("site"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("stopped before the site was up"), "{said}");
+    assert!(
+        said.contains(&format!("127.0.0.1:{port}")) && said.contains("in use"),
+        "{said}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("site/log/mailkit.log")).unwrap();
+    assert!(!log.contains("started again"), "{log}");
+}

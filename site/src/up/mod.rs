@@ -108,6 +108,8 @@ pub fn up(options: Options) -> Result<(), String> {
         println!("Starting the demo site in {} again.", site.data.display());
     }
     let heard = Arc::new(Mutex::new(Heard::default()));
+    let site_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let told_up = site_up.clone();
     let (data, password) = (site.data.clone(), site.password.clone());
     let on_line: supervise::OnLine = Arc::new(move |name, line| {
         let mut h = heard.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,6 +126,7 @@ pub fn up(options: Options) -> Result<(), String> {
         if !h.told && h.mtad_ready && h.listening.len() == ANNOUNCED.len() {
             h.told = true;
             tell(&data, &password, &h.listening);
+            told_up.store(true, std::sync::atomic::Ordering::SeqCst);
         }
     });
     let config = site.config.display().to_string();
@@ -151,8 +154,19 @@ pub fn up(options: Options) -> Result<(), String> {
             return Err(String::from_utf8_lossy(&checked.stderr).trim().to_owned());
         }
     }
-    supervise::supervise(programs, &log_dir, options.foreground, on_line)
+    let ended = supervise::supervise(programs, &log_dir, options.foreground, on_line, &site_up)
         .map_err(|e| format!("starting the daemons: {e}"))?;
+    if let supervise::Ended::DiedAtStart(name, status) = ended {
+        // its own last words say why (a port in use, a file it cannot read)
+        let log = log_dir.join(format!("{name}.log"));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let last: Vec<&str> = text.lines().rev().take(3).collect();
+        return Err(format!(
+            "{name} stopped before the site was up ({status}); the end of {}:\n{}",
+            log.display(),
+            last.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+    }
     println!("The demo site has stopped; `mailkit up` starts it again with the same data.");
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The supervisor, as Postfix's master: each daemon a process of its own,
 //! started again with a growing pause when it dies (1 s, doubling to a
-//! minute; back to 1 s once it has run a minute), SIGTERM and SIGINT
+//! minute; back to 1 s once it has run a minute) — but one that dies
+//! before the site is first up ends it all, as it would only die again
+//! (a port in use, a key it cannot read) — SIGTERM and SIGINT
 //! passed on as SIGTERM and waited for, SIGHUP passed on (the daemons
 //! read their certificates again). Each daemon's standard error is its
 //! log: appended to `LOG_DIR/NAME.log` and, in the foreground, written to
@@ -134,9 +136,27 @@ fn signal_child(child: &Child, signal: i32) {
     }
 }
 
+/// How supervision ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// SIGTERM or SIGINT: the daemons were stopped.
+    Stopped,
+    /// A daemon died before `up` said the site was: it would only die
+    /// again (a port in use, a file it cannot read), so the others were
+    /// stopped too. Its name and how it ended.
+    DiedAtStart(&'static str, std::process::ExitStatus),
+}
+
 /// Runs `programs` until SIGTERM or SIGINT; then stops them and returns.
-/// `block_signals` must have been called first.
-pub fn supervise(programs: Vec<Program>, log_dir: &Path, foreground: bool, on_line: OnLine) -> std::io::Result<()> {
+/// Until `up` is true, a daemon that dies ends it all instead of being
+/// started again. `block_signals` must have been called first.
+pub fn supervise(
+    programs: Vec<Program>,
+    log_dir: &Path,
+    foreground: bool,
+    on_line: OnLine,
+    up: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<Ended> {
     let mut daemons = Vec::new();
     for program in programs {
         let child = start(&program, log_dir, foreground, &on_line)?;
@@ -161,7 +181,7 @@ pub fn supervise(programs: Vec<Program>, log_dir: &Path, foreground: bool, on_li
                 };
                 tracing::info!("{name}: stopping the daemons");
                 stop(&mut daemons);
-                return Ok(());
+                return Ok(Ended::Stopped);
             }
             Some(libc::SIGHUP) => {
                 for d in &daemons {
@@ -180,6 +200,13 @@ pub fn supervise(programs: Vec<Program>, log_dir: &Path, foreground: bool, on_li
                     let Ok(Some(status)) = child.try_wait() else {
                         continue;
                     };
+                    if !up.load(std::sync::atomic::Ordering::SeqCst) {
+                        let name = d.program.name;
+                        tracing::error!(program = name, status = %status, "died before the site was up");
+                        d.state = State::Waiting { until: now };
+                        stop(&mut daemons);
+                        return Ok(Ended::DiedAtStart(name, status));
+                    }
                     let ran = now - *since;
                     d.pause = if ran >= RAN_WELL { FIRST_PAUSE } else { d.pause };
                     tracing::warn!(
