@@ -422,10 +422,9 @@ fn a_daemon_that_cannot_start_is_said_once() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("stopped before the site was up"), "{said}");
-    assert!(
-        said.contains(&format!("127.0.0.1:{port}")) && said.contains("in use"),
-        "{said}"
-    );
+    // (mtad's port is the one taken; another port of the site could be
+    // in use by a test running beside this one, and imapd say so first)
+    assert!(said.contains("in use"), "{said}");
     let log = std::fs::read_to_string(dir.path().join("site/log/mailkit.log")).unwrap();
     assert!(!log.contains("started again"), "{log}");
 }
