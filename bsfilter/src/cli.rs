@@ -136,6 +136,11 @@ fn command() -> Command {
             "System-wide token database (a file, or a bsfilter home holding one), layered under the user's",
         ))
         .arg(value(
+            "auth-results-id",
+            "ID",
+            "Tokens of the Authentication-Results field of this authserv-id (mtad's hostname), as lda's auth_results_id",
+        ))
+        .arg(value(
             "db-timeout",
             "SECONDS",
             "How long to wait for a database locked by another process (default 30)",
@@ -503,6 +508,7 @@ fn filter_config(m: &ArgMatches, homedir: PathBuf) -> Result<FilterConfig> {
         None => config.method.default_cutoff(),
     };
     config.system_db = get("system-db").map(PathBuf::from);
+    config.tokenizer.auth_results_id = get("auth-results-id").map(str::to_owned);
     if let Some(v) = get("db-timeout") {
         let secs = parse_number::<f64>("db-timeout", v)?;
         if !(0.0..=86400.0).contains(&secs) {

@@ -375,6 +375,23 @@ fn show_tokens_and_auto_update() {
 }
 
 #[test]
+fn the_sites_authentication_results_as_tokens() {
+    let home = Home::new();
+    let mail = "Authentication-Results: mx.example.jp; dkim=pass header.d=news.example.org\n\
+                Authentication-Results: other.example; dkim=pass header.d=bank.example\n\
+                Subject: s\n\nbody\n";
+    // as lda makes them with [filter] auth_results_id, so training by hand agrees
+    let tokens = stdout(&home.run(&["--show-tokens", "--auth-results-id", "mx.example.jp"], Some(mail)));
+    assert!(
+        tokens.lines().any(|l| l == "auth:dkim=pass:news.example.org"),
+        "{tokens}"
+    );
+    assert!(!tokens.contains("bank.example"), "{tokens}");
+    let plain = stdout(&home.run(&["--show-tokens"], Some(mail)));
+    assert!(!plain.contains("auth:"), "{plain}");
+}
+
+#[test]
 fn system_db_is_layered_under_the_user_db() {
     let system = Home::trained(20);
     let user = Home::new();
