@@ -8,7 +8,7 @@ mod common;
 
 use common::Site;
 use common::dns::DnsServer;
-use common::tables::{Tables, data};
+use common::tables::{Tables, data, send};
 
 const LISTS: &str = "\
 $ORIGIN test.
@@ -623,15 +623,14 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
     let forged =
         "Authentication-Results: mx.example.jp; dkim=pass header.d=bank.example\r\nX-Mailkit-Quarantine: forged\r\n";
     let signed = format!("{forged}{}{message}", signature.to_header());
-    let (reply, mut c) = rcpt(
+    let reply = send(
         &site,
         "127.0.0.9",
         "mail.example.org",
         "carol@example.org",
         "alice@example.jp",
+        signed.trim_end_matches("\r\n"),
     );
-    assert!(reply.starts_with("250"), "{reply}");
-    let reply = data(&mut c, signed.trim_end_matches("\r\n"));
     assert!(reply.starts_with("250 2.0.0 Ok: queued as"), "{reply}\n{}", site.log());
     let delivered = String::from_utf8(site.wait_for_messages("alice", 1).remove(0)).unwrap();
     let results: Vec<&str> = delivered
@@ -659,28 +658,27 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
         results[0]
     );
     // the same domain, unsigned, from an address its SPF does not allow
-    let (reply, mut c) = rcpt(
+    let reply = send(
         &site,
         "127.0.0.10",
         "mail.example.org",
         "carol@example.org",
         "alice@example.jp",
+        message.trim_end_matches("\r\n"),
     );
-    assert!(reply.starts_with("250"), "{reply}");
-    let reply = data(&mut c, message.trim_end_matches("\r\n"));
     assert_eq!(
         reply,
         "550 5.7.1 Message rejected: it fails the DMARC policy of example.org"
     );
     // a domain without SPF, DKIM or DMARC: none, and accepted
-    let (_, mut c) = rcpt(
+    let reply = send(
         &site,
         "127.0.0.10",
         "mail.example.net",
         "dave@example.net",
         "alice@example.jp",
+        "From: dave@example.net\r\nSubject: plain\r\n\r\nhello",
     );
-    let reply = data(&mut c, "From: dave@example.net\r\nSubject: plain\r\n\r\nhello");
     assert!(reply.starts_with("250"), "{reply}");
     let delivered = String::from_utf8(site.wait_for_messages("alice", 2).remove(1)).unwrap();
     assert!(
@@ -688,14 +686,14 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
         "{delivered}"
     );
     // p=quarantine: taken, and filed in the recipient's Spam folder
-    let (_, mut c) = rcpt(
+    let reply = send(
         &site,
         "127.0.0.10",
         "mail.example.com",
         "erin@example.com",
         "alice@example.jp",
+        "From: erin@example.com\r\nSubject: quarantined\r\n\r\nhello",
     );
-    let reply = data(&mut c, "From: erin@example.com\r\nSubject: quarantined\r\n\r\nhello");
     assert!(reply.starts_with("250"), "{reply}");
     let start = std::time::Instant::now();
     while site.messages("alice", "Spam").is_empty() {
@@ -714,14 +712,14 @@ fn spf_dkim_and_dmarc_against_the_sites_dns() {
         "resolver = \"{}\"\nsender_auth = true\nspf_fail_reject = true\n",
         dns.addr
     ));
-    let (_, mut c) = rcpt(
+    let reply = send(
         &strict,
         "127.0.0.10",
         "mail.example.com",
         "erin@example.com",
         "alice@example.jp",
+        "From: erin@example.com\r\nSubject: spf\r\n\r\nhello",
     );
-    let reply = data(&mut c, "From: erin@example.com\r\nSubject: spf\r\n\r\nhello");
     assert_eq!(
         reply,
         "550 5.7.23 Message rejected: SPF does not allow 127.0.0.10 to send for example.com"
@@ -740,15 +738,14 @@ fn sender_auth_without_dns_is_a_temporary_failure() {
     let addr = silent.local_addr().unwrap();
     for (tempfail, expected) in [("", "451 4.7.0"), ("auth_tempfail = false\n", "250 2.0.0")] {
         let site = Site::start(&format!("resolver = \"{addr}\"\nsender_auth = true\n{tempfail}"));
-        let (reply, mut c) = rcpt(
+        let reply = send(
             &site,
             "127.0.0.9",
             "mail.example.org",
             "carol@example.org",
             "alice@example.jp",
+            "From: carol@example.org\r\nSubject: s\r\n\r\nbody",
         );
-        assert!(reply.starts_with("250"), "{reply}");
-        let reply = data(&mut c, "From: carol@example.org\r\nSubject: s\r\n\r\nbody");
         assert!(reply.starts_with(expected), "{tempfail}: {reply}");
     }
 }
@@ -768,16 +765,12 @@ fn keygen_keys_sign_and_a_receiver_verifies() {
     assert!(again.is_err_and(|e| e.contains("File exists")));
     let signing = Site::start(&format!("dkim_keys = {dkim_keys}\n"));
     // from mynetworks (127.0.0.1): signed
-    let (reply, mut c) = rcpt(
+    let reply = send(
         &signing,
         "127.0.0.1",
         "client.example.jp",
         "bob@example.jp",
         "alice@example.jp",
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let reply = data(
-        &mut c,
         "From: Bob <bob@example.jp>\r\nTo: alice@example.jp\r\nSubject: signed here\r\nMessage-ID: <s1@example.jp>\r\n\r\nA body.",
     );
     assert!(reply.starts_with("250"), "{reply}");

@@ -22,7 +22,6 @@ use std::process::{Command, Stdio};
 
 use common::Site;
 use common::dns::DnsServer;
-use common::tables::data;
 
 /// Debian's Python, which has python3-dkim (the tests' own `python3` may
 /// be another).
@@ -64,15 +63,14 @@ fn empty(origin: &str) -> String {
 
 /// Sends `message` from `client` as `from` to alice; the DATA reply.
 fn send(site: &Site, client: &str, from: &str, message: &str) -> String {
-    let (reply, mut c) = common::tables::rcpt(
-        ("127.0.0.1", site.port),
+    common::tables::send(
+        site,
         client,
         "mail.example.org",
         from,
         "alice@example.jp",
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    data(&mut c, message.trim_end_matches("\r\n"))
+        message.trim_end_matches("\r\n"),
+    )
 }
 
 /// The Authentication-Results field of alice's `n`th message.
@@ -143,107 +141,31 @@ fn dkim_signatures_of_dkimpy_verify_at_mtad() {
     type Change = dyn Fn(String) -> String;
     type Case<'a> = (&'a str, &'a str, &'a str, &'a str, bool, &'a Change, bool, &'a str);
     let same: &Change = &|m| m;
+    #[rustfmt::skip]
     let cases: [Case; 9] = [
-        (
-            "rsa-sha256",
-            &rsa_key,
-            "rsa",
-            "relaxed/relaxed",
-            false,
-            same,
-            true,
-            "dkim=pass",
-        ),
+        ("rsa-sha256", &rsa_key, "rsa", "relaxed/relaxed", false, same, true, "dkim=pass"),
         // simple header canonicalization hashes the header bytes as sent:
         // mtad verifies the CRLF form, not the queue's LF one (on which
         // every such signature of dkimpy's failed)
-        (
-            "rsa-sha256",
-            &rsa_key,
-            "rsa",
-            "simple/simple",
-            false,
-            same,
-            true,
-            "dkim=pass",
-        ),
-        (
-            "ed25519-sha256",
-            &ed_key,
-            "ed",
-            "relaxed/simple",
-            false,
-            same,
-            true,
-            "dkim=pass",
-        ),
-        (
-            "ed25519-sha256",
-            &ed_key,
-            "ed",
-            "simple/relaxed",
-            false,
-            same,
-            true,
-            "dkim=pass",
-        ),
+        ("rsa-sha256", &rsa_key, "rsa", "simple/simple", false, same, true, "dkim=pass"),
+        ("ed25519-sha256", &ed_key, "ed", "relaxed/simple", false, same, true, "dkim=pass"),
+        ("ed25519-sha256", &ed_key, "ed", "simple/relaxed", false, same, true, "dkim=pass"),
         // a changed word in the body: RFC 6376's PERMFAIL, which mail-auth
         // words as Gmail does, "neutral (body hash did not verify)"
-        (
-            "rsa-sha256",
-            &rsa_key,
-            "rsa",
-            "relaxed/relaxed",
-            false,
-            &|m| m.replace("second", "third"),
-            false,
-            "dkim=neutral (body hash did not verify)",
-        ),
+        ("rsa-sha256", &rsa_key, "rsa", "relaxed/relaxed", false, &|m| m.replace("second", "third"), false,
+         "dkim=neutral (body hash did not verify)"),
         // a signed header changed
-        (
-            "ed25519-sha256",
-            &ed_key,
-            "ed",
-            "relaxed/relaxed",
-            false,
-            &|m| m.replace("signed by dkimpy", "signed by someone"),
-            false,
-            "dkim=fail",
-        ),
+        ("ed25519-sha256", &ed_key, "ed", "relaxed/relaxed", false, &|m| m.replace("signed by dkimpy", "signed by someone"), false,
+         "dkim=fail"),
         // spaces inside a line: relaxed forgives them, simple does not
-        (
-            "rsa-sha256",
-            &rsa_key,
-            "rsa",
-            "relaxed/relaxed",
-            false,
-            &|m| m.replace("The body,", "The  body, "),
-            true,
-            "dkim=pass",
-        ),
-        (
-            "rsa-sha256",
-            &rsa_key,
-            "rsa",
-            "relaxed/simple",
-            false,
-            &|m| m.replace("The body,", "The  body, "),
-            false,
-            "dkim=neutral (body hash did not verify)",
-        ),
+        ("rsa-sha256", &rsa_key, "rsa", "relaxed/relaxed", false, &|m| m.replace("The body,", "The  body, "), true, "dkim=pass"),
+        ("rsa-sha256", &rsa_key, "rsa", "relaxed/simple", false, &|m| m.replace("The body,", "The  body, "), false,
+         "dkim=neutral (body hash did not verify)"),
         // l=: text appended after the signed length. dkimpy verifies it
         // (RFC 6376 §3.5 allows it); mail-auth will not vouch for a body
         // partly unsigned, and says so — the safer reading, kept
-        (
-            "rsa-sha256",
-            &rsa_key,
-            "rsa",
-            "relaxed/relaxed",
-            true,
-            &|m| format!("{m}An appended line.\r\n"),
-            true,
-            "dkim=neutral (signature length ignored",
-        ),
+        ("rsa-sha256", &rsa_key, "rsa", "relaxed/relaxed", true, &|m| format!("{m}An appended line.\r\n"), true,
+         "dkim=neutral (signature length ignored"),
     ];
     let mut wrong = Vec::new();
     for (n, (alg, key, selector, canon, length, change, dkimpy_says, verdict)) in cases.iter().enumerate() {
@@ -291,16 +213,12 @@ fn dkim_signatures_of_mtad_verify_in_dkimpy() {
     let record_file = keys.path().join("records.json");
     std::fs::write(&record_file, serde_json::Value::Object(records).to_string()).unwrap();
     let site = Site::start(&format!("dkim_keys = {dkim_keys}\n"));
-    let (reply, mut c) = common::tables::rcpt(
-        ("127.0.0.1", site.port),
+    let reply = common::tables::send(
+        &site,
         "127.0.0.1",
         "client.example.jp",
         "bob@example.jp",
         "alice@example.jp",
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    let reply = data(
-        &mut c,
         "From: Bob <bob@example.jp>\r\nTo: alice@example.jp\r\nSubject: signed by mtad\r\nMessage-ID: <m1@example.jp>\r\n\r\nA body,\r\nsigned at the site.",
     );
     assert!(reply.starts_with("250"), "{reply}");

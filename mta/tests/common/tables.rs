@@ -110,6 +110,14 @@ pub fn rcpt(server: (&str, u16), client: &str, helo: &str, from: &str, to: &str)
     (c.command(&format!("RCPT TO:<{to}>")).trim_end().to_owned(), c)
 }
 
+/// One message from `client` (EHLO `helo`) as `from` to `to` at `site`,
+/// over a fresh connection whose RCPT must be taken: the DATA reply.
+pub fn send(site: &super::Site, client: &str, helo: &str, from: &str, to: &str, message: &str) -> String {
+    let (reply, mut c) = rcpt(("127.0.0.1", site.port), client, helo, from, to);
+    assert!(reply.starts_with("250"), "RCPT: {reply}");
+    data(&mut c, message)
+}
+
 /// The DATA reply for `message` on a connection whose RCPT was taken.
 pub fn data(c: &mut Raw, message: &str) -> String {
     assert!(c.command("DATA").starts_with("354"));

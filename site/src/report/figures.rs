@@ -37,7 +37,7 @@ pub struct Period {
 }
 
 /// A day's counts, or a period's.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Counts {
     pub received: u64,
     pub refused: u64,

@@ -144,10 +144,3 @@ pub fn tally_lines(mut reader: impl BufRead, path: &Path, tally: &mut Tally) -> 
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
-
-/// Reads everything (for tests and tools that hold a log in memory).
-pub fn tally_bytes(bytes: &[u8], scope: Scope) -> Tally {
-    let mut tally = Tally::new(scope);
-    tally_lines(bytes, Path::new("-"), &mut tally).expect("reading memory cannot fail");
-    tally
-}
