@@ -155,4 +155,13 @@ mod tests {
         assert_eq!(check(&["v=spf10 +all", "v=spf1 -all"]), None);
         assert_eq!(check(&[]), None);
     }
+
+    proptest::proptest! {
+        // the record is anyone's DNS data: any text is an answer, never a panic
+        #[test]
+        fn any_record_is_judged(tail in "\\PC{0,60}", raw in "\\PC{0,20}") {
+            let _ = check(&[&format!("v=spf1 {tail}"), &raw]);
+            let _ = check(&[&format!("v=spf1{tail}")]);
+        }
+    }
 }
