@@ -37,8 +37,15 @@ const RAN_WELL: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(25);
 
 enum State {
-    Running { child: Child, since: Instant },
-    Waiting { until: Instant },
+    /// `drained` hears when the daemon's log has been read to its end.
+    Running {
+        child: Child,
+        since: Instant,
+        drained: std::sync::mpsc::Receiver<()>,
+    },
+    Waiting {
+        until: Instant,
+    },
 }
 
 struct Daemon {
@@ -82,7 +89,13 @@ fn next_signal(wait: Duration) -> Option<i32> {
     (s > 0).then_some(s)
 }
 
-fn start(program: &Program, log_dir: &Path, foreground: bool, on_line: &OnLine) -> std::io::Result<Child> {
+/// The daemon started, and what hears when its log is read to the end.
+fn start(
+    program: &Program,
+    log_dir: &Path,
+    foreground: bool,
+    on_line: &OnLine,
+) -> std::io::Result<(Child, std::sync::mpsc::Receiver<()>)> {
     let mut command = Command::new(&program.path);
     command
         .args(&program.args)
@@ -109,6 +122,7 @@ fn start(program: &Program, log_dir: &Path, foreground: bool, on_line: &OnLine) 
         .append(true)
         .open(log_dir.join(format!("{}.log", program.name)))?;
     let (name, on_line) = (program.name, on_line.clone());
+    let (drained, heard) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = std::io::BufReader::new(stderr);
         let mut line = Vec::new();
@@ -125,8 +139,9 @@ fn start(program: &Program, log_dir: &Path, foreground: bool, on_line: &OnLine) 
             on_line(name, text);
             line.clear();
         }
+        let _ = drained.send(());
     });
-    Ok(child)
+    Ok((child, heard))
 }
 
 fn signal_child(child: &Child, signal: i32) {
@@ -159,13 +174,14 @@ pub fn supervise(
 ) -> std::io::Result<Ended> {
     let mut daemons = Vec::new();
     for program in programs {
-        let child = start(&program, log_dir, foreground, &on_line)?;
+        let (child, drained) = start(&program, log_dir, foreground, &on_line)?;
         tracing::info!(program = program.name, pid = child.id(), "started");
         daemons.push(Daemon {
             program,
             state: State::Running {
                 child,
                 since: Instant::now(),
+                drained,
             },
             pause: FIRST_PAUSE,
         });
@@ -196,12 +212,15 @@ pub fn supervise(
         let now = Instant::now();
         for d in &mut daemons {
             match &mut d.state {
-                State::Running { child, since } => {
+                State::Running { child, since, drained } => {
                     let Ok(Some(status)) = child.try_wait() else {
                         continue;
                     };
                     if !up.load(std::sync::atomic::Ordering::SeqCst) {
                         let name = d.program.name;
+                        // its last words in its log before anyone reads
+                        // them (a process it left may hold the pipe: a bound)
+                        let _ = drained.recv_timeout(Duration::from_secs(5));
                         tracing::error!(program = name, status = %status, "died before the site was up");
                         d.state = State::Waiting { until: now };
                         stop(&mut daemons);
@@ -221,9 +240,13 @@ pub fn supervise(
                     d.pause = (d.pause * 2).min(LONGEST_PAUSE);
                 }
                 State::Waiting { until } if *until <= now => match start(&d.program, log_dir, foreground, &on_line) {
-                    Ok(child) => {
+                    Ok((child, drained)) => {
                         tracing::info!(program = d.program.name, pid = child.id(), "started again");
-                        d.state = State::Running { child, since: now };
+                        d.state = State::Running {
+                            child,
+                            since: now,
+                            drained,
+                        };
                     }
                     Err(e) => {
                         tracing::error!(
